@@ -1,0 +1,102 @@
+"""Where things are: project paths and runtime settings, resolved in one place.
+
+Every setting can come from the environment (for the command line and tests) or, inside a
+running Airflow task, from Airflow's own mechanisms: the warehouse from the connection
+``yuhang_warehouse`` and the rest from variables ``yuhang_*``. The embedded default needs
+none of them: a SQLite warehouse under ``var/`` in the project folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(os.environ.get("YUHANG_PROJECT_DIR", Path(__file__).resolve().parents[2]))
+INCLUDE_DIR = PROJECT_DIR / "include"
+SQL_DIR = INCLUDE_DIR / "sql"
+POLICY_DIR = INCLUDE_DIR / "policy"
+EXPECTATIONS_DIR = PROJECT_DIR / "expectations"
+DEFAULT_VAR_DIR = PROJECT_DIR / "var"
+
+WAREHOUSE_CONN_ID = "yuhang_warehouse"
+# Demo-only key for the keyed hash of personal data. Production sets YUHANG_PII_KEY (or the
+# Airflow variable yuhang_pii_key) to a secret; runs with the demo key are marked in the output.
+DEMO_PII_KEY = "yuhang-demo-key-not-secret"
+
+
+def _airflow_variable(name: str) -> str | None:
+    """An Airflow variable when running inside a task with Airflow configured, else None."""
+    if not os.environ.get("AIRFLOW_CTX_DAG_ID") and not os.environ.get("YUHANG_USE_AIRFLOW_CONFIG"):
+        return None
+    try:
+        from airflow.sdk import Variable
+
+        return Variable.get(name, default=None)
+    except Exception:  # noqa: BLE001 - no Airflow context or no such variable: fall back
+        return None
+
+
+def _airflow_connection_uri(conn_id: str) -> str | None:
+    if not os.environ.get("AIRFLOW_CTX_DAG_ID") and not os.environ.get("YUHANG_USE_AIRFLOW_CONFIG"):
+        return None
+    try:
+        from airflow.sdk import Connection
+
+        return Connection.get(conn_id).get_uri()
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _setting(env_name: str, variable_name: str) -> str | None:
+    return os.environ.get(env_name) or _airflow_variable(variable_name)
+
+
+@dataclass(frozen=True)
+class Settings:
+    warehouse_url: str
+    var_dir: Path
+    inbox_dir: Path
+    output_dir: Path
+    archive_dir: Path
+    data_docs_dir: Path
+    expectations_dir: Path
+    policy_path: Path
+    sites_path: Path
+    contract_path: Path
+    pii_key: str
+
+    @property
+    def pii_key_is_demo(self) -> bool:
+        return self.pii_key == DEMO_PII_KEY
+
+
+def normalise_warehouse_url(url: str) -> str:
+    """Airflow connection URIs say ``postgres://``; SQLAlchemy wants ``postgresql+psycopg2://``."""
+    if url.startswith("postgres://"):
+        url = "postgresql+psycopg2://" + url[len("postgres://"):]
+    elif url.startswith("postgresql://"):
+        url = "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+def load_settings() -> Settings:
+    var_dir = Path(_setting("YUHANG_VAR_DIR", "yuhang_var_dir") or DEFAULT_VAR_DIR)
+    warehouse = (
+        os.environ.get("YUHANG_WAREHOUSE_URL")
+        or _airflow_connection_uri(WAREHOUSE_CONN_ID)
+        or f"sqlite:///{(var_dir / 'warehouse.sqlite').resolve()}"
+    )
+    return Settings(
+        warehouse_url=normalise_warehouse_url(warehouse),
+        var_dir=var_dir,
+        inbox_dir=Path(_setting("YUHANG_INBOX", "yuhang_inbox") or var_dir / "inbox"),
+        output_dir=Path(_setting("YUHANG_OUTPUT_DIR", "yuhang_output_dir") or var_dir / "outputs"),
+        archive_dir=Path(_setting("YUHANG_ARCHIVE_DIR", "yuhang_archive_dir") or var_dir / "archive"),
+        data_docs_dir=Path(_setting("YUHANG_DATA_DOCS_DIR", "yuhang_data_docs_dir") or var_dir / "data_docs"),
+        expectations_dir=Path(_setting("YUHANG_EXPECTATIONS_DIR", "yuhang_expectations_dir") or EXPECTATIONS_DIR),
+        policy_path=Path(_setting("YUHANG_POLICY_PATH", "yuhang_policy_path") or POLICY_DIR / "yuhang.yaml"),
+        sites_path=Path(_setting("YUHANG_SITES_PATH", "yuhang_sites_path") or POLICY_DIR / "sites.csv"),
+        contract_path=Path(_setting("YUHANG_CONTRACT_PATH", "yuhang_contract_path") or POLICY_DIR / "contract.yaml"),
+        pii_key=_setting("YUHANG_PII_KEY", "yuhang_pii_key") or DEMO_PII_KEY,
+    )

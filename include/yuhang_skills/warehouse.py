@@ -1,0 +1,199 @@
+"""The warehouse: one SQLAlchemy engine, the tables the pipeline owns, and small helpers.
+
+SQLite (a file, nothing to start) is the embedded default and PostgreSQL the production
+database; every statement here and under ``include/sql`` runs unchanged on both.
+Money is stored as integer fen (``*_fen`` columns), never as binary floating point.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+# Reference data loaded from the policy folder on every run ------------------------------------
+ref_sites = sa.Table(
+    "ref_sites", metadata,
+    sa.Column("site_code", sa.String(8), primary_key=True),
+    sa.Column("programme", sa.String(16), nullable=False),
+    sa.Column("name_zh", sa.String(200), nullable=False),
+    sa.Column("town", sa.String(50), nullable=False),
+    sa.Column("batch_year", sa.Integer, nullable=False),
+    sa.Column("active_from", sa.Date, nullable=False),
+    sa.Column("industry_focus", sa.String(50)),
+    sa.Column("contact_name", sa.String(100)),
+    sa.Column("contact_email", sa.String(200)),
+)
+ref_site_years = sa.Table(
+    "ref_site_years", metadata,
+    sa.Column("site_code", sa.String(8), primary_key=True),
+    sa.Column("year", sa.Integer, primary_key=True),
+    sa.Column("programme", sa.String(16), nullable=False),
+    sa.Column("months_active", sa.Integer, nullable=False),
+)
+ref_targets = sa.Table(
+    "ref_targets", metadata,
+    sa.Column("programme", sa.String(16), primary_key=True),
+    sa.Column("indicator", sa.String(40), primary_key=True),
+    sa.Column("target", sa.Numeric(14, 4), nullable=False),
+    sa.Column("per_year", sa.Boolean, nullable=False),
+)
+ref_codes = sa.Table(  # code lists the SQL needs: key groups, key industries, eligible uses, ratings
+    "ref_codes", metadata,
+    sa.Column("code_list", sa.String(40), primary_key=True),
+    sa.Column("code", sa.String(40), primary_key=True),
+)
+
+# Intake ---------------------------------------------------------------------------------------
+submissions = sa.Table(
+    "submissions", metadata,
+    sa.Column("submission_id", sa.String(80), primary_key=True),  # <sha256>:<site>:<period>:<kind>
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("site_code", sa.String(16), nullable=False),
+    sa.Column("period", sa.String(7), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("original_name", sa.String(500), nullable=False),
+    sa.Column("archive_path", sa.String(500), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("received_at", sa.DateTime, nullable=False),  # Asia/Shanghai wall time
+    sa.Column("ingested_at", sa.DateTime, nullable=False),
+    sa.Column("version", sa.Integer),
+    sa.Column("is_current", sa.Boolean, nullable=False, default=False),
+    sa.Column("status", sa.String(24), nullable=False),  # accepted / partially_accepted / rejected
+    sa.Column("rows_read", sa.Integer, nullable=False),
+    sa.Column("rows_staged", sa.Integer, nullable=False),
+    sa.Column("rows_quarantined", sa.Integer, nullable=False),
+    sa.Column("encoding", sa.String(20)),
+    sa.Column("header_row", sa.Integer),
+    sa.Column("message", sa.Text),
+)
+quarantine = sa.Table(
+    "quarantine", metadata,
+    sa.Column("quarantine_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("submission_id", sa.String(80), nullable=False, index=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("source_file", sa.String(500), nullable=False),
+    sa.Column("site_code", sa.String(16)),
+    sa.Column("period", sa.String(7)),
+    sa.Column("kind", sa.String(16)),
+    sa.Column("source_row", sa.Integer),  # row number in the original file; NULL = whole file
+    sa.Column("column_name", sa.String(60)),
+    sa.Column("value", sa.Text),  # masked where personal
+    sa.Column("expectation", sa.String(120), nullable=False),
+    sa.Column("reason_zh", sa.Text, nullable=False),
+    sa.Column("reason_en", sa.Text, nullable=False),
+)
+validation_runs = sa.Table(
+    "validation_runs", metadata,
+    sa.Column("submission_id", sa.String(80), primary_key=True),
+    sa.Column("suite", sa.String(60), nullable=False),
+    sa.Column("expectations", sa.Integer, nullable=False),
+    sa.Column("failed_expectations", sa.Integer, nullable=False),
+    sa.Column("success", sa.Boolean, nullable=False),
+    sa.Column("evaluated_rows", sa.Integer, nullable=False),
+    sa.Column("run_at", sa.DateTime, nullable=False),
+    sa.Column("results_json", sa.Text, nullable=False),
+)
+
+
+def _staging_keys() -> list[sa.Column]:
+    return [
+        sa.Column("submission_id", sa.String(80), primary_key=True),
+        sa.Column("source_row", sa.Integer, primary_key=True),
+        sa.Column("site_code", sa.String(8), nullable=False, index=True),
+        sa.Column("period", sa.String(7), nullable=False),
+    ]
+
+
+stg_roster = sa.Table(
+    "stg_roster", metadata, *_staging_keys(),
+    sa.Column("class_id", sa.String(80), nullable=False),
+    sa.Column("course", sa.String(200), nullable=False),
+    sa.Column("occupation", sa.String(100), nullable=False),
+    sa.Column("level", sa.String(24), nullable=False),
+    sa.Column("industry", sa.String(30), nullable=False),
+    sa.Column("start_date", sa.Date, nullable=False),
+    sa.Column("end_date", sa.Date, nullable=False),
+    sa.Column("hours", sa.Numeric(8, 1), nullable=False),
+    sa.Column("person_key", sa.String(64), nullable=False, index=True),  # HMAC of the ID number
+    sa.Column("name_key", sa.String(64), nullable=False),  # HMAC of the name
+    sa.Column("id_masked", sa.String(18), nullable=False),
+    sa.Column("birth_date", sa.Date, nullable=False),
+    sa.Column("sex", sa.String(1), nullable=False),
+    sa.Column("age_on_start", sa.Integer, nullable=False),
+    sa.Column("person_group", sa.String(24), nullable=False),
+    sa.Column("low_income_household", sa.Boolean),
+    sa.Column("assessed", sa.Boolean, nullable=False),
+    sa.Column("passed", sa.Boolean),
+    sa.Column("certificate_no", sa.String(80)),
+    sa.Column("satisfaction", sa.String(24)),
+)
+stg_finance = sa.Table(
+    "stg_finance", metadata, *_staging_keys(),
+    sa.Column("voucher_no", sa.String(80), nullable=False),
+    sa.Column("pay_date", sa.Date, nullable=False),
+    sa.Column("amount_fen", sa.BigInteger, nullable=False),
+    sa.Column("fund_source", sa.String(16), nullable=False),
+    sa.Column("category", sa.String(30), nullable=False),
+    sa.Column("payee", sa.String(200), nullable=False),
+    sa.Column("invoice_no", sa.String(80)),
+    sa.Column("description", sa.Text),
+)
+stg_survey = sa.Table(
+    "stg_survey", metadata, *_staging_keys(),
+    sa.Column("respondent_type", sa.String(16), nullable=False),
+    sa.Column("survey_date", sa.Date, nullable=False),
+    sa.Column("rating", sa.String(24), nullable=False),
+)
+stg_outcomes = sa.Table(
+    "stg_outcomes", metadata, *_staging_keys(),
+    sa.Column("year", sa.Integer, nullable=False),
+    sa.Column("low_income_households", sa.Integer, nullable=False),
+    sa.Column("households_with_skill", sa.Integer, nullable=False),
+    sa.Column("trainees", sa.Integer, nullable=False),
+    sa.Column("avg_income_gain_fen", sa.BigInteger, nullable=False),
+)
+STAGING_TABLES = {"roster": stg_roster, "finance": stg_finance, "survey": stg_survey, "outcomes": stg_outcomes}
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the warehouse URL; SQLite files get WAL and a busy timeout for parallel tasks."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("pragma journal_mode=wal")
+            cur.execute("pragma busy_timeout=60000")
+            cur.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def create_schema(engine: Engine) -> None:
+    metadata.create_all(engine)
+
+
+def replace_rows(conn: sa.Connection, table: sa.Table, rows: Iterable[dict[str, Any]]) -> int:
+    """Delete everything in ``table`` and insert ``rows`` (reference data, fully rebuilt each run)."""
+    rows = list(rows)
+    conn.execute(table.delete())
+    if rows:
+        conn.execute(table.insert(), rows)
+    return len(rows)
+
+
+def shanghai_now() -> dt.datetime:
+    """Current Asia/Shanghai wall time, naive (the warehouse stores Asia/Shanghai wall times)."""
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None, microsecond=0)
