@@ -28,6 +28,8 @@ ref_sites = sa.Table(
     sa.Column("industry_focus", sa.String(50)),
     sa.Column("contact_name", sa.String(100)),
     sa.Column("contact_email", sa.String(200)),
+    sa.Column("plan_provincial_fen", sa.BigInteger, nullable=False),  # plan money for this site
+    sa.Column("plan_district_fen", sa.BigInteger, nullable=False),
 )
 ref_site_years = sa.Table(
     "ref_site_years", metadata,
@@ -35,6 +37,18 @@ ref_site_years = sa.Table(
     sa.Column("year", sa.Integer, primary_key=True),
     sa.Column("programme", sa.String(16), nullable=False),
     sa.Column("months_active", sa.Integer, nullable=False),
+    sa.Column("target_months", sa.Integer, nullable=False),  # months the yearly target counts
+)
+ref_provincial_received = sa.Table(
+    "ref_provincial_received", metadata,
+    sa.Column("year", sa.Integer, primary_key=True),
+    sa.Column("received_fen", sa.BigInteger, nullable=False),
+)
+ref_base_rule = sa.Table(
+    "ref_base_rule", metadata,
+    sa.Column("share_numerator", sa.BigInteger, nullable=False),
+    sa.Column("share_denominator", sa.BigInteger, nullable=False),
+    sa.Column("cap_fen", sa.BigInteger, nullable=False),
 )
 ref_targets = sa.Table(
     "ref_targets", metadata,
@@ -197,3 +211,66 @@ def shanghai_now() -> dt.datetime:
     from zoneinfo import ZoneInfo
 
     return dt.datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None, microsecond=0)
+
+
+# Evaluation (one set of rows per evaluation year; a rerun replaces that year's rows) -----------
+def _eval_key() -> sa.Column:
+    return sa.Column("evaluation_year", sa.Integer, primary_key=True)
+
+
+eval_indicator = sa.Table(
+    "eval_indicator", metadata, _eval_key(),
+    sa.Column("indicator", sa.String(60), primary_key=True),
+    sa.Column("dimension", sa.String(30), nullable=False),
+    sa.Column("name_zh", sa.String(200), nullable=False),
+    sa.Column("weight", sa.Numeric(6, 2), nullable=False),
+    sa.Column("target", sa.Numeric(14, 4), nullable=False),
+    sa.Column("actual", sa.Numeric(14, 4), nullable=False),
+    sa.Column("numerator", sa.Numeric(20, 4), nullable=False),
+    sa.Column("denominator", sa.Numeric(20, 4), nullable=False),
+    sa.Column("points", sa.Numeric(6, 2), nullable=False),
+    sa.Column("met", sa.Boolean, nullable=False),
+    sa.Column("basis", sa.Text, nullable=False),
+    sa.Column("source_rows", sa.Integer, nullable=False),
+)
+eval_site = sa.Table(
+    "eval_site", metadata, _eval_key(),
+    sa.Column("site_code", sa.String(8), primary_key=True),
+    sa.Column("year", sa.Integer, primary_key=True),
+    sa.Column("programme", sa.String(16), nullable=False),
+    sa.Column("indicator", sa.String(40), primary_key=True),
+    sa.Column("target", sa.Numeric(14, 4), nullable=False),
+    sa.Column("actual", sa.Numeric(14, 4)),
+    sa.Column("attainment", sa.Numeric(10, 6), nullable=False),
+    sa.Column("met", sa.Boolean, nullable=False),
+    sa.Column("shortfall", sa.Numeric(14, 4), nullable=False),
+    sa.Column("source_rows", sa.Integer, nullable=False),
+)
+eval_district = sa.Table(
+    "eval_district", metadata, _eval_key(),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("score", sa.Numeric(6, 2), nullable=False),
+    sa.Column("grade", sa.String(4), nullable=False),
+    sa.Column("release_rule", sa.String(20), nullable=False),
+    sa.Column("tranche_fen", sa.BigInteger, nullable=False),
+    sa.Column("released_fen", sa.BigInteger, nullable=False),
+    sa.Column("withheld_fen", sa.BigInteger, nullable=False),
+    sa.Column("policy_version", sa.String(60), nullable=False),
+    sa.Column("input_fingerprint", sa.String(64), nullable=False),
+    sa.Column("pii_key_is_demo", sa.Boolean, nullable=False),
+    sa.Column("evaluated_at", sa.DateTime, nullable=False),
+)
+eval_gap = sa.Table(
+    "eval_gap", metadata, _eval_key(),
+    sa.Column("gap_id", sa.Integer, primary_key=True),
+    sa.Column("indicator", sa.String(60), nullable=False),
+    sa.Column("site_code", sa.String(8)),
+    sa.Column("year", sa.Integer),
+    sa.Column("name_zh", sa.String(200), nullable=False),
+    sa.Column("target", sa.Numeric(14, 4), nullable=False),
+    sa.Column("actual", sa.Numeric(14, 4)),
+    sa.Column("additional_needed", sa.Numeric(20, 4)),
+    sa.Column("missing_points", sa.Numeric(6, 2), nullable=False),
+    sa.Column("release_gain_fen", sa.BigInteger, nullable=False),
+)
+EVAL_TABLES = (eval_indicator, eval_site, eval_district, eval_gap)
