@@ -152,11 +152,13 @@ def read_submission(path: Path, kind_contract: dict[str, Any], inbox_contract: d
     )
     frame["source_row"] = np.arange(header_idx + 2, header_idx + 2 + len(cells), dtype=np.int64)
     # Blank lines (every cell empty) are layout, not data: dropped, and counted nowhere.
-    if len(cells):
-        blank = cells.apply(lambda col: col.isna() | col.astype(str).str.strip().eq("")).all(axis=1)
-        frame = frame.loc[~blank.to_numpy()]
-    for canonical in columns:
-        frame[canonical] = clean_text(frame[canonical])
+    blank = np.fromiter(
+        (not "".join(str(c) for c in r if c is not None).strip() for r in body), dtype=bool, count=len(body)
+    )
+    frame = frame.loc[~blank]
+    if encoding == "xlsx":  # typed Excel cells become the text a person sees in them
+        for canonical in columns:
+            frame[canonical] = frame[canonical].map(render_cell, na_action="ignore")
     return ParsedFile(
         frame=frame.reset_index(drop=True),
         encoding=encoding,
@@ -166,32 +168,26 @@ def read_submission(path: Path, kind_contract: dict[str, Any], inbox_contract: d
     )
 
 
+def render_cell(v: Any) -> Any:
+    """An Excel cell as text: numbers without noise (``12.0`` → ``12``), dates as ISO dates."""
+    if isinstance(v, str) or v is None:
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return None if np.isnan(v) else (str(int(v)) if v.is_integer() else repr(v))
+    if isinstance(v, (dt.datetime, pd.Timestamp)):
+        return v.strftime("%Y-%m-%d")
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    return str(v)
+
+
 def clean_text(s: pd.Series) -> pd.Series:
-    """NFKC (full-width digits, letters and spaces to ASCII), trimmed; blank → None.
-
-    Excel numbers arrive as int/float and dates as datetime: they are rendered without noise
-    (``12.0`` → ``12``) so that codes and IDs typed as numbers survive.
-    """
-
-    def render(v: Any) -> Any:
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            return None
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, float) and v.is_integer():
-            return str(int(v))
-        if isinstance(v, (dt.datetime, pd.Timestamp)):
-            return v.strftime("%Y-%m-%d")
-        if isinstance(v, dt.date):
-            return v.isoformat()
-        return str(v)
-
-    out = s.map(render, na_action=None)
-    mask = out.notna()
-    normalised = out[mask].astype(str).map(lambda t: unicodedata.normalize("NFKC", t).strip())
-    out = out.astype(object)
-    out[mask] = normalised.where(normalised != "", None)
-    return out
+    """NFKC (full-width digits, letters and spaces to ASCII), trimmed; blank → None."""
+    text = s.astype("string").str.normalize("NFKC").str.strip()
+    text = text.mask(text == "")
+    return text.astype(object).where(text.notna(), None)
 
 
 # Typed conversion -------------------------------------------------------------------------------

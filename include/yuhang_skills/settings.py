@@ -26,9 +26,7 @@ DEMO_PII_KEY = "yuhang-demo-key-not-secret"
 
 
 def _airflow_variable(name: str) -> str | None:
-    """An Airflow variable when running inside a task with Airflow configured, else None."""
-    if not os.environ.get("AIRFLOW_CTX_DAG_ID") and not os.environ.get("YUHANG_USE_AIRFLOW_CONFIG"):
-        return None
+    """An Airflow variable (inside a running task), or None where there is none."""
     try:
         from airflow.sdk import Variable
 
@@ -38,18 +36,12 @@ def _airflow_variable(name: str) -> str | None:
 
 
 def _airflow_connection_uri(conn_id: str) -> str | None:
-    if not os.environ.get("AIRFLOW_CTX_DAG_ID") and not os.environ.get("YUHANG_USE_AIRFLOW_CONFIG"):
-        return None
     try:
         from airflow.sdk import Connection
 
         return Connection.get(conn_id).get_uri()
     except Exception:  # noqa: BLE001
         return None
-
-
-def _setting(env_name: str, variable_name: str) -> str | None:
-    return os.environ.get(env_name) or _airflow_variable(variable_name)
 
 
 @dataclass(frozen=True)
@@ -80,23 +72,29 @@ def normalise_warehouse_url(url: str) -> str:
     return url
 
 
-def load_settings() -> Settings:
-    var_dir = Path(_setting("YUHANG_VAR_DIR", "yuhang_var_dir") or DEFAULT_VAR_DIR)
+def load_settings(use_airflow: bool = False) -> Settings:
+    """Settings from the environment, then (``use_airflow``, inside tasks) Airflow's variables and
+    the ``yuhang_warehouse`` connection, then the embedded defaults."""
+
+    def setting(env_name: str, variable_name: str) -> str | None:
+        return os.environ.get(env_name) or (_airflow_variable(variable_name) if use_airflow else None)
+
+    var_dir = Path(setting("YUHANG_VAR_DIR", "yuhang_var_dir") or DEFAULT_VAR_DIR)
     warehouse = (
         os.environ.get("YUHANG_WAREHOUSE_URL")
-        or _airflow_connection_uri(WAREHOUSE_CONN_ID)
+        or (_airflow_connection_uri(WAREHOUSE_CONN_ID) if use_airflow else None)
         or f"sqlite:///{(var_dir / 'warehouse.sqlite').resolve()}"
     )
     return Settings(
         warehouse_url=normalise_warehouse_url(warehouse),
         var_dir=var_dir,
-        inbox_dir=Path(_setting("YUHANG_INBOX", "yuhang_inbox") or var_dir / "inbox"),
-        output_dir=Path(_setting("YUHANG_OUTPUT_DIR", "yuhang_output_dir") or var_dir / "outputs"),
-        archive_dir=Path(_setting("YUHANG_ARCHIVE_DIR", "yuhang_archive_dir") or var_dir / "archive"),
-        data_docs_dir=Path(_setting("YUHANG_DATA_DOCS_DIR", "yuhang_data_docs_dir") or var_dir / "data_docs"),
-        expectations_dir=Path(_setting("YUHANG_EXPECTATIONS_DIR", "yuhang_expectations_dir") or EXPECTATIONS_DIR),
-        policy_path=Path(_setting("YUHANG_POLICY_PATH", "yuhang_policy_path") or POLICY_DIR / "yuhang.yaml"),
-        sites_path=Path(_setting("YUHANG_SITES_PATH", "yuhang_sites_path") or POLICY_DIR / "sites.csv"),
-        contract_path=Path(_setting("YUHANG_CONTRACT_PATH", "yuhang_contract_path") or POLICY_DIR / "contract.yaml"),
-        pii_key=_setting("YUHANG_PII_KEY", "yuhang_pii_key") or DEMO_PII_KEY,
+        inbox_dir=Path(setting("YUHANG_INBOX", "yuhang_inbox") or var_dir / "inbox"),
+        output_dir=Path(setting("YUHANG_OUTPUT_DIR", "yuhang_output_dir") or var_dir / "outputs"),
+        archive_dir=Path(setting("YUHANG_ARCHIVE_DIR", "yuhang_archive_dir") or var_dir / "archive"),
+        data_docs_dir=Path(setting("YUHANG_DATA_DOCS_DIR", "yuhang_data_docs_dir") or var_dir / "data_docs"),
+        expectations_dir=Path(setting("YUHANG_EXPECTATIONS_DIR", "yuhang_expectations_dir") or EXPECTATIONS_DIR),
+        policy_path=Path(setting("YUHANG_POLICY_PATH", "yuhang_policy_path") or POLICY_DIR / "yuhang.yaml"),
+        sites_path=Path(setting("YUHANG_SITES_PATH", "yuhang_sites_path") or POLICY_DIR / "sites.csv"),
+        contract_path=Path(setting("YUHANG_CONTRACT_PATH", "yuhang_contract_path") or POLICY_DIR / "contract.yaml"),
+        pii_key=setting("YUHANG_PII_KEY", "yuhang_pii_key") or DEMO_PII_KEY,
     )

@@ -1,0 +1,54 @@
+"""
+### Performance evaluation of the remaining provincial tranche
+
+Yearly (Asia/Shanghai), scores the implementation years before the evaluation year in the
+财预〔2020〕10号 100-point frame from the indicator tables, grades it, decides how much of the
+performance tranche is released under the policy's rule, and lists the gap to full release.
+Weights, targets, grade bands and the release rule come from `include/policy/yuhang.yaml`.
+
+Tables: `eval_indicator`, `eval_site`, `eval_district`, `eval_gap`; workbook
+`<outputs>/evaluation_<year>.xlsx`. Param `evaluation_year` (default: the policy's).
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from yuhang_skills.assets import DEFAULT_ARGS, EVALUATION, TAGS
+
+
+@dag(
+    dag_id="yuhang_evaluation",
+    schedule="0 9 15 2 *",
+    start_date=pendulum.datetime(2025, 1, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "evaluation"],
+    doc_md=__doc__,
+    params={
+        "evaluation_year": Param(None, type=["null", "integer"],
+                                 description="Year of the evaluation; default: evaluation_year in the policy"),
+        "as_of": Param(None, type=["null", "string"], format="date",
+                       description="As-of date (YYYY-MM-DD); default: the run's logical date"),
+    },
+)
+def yuhang_evaluation():
+    @task
+    def evaluate() -> dict:
+        from yuhang_skills import pipeline
+
+        context = get_current_context()
+        return pipeline.run_evaluation(context["params"]["evaluation_year"], pipeline.as_of_from_context(context))
+
+    @task(outlets=[EVALUATION])
+    def write_outputs(headline: dict) -> dict:
+        from yuhang_skills import pipeline
+
+        return {**headline, **pipeline.write_outputs(headline["evaluation_year"])}
+
+    write_outputs(evaluate())
+
+
+yuhang_evaluation()

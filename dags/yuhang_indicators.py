@@ -1,0 +1,38 @@
+"""
+### Yearly indicators
+
+Runs whenever intake publishes new staging data. Reloads the reference tables from the policy
+folder (`include/policy`: sites, targets, code lists, money received) and rebuilds the SQL models
+under `include/sql` (intermediate `int_*`, then marts `ind_site_year`, `ind_programme_year`,
+`base_subsidy`). The same SQL runs on SQLite and PostgreSQL. Publishes `yuhang_indicators`.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, task
+
+from yuhang_skills.assets import DEFAULT_ARGS, INDICATORS, STAGING, TAGS
+
+
+@dag(
+    dag_id="yuhang_indicators",
+    schedule=[STAGING],
+    start_date=pendulum.datetime(2025, 7, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "indicators"],
+    doc_md=__doc__,
+)
+def yuhang_indicators():
+    @task(outlets=[INDICATORS])
+    def build() -> dict:
+        from yuhang_skills import pipeline
+
+        return pipeline.build_indicators()
+
+    build()
+
+
+yuhang_indicators()

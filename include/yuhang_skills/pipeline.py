@@ -1,0 +1,119 @@
+"""The work each Airflow task does, as plain functions of JSON-able arguments.
+
+DAG files only wire these together; everything here runs (and is tested) without a scheduler.
+Settings come from the environment or, inside a task, from Airflow variables and the
+``yuhang_warehouse`` connection (see :mod:`yuhang_skills.settings`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from . import intake, models, warehouse
+from .evaluation import evaluate, write_evaluation
+from .policy import Plan
+from .reporting import write_workbook
+from .settings import SQL_DIR, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def _context(use_airflow: bool = True) -> tuple[Settings, Plan]:
+    settings = load_settings(use_airflow=use_airflow)
+    return settings, Plan.from_settings(settings)
+
+
+def as_of_date(value: str | dt.date | dt.datetime | None, timezone: str = "Asia/Shanghai") -> dt.date:
+    """A run's as-of date in Asia/Shanghai: an ISO date, a (logical) datetime, or today."""
+    if value is None or value == "":
+        return dt.datetime.now(ZoneInfo(timezone)).date()
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(ZoneInfo(timezone))
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
+    """Files under the inbox received by the end of the as-of day (Asia/Shanghai), grouped per
+    site folder (one mapped task each); files outside any site folder form their own group."""
+    settings, plan = _context()
+    inbox_dir = Path(inbox) if inbox else settings.inbox_dir
+    if not inbox_dir.is_dir():
+        raise FileNotFoundError(f"inbox folder {inbox_dir} does not exist")
+    cutoff = dt.datetime.combine(dt.date.fromisoformat(as_of) + dt.timedelta(days=1), dt.time(),
+                                 tzinfo=ZoneInfo(plan.policy.timezone)).timestamp()
+    found = intake.discover(inbox_dir, plan)
+    ready = [f for f in found if Path(f.path).stat().st_mtime < cutoff]
+    if len(ready) < len(found):
+        log.info("%d file(s) received after %s are left for a later run", len(found) - len(ready), as_of)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for f in ready:
+        groups.setdefault(f.site_code or "(no site)", []).append(f.to_dict())
+    log.info("%d submission file(s) from %d site folder(s) under %s", len(ready), len(groups), inbox_dir)
+    return [{"site_code": site, "files": files, "as_of": as_of} for site, files in sorted(groups.items())]
+
+
+def ingest_site(site_code: str, files: list[dict[str, Any]], as_of: str) -> dict[str, Any]:
+    """Ingest one site's files; a file that breaks unexpectedly is recorded as rejected with the
+    error and the site's other files still go in."""
+    settings, plan = _context()
+    runner = intake.Intake(settings, plan, today=dt.date.fromisoformat(as_of))
+    results = runner.ingest_many([intake.InboxFile(**item) for item in files])
+    for result in results:
+        log.info("%s: %s", result["file"], {k: v for k, v in result.items() if k not in ("submission_id", "file")})
+    statuses = [r["status"] for r in results]
+    return {"site_code": site_code, "files": len(results), **{s: statuses.count(s) for s in sorted(set(statuses))}}
+
+
+def publish_staging() -> dict[str, Any]:
+    settings, _ = _context()
+    engine = warehouse.make_engine(settings.warehouse_url)
+    warehouse.create_schema(engine)
+    summary = intake.publish(engine)
+    lost = intake.reconcile(engine)
+    if lost:
+        raise RuntimeError(f"rows do not reconcile (read != staged + quarantined) for: {lost}")
+    return summary
+
+
+def build_indicators() -> dict[str, int]:
+    settings, plan = _context()
+    engine = warehouse.make_engine(settings.warehouse_url)
+    counts = models.load_reference(engine, plan)
+    counts.update(models.build_models(engine, SQL_DIR))
+    return counts
+
+
+def run_evaluation(evaluation_year: int | None, as_of: str) -> dict[str, Any]:
+    settings, plan = _context()
+    engine = warehouse.make_engine(settings.warehouse_url)
+    year = int(evaluation_year or plan.policy.evaluation_year)
+    result = evaluate(engine, plan, year, dt.date.fromisoformat(as_of))
+    counts = write_evaluation(engine, result, settings.pii_key_is_demo)
+    return {**result.headline(), "tables": counts}
+
+
+def write_outputs(evaluation_year: int | None) -> dict[str, str]:
+    settings, plan = _context()
+    engine = warehouse.make_engine(settings.warehouse_url)
+    year = int(evaluation_year or plan.policy.evaluation_year)
+    workbook = write_workbook(engine, settings.output_dir / f"evaluation_{year}.xlsx", year)
+    return {"workbook": str(workbook)}
+
+
+def as_of_from_context(context: Any) -> str:
+    """The as-of date of a task's run: the ``as_of`` param, else the run's logical date (or,
+    for a manual run without one, its run-after time), in Asia/Shanghai."""
+    params = context.get("params") or {}
+    if params.get("as_of"):
+        return as_of_date(params["as_of"]).isoformat()
+    dag_run = context.get("dag_run")
+    moment = context.get("logical_date") or getattr(dag_run, "run_after", None)
+    return as_of_date(moment).isoformat()
