@@ -87,7 +87,7 @@ class Evaluator:
         spent = int(district["provincial_eligible_fen"].sum())
         received = self.policy.provincial_received_yuan(max(self.years)) * 100
         rows = int(self.sites["finance_rows"].sum())
-        return Decimal(spent), Decimal(received), rows, "省级资金合规支出(分) / 已拨付省级资金(分)", []
+        return Decimal(spent) / 100, Decimal(received) / 100, rows, "省级资金合规支出(元) / 已拨付省级资金(元)", []
 
     def _mean_site_year_attainment(self, spec: dict[str, Any]):
         indicator = spec["indicator"]

@@ -49,7 +49,10 @@ class SuiteRunner:
         from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
         self._gx = gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
         self._context = gx.get_context(mode="ephemeral")
+        self._context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
         source = self._context.data_sources.add_pandas("submissions")
         self._suites: dict[str, Any] = {}
         self._batch_definitions: dict[str, Any] = {}
