@@ -38,12 +38,14 @@ def _parser() -> argparse.ArgumentParser:
                             "(default: $YUHANG_WAREHOUSE_URL or sqlite:///<var-dir>/warehouse.sqlite)")
         p.add_argument("--var-dir", type=Path, default=None,
                        help=f"folder for the SQLite warehouse, archive, outputs and Airflow metadata "
-                            f"(default: $YUHANG_VAR_DIR or {DEFAULT_VAR_DIR})")
+                            f"(default: $YUHANG_VAR_DIR or {DEFAULT_VAR_DIR}; 'demo' works in <var-dir>/demo, "
+                            f"which it rebuilds on every run)")
         p.add_argument("--output-dir", type=Path, default=None,
                        help="where the workbook is written (default: <var-dir>/outputs)")
         p.add_argument("--evaluation-year", type=int, default=None,
                        help="evaluation year (default: evaluation_year in the policy file)")
         p.add_argument("--json", action="store_true", help="print the headline as JSON")
+        p.add_argument("--verbose", action="store_true", help="show Airflow's task logs (default: warnings only)")
 
     run = sub.add_parser("run", help="run the pipeline over an inbox folder")
     run.add_argument("--inbox", type=Path, required=True,
@@ -56,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_environment(var_dir: Path, warehouse: str | None, inbox: Path | None, output_dir: Path | None) -> None:
+def configure_environment(var_dir: Path, warehouse: str | None, inbox: Path | None, output_dir: Path | None,
+                          airflow_home: Path) -> None:
     """Point this process's Airflow and the pipeline at the run folder (before Airflow is imported)."""
     var_dir = var_dir.resolve()
     os.environ["YUHANG_VAR_DIR"] = str(var_dir)
@@ -66,7 +69,7 @@ def configure_environment(var_dir: Path, warehouse: str | None, inbox: Path | No
         os.environ["YUHANG_INBOX"] = str(inbox.resolve())
     if output_dir:
         os.environ["YUHANG_OUTPUT_DIR"] = str(output_dir.resolve())
-    airflow_home = Path(os.environ.setdefault("AIRFLOW_HOME", str(var_dir / "airflow")))
+    airflow_home = Path(os.environ.setdefault("AIRFLOW_HOME", str(airflow_home.resolve())))
     airflow_home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{airflow_home / 'airflow.db'}")
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT_DIR / "dags"))
@@ -132,16 +135,26 @@ def main(argv: list[str] | None = None) -> int:
     var_dir = args.var_dir or Path(os.environ.get("YUHANG_VAR_DIR", DEFAULT_VAR_DIR))
     inbox = getattr(args, "inbox", None)
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
+    airflow_home = var_dir / "airflow"
     if args.command == "demo":
+        import shutil
+
         from .sample import SampleOptions, generate
 
-        inbox = var_dir / "demo" / "inbox"
-        generate(inbox, SampleOptions(seed=args.seed, scale=args.scale), plan=None, clear=True)
+        # The demo is a sandbox of its own (var/demo), rebuilt on every run, so a demo never
+        # mixes with the warehouse, archive or outputs of real runs.
+        var_dir = var_dir / "demo"
+        shutil.rmtree(var_dir, ignore_errors=True)
+        inbox = var_dir / "inbox"
+        summary = generate(inbox, SampleOptions(seed=args.seed, scale=args.scale))
+        print(f"sample inbox: {inbox} ({summary['files']['total']:,} files, seed {args.seed})")
         as_of = as_of or dt.date(2027, 2, 15)
     if inbox is not None and not inbox.is_dir():
         print(f"yuhang-pipeline: inbox folder {inbox} does not exist", file=sys.stderr)
         return 2
-    configure_environment(var_dir, args.warehouse, inbox, args.output_dir)
+    if not args.verbose:
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    configure_environment(var_dir, args.warehouse, inbox, args.output_dir, airflow_home)
     from .pipeline import as_of_date
     from .settings import load_settings
 
