@@ -381,6 +381,7 @@ class Intake:
                 return [r for p in batch for r in self._validate_batch(kind, [p])]
             log.exception("%s could not be validated", batch[0].item.relative_path)
             return [self.record_failure(batch[0].item, exc)]
+        self._write_data_docs(kind, batch, outcome)
         offsets = np.cumsum([0] + [len(p.parsed.frame) for p in batch])
         failures = outcome.failures
         file_of = combined["file_key"].to_numpy()[failures["row_index"].to_numpy(dtype=np.int64)]
@@ -442,6 +443,16 @@ class Intake:
                                               reason_en=f"{name}: {rejected.reason_en}")], record["kind"])
         return {"submission_id": record["submission_id"], "file": name, "status": "rejected",
                 "message": record["message"], "skipped": False}
+
+    def _write_data_docs(self, kind: str, batch: list["_Pending"], outcome: Any) -> None:
+        """Data Docs are a view for people: failing to render one never stops the intake."""
+        from . import data_docs
+
+        try:
+            data_docs.write_validation_page(self.settings.data_docs_dir, kind, batch[0].item.site_code,
+                                            [p.record["sha256"] for p in batch], outcome.result)
+        except Exception:  # noqa: BLE001
+            log.warning("Data Docs page for %s/%s could not be written", kind, batch[0].item.site_code, exc_info=True)
 
     def _finish(self, pending: "_Pending", failures: pd.DataFrame, outcome: Any) -> dict[str, Any]:
         """Judge one file from its rows' failures and write it: staging, quarantine, manifest."""

@@ -77,10 +77,20 @@ def publish_staging() -> dict[str, Any]:
     engine = warehouse.make_engine(settings.warehouse_url)
     warehouse.create_schema(engine)
     summary = intake.publish(engine)
+    summary["data_docs"] = str(build_data_docs(settings))
     lost = intake.reconcile(engine)
     if lost:
         raise RuntimeError(f"rows do not reconcile (read != staged + quarantined) for: {lost}")
     return summary
+
+
+def build_data_docs(settings: Settings) -> Path:
+    """Suite pages and the Data Docs index (validation pages are written as files are validated)."""
+    from . import data_docs
+    from .validation import runner_for
+
+    data_docs.write_suite_pages(settings.data_docs_dir, runner_for(str(settings.expectations_dir)).suites)
+    return data_docs.write_index(settings.data_docs_dir)
 
 
 def build_indicators() -> dict[str, int]:

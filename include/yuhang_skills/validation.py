@@ -37,6 +37,7 @@ class ValidationOutcome:
     success: bool
     failures: pd.DataFrame  # row_index, expectation, column_name, reason_zh, reason_en
     results_json: str
+    result: Any  # the GX ExpectationSuiteValidationResult, for Data Docs
 
 
 class SuiteRunner:
@@ -68,6 +69,10 @@ class SuiteRunner:
             self._suites[kind] = self._context.suites.add(suite)
             asset = source.add_dataframe_asset(kind)
             self._batch_definitions[kind] = asset.add_batch_definition_whole_dataframe(f"{kind}_batch")
+
+    @property
+    def suites(self) -> dict[str, Any]:
+        return dict(self._suites)
 
     def expectation_count(self, kind: str) -> int:
         return len(self._suites[kind].expectations)
@@ -121,6 +126,7 @@ class SuiteRunner:
             success=bool(result.success),
             failures=failures,
             results_json=json.dumps(summary, ensure_ascii=False, default=str),
+            result=result,
         )
 
 
