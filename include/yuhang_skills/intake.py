@@ -28,14 +28,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 from . import identity, warehouse
-from .parsing import FileRejected, ParsedFile, clean_text, read_submission, to_codes, to_dates, to_fen, to_numbers
+from .parsing import (FileRejected, ParsedFile, clean_text, number_text, on_distinct, read_submission, to_codes,
+                      to_dates, to_fen, to_numbers)
 from .policy import Plan
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-_SITE = re.compile(r"^[VSB]\d{2}$")
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,10 @@ def discover(inbox: Path, plan: Plan) -> list[InboxFile]:
             problem = f"file type {path.suffix!r} is not one of {sorted(extensions)}"
         elif stem not in kinds:
             problem = f"file name {path.name!r} does not start with a submission kind ({', '.join(kinds)})"
-        found.append(InboxFile(str(path), str(rel), site, period, stem if stem in kinds else "unknown", problem))
+        # Only a registered site code and a YYYY-MM period are recorded as such; any other folder
+        # name stays visible in relative_path (and the reason) but never in a key column.
+        found.append(InboxFile(str(path), str(rel), site if site in plan.sites_by_code else "",
+                               period if _PERIOD.match(period) else "", stem if stem in kinds else "unknown", problem))
     return found
 
 
@@ -155,7 +158,8 @@ def _prepare_roster(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
     in_age = age["in_working_age"].astype(bool) | ~id_valid | start.isna()
     assessed = to_codes(frame["assessed"], enums["bool"])
     passed = to_codes(frame["passed"], enums["pass_result"])
-    person_key = identity.hmac_hex(ids["id_number"], ctx["pii_key"], kind="id")
+    # People attend several classes and names repeat: hash each distinct value once.
+    person_key = on_distinct(ids["id_number"], lambda v: identity.hmac_hex(v, ctx["pii_key"], kind="id"))
     checked = pd.DataFrame(
         {
             "site_code_matches_folder": _site_matches(frame),
@@ -164,9 +168,10 @@ def _prepare_roster(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
             "occupation": frame["occupation"],
             "start_date": start,
             "end_date": end,
-            "dates_in_period": _within(start, frame, ctx["tolerance"]) & _within(end, frame, ctx["tolerance"]),
+            "start_in_period": _within(start, frame, ctx["tolerance"]),
+            "end_in_period": _within(end, frame, ctx["tolerance"]),
             "hours": hours,
-            "name_key": identity.hmac_hex(frame["name"], ctx["pii_key"], kind="name"),
+            "name_key": on_distinct(frame["name"], lambda v: identity.hmac_hex(v, ctx["pii_key"], kind="name")),
             "id_format_ok": fmt,
             "id_checksum_ok": checksum,
             "id_birth_date_ok": birth_ok,
@@ -192,7 +197,7 @@ def _prepare_roster(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
             "industry": checked["industry"],
             "start_date": start.dt.date,
             "end_date": end.dt.date,
-            "hours": hours.round(1),
+            "hours": hours.round(2),
             "person_key": person_key,
             "name_key": checked["name_key"],
             "id_masked": identity.mask_id(ids["id_number"]),
@@ -213,7 +218,7 @@ def _prepare_roster(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
 def _prepare_finance(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
     enums = ctx["enums"]
     pay_date, _ = to_dates(frame["pay_date"])
-    amount_text = frame["amount"].map(lambda v: str(v).replace(",", "").removesuffix("元").strip(), na_action="ignore")
+    amount_text = number_text(frame["amount"])
     fen = to_fen(frame["amount"])
     checked = pd.DataFrame(
         {
@@ -269,7 +274,7 @@ def _whole_numbers(s: pd.Series) -> pd.Series:
 
 def _prepare_outcomes(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
     year = _whole_numbers(frame["year"])
-    gain_text = frame["avg_income_gain"].map(lambda v: str(v).replace(",", "").removesuffix("元").strip(), na_action="ignore")
+    gain_text = number_text(frame["avg_income_gain"])
     checked = pd.DataFrame(
         {
             "site_code_matches_folder": _site_matches(frame),
@@ -301,6 +306,12 @@ def expectation_parameters(plan: Plan) -> dict[str, Any]:
     enums = plan.contract["enums"]
     params = {f"{name}_codes": sorted(str(c) for c in codes) for name, codes in enums.items()}
     params["max_class_hours"] = float(plan.policy.intake["max_class_hours"])
+    # Text longer than its warehouse column is a row problem, not a database error.
+    for table in warehouse.STAGING_TABLES.values():
+        for column in table.columns:
+            length = getattr(column.type, "length", None)
+            if length and column.name not in ("submission_id", "site_code", "period"):
+                params[f"max_length_{column.name}"] = length
     return params
 
 
@@ -403,7 +414,8 @@ class Intake:
         sha = sha256_of(path)
         submission_id = f"{sha}:{item.site_code or '-'}:{item.period or '-'}:{item.kind}"
         record, context = self._new_record(item, path, sha, submission_id)
-        detail = f"{type(exc).__name__}: {exc}"[:500]
+        first_line = (str(exc).splitlines() or [""])[0]
+        detail = f"{type(exc).__name__}: {first_line}"[:300]
         return self._reject(record, context, FileRejected(
             f"processing failed ({detail}); the data team has been told", f"处理失败({detail}),已通知数据组",
             "file_processed"))
@@ -437,10 +449,11 @@ class Intake:
         name = record["original_name"]
         record.update(status="rejected", rows_read=0, rows_staged=0, rows_quarantined=0,
                       message=f"{name}: {rejected.reason_en}")
-        self._write(record, None, None, [dict(context, source_row=None, column_name=None, value=None,
-                                              expectation=rejected.expectation,
-                                              reason_zh=f"{name}: {rejected.reason_zh}",
-                                              reason_en=f"{name}: {rejected.reason_en}")], record["kind"])
+        self._write(record, None, None, pd.DataFrame([dict(context, source_row=None, column_name=None, value=None,
+                                                           expectation=rejected.expectation,
+                                                           reason_zh=f"{name}: {rejected.reason_zh}",
+                                                           reason_en=f"{name}: {rejected.reason_en}")]),
+                    record["kind"])
         return {"submission_id": record["submission_id"], "file": name, "status": "rejected",
                 "message": record["message"], "skipped": False}
 
@@ -501,7 +514,7 @@ class Intake:
                 "rows_quarantined": rows_quarantined, "message": message, "skipped": False}
 
     def _quarantine_rows(self, frame: pd.DataFrame, failures: pd.DataFrame, failed_rows: np.ndarray,
-                         site_mismatch: bool, context: dict[str, Any]) -> list[dict[str, Any]]:
+                         site_mismatch: bool, context: dict[str, Any]) -> pd.DataFrame | None:
         if site_mismatch:
             # Rows that passed every check are still quarantined, with the file-level reason.
             extra = pd.DataFrame({"row_index": np.flatnonzero(failed_rows)})
@@ -511,7 +524,7 @@ class Intake:
                                  reason_en="other rows of this file name another site than its folder; the whole file is rejected")
             failures = pd.concat([failures, extra], ignore_index=True)
         if failures.empty:
-            return []
+            return None
         rows = failures["row_index"].to_numpy(dtype=np.int64)
         failed = np.unique(rows)
         display = frame.iloc[failed]
@@ -539,10 +552,10 @@ class Intake:
                 "reason_en": failures["reason_en"].to_numpy(),
             }
         ).sort_values(["source_row", "column_name"], kind="stable")
-        return records(out)
+        return out
 
     def _write(self, record: dict[str, Any], stage: pd.DataFrame | None, validation: dict[str, Any] | None,
-               quarantine_rows: list[dict[str, Any]], kind: str) -> None:
+               quarantine_rows: pd.DataFrame | None, kind: str) -> None:
         """One transaction per file: a crash leaves either all of it or none of it."""
         sid = record["submission_id"]
         with self.engine.begin() as conn:
@@ -551,13 +564,9 @@ class Intake:
                 conn.execute(table.delete().where(table.c.submission_id == sid))
             conn.execute(warehouse.submissions.insert(), [record])
             if stage is not None and len(stage):
-                table = warehouse.STAGING_TABLES[kind]
-                rows = records(stage)
-                for start in range(0, len(rows), 50_000):
-                    conn.execute(table.insert(), rows[start:start + 50_000])
-            if quarantine_rows:
-                for start in range(0, len(quarantine_rows), 50_000):
-                    conn.execute(warehouse.quarantine.insert(), quarantine_rows[start:start + 50_000])
+                warehouse.bulk_insert(conn, warehouse.STAGING_TABLES[kind], stage)
+            if quarantine_rows is not None and len(quarantine_rows):
+                warehouse.bulk_insert(conn, warehouse.quarantine, quarantine_rows)
             if validation is not None:
                 conn.execute(warehouse.validation_runs.insert(), [validation])
 
@@ -590,19 +599,6 @@ def publish(engine: sa.Engine) -> dict[str, int]:
             for start in range(0, len(stale), 500):
                 conn.execute(table.delete().where(table.c.submission_id.in_(stale[start:start + 500])))
     return {"submissions": len(frame), "current": len(current_ids), "superseded": len(stale)}
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """DataFrame rows as plain Python values for the DB driver (NaN/NaT/NA → None)."""
-    out = frame.astype(object).where(frame.notna(), None)
-    rows = out.to_dict("records")
-    for row in rows:
-        for key, value in row.items():
-            if isinstance(value, np.generic):
-                row[key] = value.item()
-            elif isinstance(value, pd.Timestamp):
-                row[key] = value.to_pydatetime()
-    return rows
 
 
 _ZH_PROBLEMS = [

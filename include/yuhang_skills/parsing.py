@@ -16,7 +16,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -143,7 +143,8 @@ def read_submission(path: Path, kind_contract: dict[str, Any], inbox_contract: d
             f"表头(第 {header_idx + 1} 行)缺少必填列: {names}",
             "required_columns_present",
         )
-    body = grid[header_idx + 1:]
+    width = len(header)
+    body = [r if len(r) >= width else [*r, *([None] * (width - len(r)))] for r in grid[header_idx + 1:]]
     cells = pd.DataFrame(body, dtype=object) if body else pd.DataFrame(index=pd.RangeIndex(0), dtype=object)
     frame = pd.DataFrame(
         {c: (cells[positions[c]] if c in positions and positions[c] in cells else pd.Series(None, index=cells.index, dtype=object))
@@ -152,9 +153,11 @@ def read_submission(path: Path, kind_contract: dict[str, Any], inbox_contract: d
     )
     frame["source_row"] = np.arange(header_idx + 2, header_idx + 2 + len(cells), dtype=np.int64)
     # Blank lines (every cell empty) are layout, not data: dropped, and counted nowhere.
-    blank = np.fromiter(
-        (not "".join(str(c) for c in r if c is not None).strip() for r in body), dtype=bool, count=len(body)
-    )
+    if encoding == "xlsx":
+        blank = np.fromiter((not "".join(str(c) for c in r if c is not None).strip() for r in body),
+                            dtype=bool, count=len(body))
+    else:  # CSV cells are strings (padding cells are None)
+        blank = np.fromiter((not "".join(c for c in r if c).strip() for r in body), dtype=bool, count=len(body))
     frame = frame.loc[~blank]
     if encoding == "xlsx":  # typed Excel cells become the text a person sees in them
         for canonical in columns:
@@ -183,11 +186,28 @@ def render_cell(v: Any) -> Any:
     return str(v)
 
 
-def clean_text(s: pd.Series) -> pd.Series:
-    """NFKC (full-width digits, letters and spaces to ASCII), trimmed; blank → None."""
+def on_distinct(s: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """Apply a vectorised ``fn`` to the distinct non-missing values of ``s`` only and spread the
+    result back: codes, dates and names repeat, so a million rows are a few thousand values."""
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    if len(uniques) == len(s):
+        return fn(s)
+    mapped = fn(pd.Series(uniques, dtype=s.dtype if len(uniques) else object))
+    values = mapped.to_numpy()
+    out = pd.Series(values.take(np.where(codes < 0, 0, codes)) if len(values) else np.full(len(s), None, dtype=object),
+                    index=s.index, dtype=mapped.dtype if len(values) else object)
+    return out.where(codes >= 0, None if out.dtype == object else pd.NA)
+
+
+def _clean_text(s: pd.Series) -> pd.Series:
     text = s.astype("string").str.normalize("NFKC").str.strip()
     text = text.mask(text == "")
     return text.astype(object).where(text.notna(), None)
+
+
+def clean_text(s: pd.Series) -> pd.Series:
+    """NFKC (full-width digits, letters and spaces to ASCII), trimmed; blank → None."""
+    return on_distinct(s.astype(object), _clean_text).astype(object)
 
 
 # Typed conversion -------------------------------------------------------------------------------
@@ -202,6 +222,11 @@ _EXCEL_EPOCH = pd.Timestamp("1899-12-30")
 def to_dates(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(datetime64 series, unreadable flag). Accepts 2026-03-05, 2026/3/5, 2026年3月5日, 20260305
     and Excel serial day numbers (20000–80000, i.e. 1954–2119)."""
+    dates = on_distinct(s.astype(object), _to_dates).astype("datetime64[ns]")
+    return dates, s.notna() & dates.isna()
+
+
+def _to_dates(s: pd.Series) -> pd.Series:
     text = s.astype("string")
     year = pd.Series(pd.NA, index=s.index, dtype="Int64")
     month = year.copy()
@@ -217,17 +242,15 @@ def to_dates(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     serial = pd.to_numeric(text.where(text.str.fullmatch(r"\d{5}(?:\.0+)?", na=False)), errors="coerce")
     serial_ok = serial.between(20000, 80000)
     dates = dates.where(~serial_ok | dates.notna(), _EXCEL_EPOCH + pd.to_timedelta(serial.where(serial_ok), unit="D"))
-    dates = pd.to_datetime(dates).astype("datetime64[ns]")
-    unreadable = s.notna() & dates.isna()
-    return dates, unreadable
+    return pd.to_datetime(dates).astype("datetime64[ns]")
 
 
 _NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?$")
 
 
 def number_text(s: pd.Series) -> pd.Series:
-    """Numbers as plain text: thousands separators and a trailing 元 removed."""
-    text = s.astype("string").str.replace(",", "", regex=False).str.replace("元", "", regex=False).str.strip()
+    """Numbers as plain text: thousands separators, currency signs (¥ ￥ RMB) and 元 removed."""
+    text = s.astype("string").str.replace(r"[,¥￥元]|^RMB", "", regex=True).str.strip()
     return text.astype(object).where(s.notna(), None)
 
 
@@ -260,5 +283,8 @@ def enum_lookup(spellings: dict[str, list[Any]]) -> dict[str, str]:
 def to_codes(s: pd.Series, spellings: dict[str, list[Any]]) -> pd.Series:
     """Accepted spellings mapped to their code; anything else kept as written (the suite flags it)."""
     lookup = enum_lookup(spellings)
-    folded = s.map(lambda v: None if v is None else lookup.get(fold(v)), na_action="ignore")
-    return folded.where(folded.notna(), s).astype(object)
+
+    def code_of(values: pd.Series) -> pd.Series:
+        return values.map(lambda v: lookup.get(fold(v), v)).astype(object)
+
+    return on_distinct(s.astype(object), code_of).astype(object)

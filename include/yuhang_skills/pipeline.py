@@ -50,6 +50,8 @@ def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
     cutoff = dt.datetime.combine(dt.date.fromisoformat(as_of) + dt.timedelta(days=1), dt.time(),
                                  tzinfo=ZoneInfo(plan.policy.timezone)).timestamp()
     found = intake.discover(inbox_dir, plan)
+    # Tables exist before the mapped tasks start, so parallel tasks never race to create them.
+    warehouse.create_schema(warehouse.make_engine(settings.warehouse_url))
     ready = [f for f in found if Path(f.path).stat().st_mtime < cutoff]
     if len(ready) < len(found):
         log.info("%d file(s) received after %s are left for a later run", len(found) - len(ready), as_of)

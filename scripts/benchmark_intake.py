@@ -1,0 +1,114 @@
+"""Intake benchmark: parse + validate + stage a large generated inbox and print the figures.
+
+    .venv/bin/python scripts/benchmark_intake.py --scale 115          # ≈ 1,000,000 roster rows
+    .venv/bin/python scripts/benchmark_intake.py --inbox DIR --warehouse URL
+
+Runs the same code path as the ``yuhang_intake`` DAG: one batch per site folder, spread over
+``--workers`` processes as the executor spreads the mapped tasks over the machine's cores (2
+here), then publish. Prints roster rows, seconds, rows/s and peak resident memory (the largest
+worker and the sum of all). A figure, not a pass/fail: timing tests flake, benchmarks are read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import resource
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+
+def _warm_up() -> None:
+    """What a long-lived worker has already paid: importing GX and building the suites."""
+    from yuhang_skills.settings import load_settings
+    from yuhang_skills.validation import runner_for
+
+    runner_for(str(load_settings().expectations_dir))
+
+
+def _ingest_group(files: list[dict]) -> None:
+    """One mapped task's work: a site folder's files, in a worker process."""
+    from yuhang_skills import intake
+    from yuhang_skills.policy import Plan
+    from yuhang_skills.settings import load_settings
+
+    settings = load_settings()
+    runner = intake.Intake(settings, Plan.from_settings(settings), today=dt.date(2027, 2, 15))
+    runner.ingest_many([intake.InboxFile(**f) for f in files])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inbox", type=Path, help="existing inbox (default: generate one with --scale)")
+    parser.add_argument("--scale", type=float, default=115.0, help="generator scale when no --inbox (default 115)")
+    parser.add_argument("--warehouse", help="warehouse URL (default: a new SQLite file)")
+    parser.add_argument("--workdir", type=Path, help="where to put the warehouse and archive (default: temp)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="parallel mapped tasks, as an executor would run them (default: CPU count)")
+    args = parser.parse_args(argv)
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="yuhang-bench-"))
+    os.environ["YUHANG_VAR_DIR"] = str(workdir / "var")
+    if args.warehouse:
+        os.environ["YUHANG_WAREHOUSE_URL"] = args.warehouse
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+    from yuhang_skills import intake, warehouse
+    from yuhang_skills.policy import Plan
+    from yuhang_skills.sample import SampleOptions, generate
+    from yuhang_skills.settings import load_settings
+
+    settings = load_settings()
+    plan = Plan.from_settings(settings)
+    inbox = args.inbox
+    if inbox is None:
+        inbox = workdir / "inbox"
+        started = time.perf_counter()
+        generate(inbox, SampleOptions.clean(scale=args.scale, start="2026-01", end="2026-12"), plan)
+        print(f"generated {inbox} in {time.perf_counter() - started:.1f} s")
+    engine = warehouse.make_engine(settings.warehouse_url)
+    warehouse.create_schema(engine)  # as the DAG's discover task does before mapping
+    files = intake.discover(inbox, plan)
+    by_site: dict[str, list] = {}
+    for f in files:
+        by_site.setdefault(f.site_code, []).append(f)
+
+    groups = sorted(by_site.values(), key=lambda g: -sum(Path(f.path).stat().st_size for f in g))
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn"),
+                             initializer=_warm_up) as pool:
+        warm = time.perf_counter()
+        list(pool.map(time.sleep, [0.5] * args.workers * 2))  # every worker started and warmed up
+        print(f"worker warm-up      {time.perf_counter() - warm:.1f} s (Great Expectations import, suites; not timed)")
+        started = time.perf_counter()
+        list(pool.map(_ingest_group, [[f.to_dict() for f in g] for g in groups]))
+        publish = intake.publish(engine)
+        elapsed = time.perf_counter() - started
+
+    lost = intake.reconcile(engine)
+    with engine.connect() as conn:
+        import sqlalchemy as sa
+
+        roster_read = conn.execute(sa.text(
+            "select coalesce(sum(rows_read), 0) from submissions where kind = 'roster'")).scalar_one()
+        all_read = conn.execute(sa.text("select coalesce(sum(rows_read), 0) from submissions")).scalar_one()
+    worker_peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    parent_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"warehouse          {settings.warehouse_url.split('@')[-1]}")
+    print(f"files              {len(files):,} ({publish['current']:,} current)")
+    print(f"roster rows        {roster_read:,} (all kinds {all_read:,})")
+    print(f"intake seconds     {elapsed:.1f}")
+    print(f"roster rows/s      {roster_read / elapsed:,.0f}")
+    print(f"workers            {args.workers}")
+    print(f"peak RSS           {worker_peak_mb:,.0f} MB largest worker, {parent_mb:,.0f} MB coordinator, "
+          f"{worker_peak_mb * args.workers + parent_mb:,.0f} MB all together at most")
+    print(f"rows reconcile     {'yes' if not lost else f'NO: {lost}'}")
+    return 0 if not lost else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
