@@ -3,11 +3,15 @@
 
 Yearly (Asia/Shanghai), scores the implementation years before the evaluation year in the
 财预〔2020〕10号 100-point frame from the indicator tables, grades it, decides how much of the
-performance tranche is released under the policy's rule, and lists the gap to full release.
-Weights, targets, grade bands and the release rule come from `include/policy/yuhang.yaml`.
+performance tranche is released under the policy's rule (banded, linear or DLI tranches), deducts
+recoveries from sites that did not rectify a missed target by its deadline (decisions from the
+evaluators' rectifications file), shows which sites of the 2027 build plan keep provincial
+funding, names the excellent stations and lists the gap to full release. Weights, targets, grade
+bands and every rule come from `include/policy/yuhang.yaml`.
 
-Tables: `eval_indicator`, `eval_site`, `eval_district`, `eval_gap`; workbook
-`<outputs>/evaluation_<year>.xlsx`. Param `evaluation_year` (default: the policy's).
+Tables: `eval_indicator`, `eval_site`, `eval_district`, `eval_gap`, `eval_release`,
+`eval_rectification`, `eval_plan_2027`, `eval_excellent_station`; workbook
+`<outputs>/evaluation_<year>.xlsx`. Params `evaluation_year` (default: the policy's) and `as_of`.
 """
 
 from __future__ import annotations

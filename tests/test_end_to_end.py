@@ -1,8 +1,9 @@
 """The embedded end-to-end path: sample inbox → the real DAGs via dag.test() → evaluation.
 
-The headline (every indicator's points, the score, the grade and the yuan released) is
-recomputed here independently, straight from the generated CSV files and the policy YAML,
-without the project's parsing, SQL or evaluation code.
+The headline (every indicator's points, the score, the grade, the yuan released, the recoveries
+from sites past their rectification deadline and the net release) is recomputed here
+independently, straight from the generated CSV files and the policy YAML, without the project's
+parsing, SQL or evaluation code.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def independent_headline(inbox: Path) -> dict:
     spent = Decimal(0)
     answers = defaultdict(int)
     satisfied = defaultdict(int)
+    site_answers = defaultdict(int)       # (site, year) -> survey answers, workers and enterprises
+    site_satisfied = defaultdict(int)
     outcomes = {}
     for path in sorted(inbox.rglob("*.csv")):
         period, site, kind = path.parts[-3], path.parts[-2], path.stem
@@ -99,6 +102,8 @@ def independent_headline(inbox: Path) -> dict:
                 who = "worker" if r["调查对象"] == "劳动者" else "enterprise"
                 answers[who] += 1
                 satisfied[who] += r["评价"] in ("非常满意", "满意")
+                site_answers[(site, year)] += 1
+                site_satisfied[(site, year)] += r["评价"] in ("非常满意", "满意")
             elif kind == "outcomes":
                 outcomes[(site, int(r["年度"]))] = (int(r["低收入农户数"]), int(r["一户一技户数"]))
 
@@ -142,8 +147,36 @@ def independent_headline(inbox: Path) -> dict:
     grade = "优" if score >= 90 else "良" if score >= 80 else "中" if score >= 60 else "差"
     tranche = Decimal(policy["provincial_tranches_yuan"][2027]["amount"])
     share = Decimal(1) if score >= 90 else score / 100 if score >= 60 else Decimal(0)
-    return {"points": points, "score": score, "grade": grade,
-            "released_yuan": (tranche * share).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP),
+    released = (tranche * share).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+    # Recoveries: no rectification decisions in this run, so every yearly target missed with its
+    # deadline (31 December + N days) before the as-of date is overdue and recovers the site's
+    # provincial plan money x (1 - attainment), a site's total never above its plan money.
+    deadline_days = policy["rectification"]["deadline_days_after_year_end"]
+
+    def plan_money(code: str) -> Decimal:
+        cell = policy["budget_plan_wan_yuan"][int(sites[code]["batch_year"])][sites[code]["programme"]]
+        return Decimal(cell["provincial"] * 10_000) / cell["sites"]
+
+    def rate(num: int, den: int) -> Decimal | None:
+        return Decimal(num) / den if den else None
+
+    recoveries = Decimal(0)
+    for programme in ("station", "base"):
+        for c, y in site_years[programme]:
+            if AS_OF <= dt.date(y, 12, 31) + dt.timedelta(days=deadline_days):
+                continue
+            goal = Decimal(500 if programme == "station" else 1000) * months_active(c, y) / 12
+            attainments = [min(Decimal(1), len(person_class[(c, y)]) / goal)]
+            if programme == "base":
+                for actual in (rate(len(passed[(c, y)]), len(assessed[(c, y)])),
+                               rate(site_satisfied[(c, y)], site_answers[(c, y)])):
+                    attainments.append(Decimal(0) if actual is None else min(Decimal(1), actual / Decimal("0.90")))
+            owed = sum(((1 - a) * plan_money(c)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+                       for a in attainments)
+            recoveries += min(owed, plan_money(c))
+    return {"points": points, "score": score, "grade": grade, "released_yuan": released,
+            "recoveries_yuan": recoveries, "net_released_yuan": max(Decimal(0), released - recoveries),
             "person_times": {k: len(v) for k, v in person_class.items()}}
 
 
@@ -160,7 +193,24 @@ def test_headline_matches_an_independent_computation(run):
     assert Decimal(headline["score"]) == expected["score"]
     assert headline["grade"] == expected["grade"]
     assert Decimal(headline["released_yuan"]) == expected["released_yuan"]
+    assert Decimal(headline["recoveries_yuan"]) == expected["recoveries_yuan"]
+    assert Decimal(headline["net_released_yuan"]) == expected["net_released_yuan"]
     assert Path(headline["workbook"]).is_file()
+
+
+def test_recoveries_and_the_2027_plan_agree_with_the_net_release(run):
+    with run["engine"].connect() as conn:
+        district = conn.execute(sa.text(
+            "select released_fen, recoveries_fen, net_released_fen, plan_unallocated_fen from eval_district "
+            "where evaluation_year = 2027")).one()
+        recovered = conn.execute(sa.text(
+            "select coalesce(sum(recovery_fen), 0) from eval_rectification where evaluation_year = 2027")).scalar_one()
+        funded, sites = conn.execute(sa.text(
+            "select sum(funded_fen), count(*) from eval_plan_2027 where evaluation_year = 2027")).one()
+    assert recovered == district.recoveries_fen
+    assert district.net_released_fen == max(0, district.released_fen - district.recoveries_fen)
+    assert funded + district.plan_unallocated_fen == district.net_released_fen
+    assert sites == 25  # 3 stations and 22 villages on provincial money in 2027
 
 
 def test_every_row_is_accounted_for(run):
@@ -175,7 +225,8 @@ def test_every_row_is_accounted_for(run):
 
 def test_rerun_changes_nothing(run):
     tables = ["submissions", "stg_roster", "stg_finance", "stg_survey", "stg_outcomes", "quarantine",
-              "ind_site_year", "eval_indicator", "eval_gap"]
+              "ind_site_year", "ind_site_year_spending", "eval_indicator", "eval_site", "eval_gap", "eval_release",
+              "eval_rectification", "eval_plan_2027", "eval_excellent_station"]
     volatile = {"evaluated_at", "ingested_at", "run_at"}
 
     def snapshot():

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 from .settings import DEFAULT_VAR_DIR, PROJECT_DIR
@@ -116,15 +117,24 @@ def run_dags(as_of: dt.date, evaluation_year: int | None, inbox: Path | None) ->
     return {"headline": headline, "seconds": timings}
 
 
+def _yuan(text: str) -> str:
+    """A yuan amount as the headline carries it ("1766600.00") with thousands separators."""
+    return f"{Decimal(text):,.2f}"
+
+
 def format_headline(result: dict, warehouse_url: str) -> str:
     h = result["headline"]
     lines = [
         f"Yuhang skill-society incentive fund — {h['evaluation_year']} performance evaluation (as of {h['as_of']})",
         f"  score        {h['score']} / 100   grade {h['grade']}",
-        f"  released     {float(h['released_yuan']):,.2f} of {float(h['tranche_yuan']):,.2f} yuan "
+        f"  released     {_yuan(h['released_yuan'])} of {_yuan(h['tranche_yuan'])} yuan "
         f"(rule: {h['release_rule']}, policy {h['policy_version']})",
+        f"  recoveries   {_yuan(h['recoveries_yuan'])} yuan (sites not rectified by their deadline)",
+        f"  net release  {_yuan(h['net_released_yuan'])} yuan",
         f"  workbook     {h['workbook']}",
-        f"  tables       eval_district, eval_indicator, eval_site, eval_gap, ind_site_year, quarantine … in {warehouse_url}",
+        *([f"  report       {h['report']}"] if h.get("report") else []),
+        f"  tables       eval_* (district, indicator, release, site, rectification, plan_2027, excellent_station, "
+        f"gap), ind_site_year, quarantine … in {warehouse_url}",
         f"  run times    " + ", ".join(f"{k} {v}s" for k, v in result["seconds"].items()),
     ]
     return "\n".join(lines)

@@ -26,7 +26,7 @@ LAYERS: dict[str, list[str]] = {
         "int_outcomes_site_year",
         "int_submissions_site_year",
     ],
-    "marts": ["ind_site_year", "ind_programme_year", "base_subsidy"],
+    "marts": ["ind_site_year", "ind_site_year_spending", "ind_programme_year", "base_subsidy"],
 }
 
 

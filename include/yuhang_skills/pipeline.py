@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from . import intake, models, warehouse
 from .evaluation import evaluate, write_evaluation
+from .rectification import load_decisions
 from .policy import Plan
 from .reporting import write_workbook
 from .settings import SQL_DIR, Settings, load_settings
@@ -104,10 +105,14 @@ def build_indicators() -> dict[str, int]:
 
 
 def run_evaluation(evaluation_year: int | None, as_of: str) -> dict[str, Any]:
+    """Score the evaluation year with the evaluators' rectification decisions (a missing file
+    means none) and replace its rows in the eval_* tables."""
     settings, plan = _context()
     engine = warehouse.make_engine(settings.warehouse_url)
     year = int(evaluation_year or plan.policy.evaluation_year)
-    result = evaluate(engine, plan, year, dt.date.fromisoformat(as_of))
+    decisions = load_decisions(settings.rectifications_path, plan)
+    log.info("%d rectification decision(s) from %s", len(decisions.by_key), settings.rectifications_path)
+    result = evaluate(engine, plan, year, dt.date.fromisoformat(as_of), decisions)
     counts = write_evaluation(engine, result, settings.pii_key_is_demo)
     return {**result.headline(), "tables": counts}
 

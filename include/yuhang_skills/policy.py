@@ -19,6 +19,10 @@ import yaml
 
 PROGRAMMES = ("village", "station", "base")
 WAN = 10_000  # yuan in one 万元
+# Rule names the policy file may choose; each is implemented in yuhang_skills.evaluation.
+RECOVERY_RULES = ("pro_rata_unmet",)
+EXCELLENT_STATION_RULES = ("every_active_year",)
+DLI_SCALINGS = ("pro_rata", "all_or_nothing")
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,34 @@ class Policy:
     def submissions(self) -> dict[str, Any]:
         return self.raw["submissions"]
 
+    @property
+    def rectification_deadline_days(self) -> int:
+        return int(self.raw["rectification"]["deadline_days_after_year_end"])
+
+    def rectification_deadline(self, year: int) -> dt.date:
+        """Deadline to rectify a target missed in ``year`` (an Asia/Shanghai date, itself in time)."""
+        return dt.date(year, 12, 31) + dt.timedelta(days=self.rectification_deadline_days)
+
+    @property
+    def recovery_rule(self) -> str:
+        return str(self.raw["recovery"]["rule"])
+
+    @property
+    def plan_priority(self) -> dict[str, Any]:
+        """The priority rule for the tranche year's build plan (policy key ``plan_2027``)."""
+        return self.raw["plan_2027"]
+
+    @property
+    def excellent_station(self) -> dict[str, Any]:
+        return self.raw["excellent_station"]
+
+    @property
+    def excellent_bonus_yuan(self) -> int:
+        return int(self.programme("station")["excellent_bonus_yuan"])
+
+    def dli_tranches(self) -> list[dict[str, Any]]:
+        return list((self.release["rules"].get("dli") or {}).get("tranches") or [])
+
     def grade(self, score: Decimal) -> str:
         for band in self.evaluation["grades"]:
             if score >= Decimal(str(band["min_score"])):
@@ -229,6 +261,43 @@ class Policy:
                 )
         if self.release["rule"] not in self.release["rules"]:
             raise ValueError(f"{self.path}: release rule {self.release['rule']!r} is not defined under release.rules")
+        self._check_dli()
+        if self.recovery_rule not in RECOVERY_RULES:
+            raise ValueError(f"{self.path}: recovery rule {self.recovery_rule!r} is not one of {RECOVERY_RULES}")
+        if self.excellent_station["rule"] not in EXCELLENT_STATION_RULES:
+            raise ValueError(f"{self.path}: excellent_station rule {self.excellent_station['rule']!r} "
+                             f"is not one of {EXCELLENT_STATION_RULES}")
+        order = list(self.plan_priority["programme_order"])
+        funded = [p for p in PROGRAMMES if self.plan_cell(self.performance_tranche_year, p)["provincial"] > 0]
+        if set(order) - set(PROGRAMMES) or set(funded) - set(order):
+            raise ValueError(f"{self.path}: plan_2027.programme_order {order} must list programmes only, and "
+                             f"every programme with provincial money in {self.performance_tranche_year} ({funded})")
+
+    def _check_dli(self) -> None:
+        """DLI tranches sum to the performance tranche and name results the evaluation measures."""
+        if "dli" not in self.release["rules"]:
+            return
+        tranches = self.dli_tranches()
+        total = sum(int(t["amount_yuan"]) for t in tranches)
+        if total != self.performance_tranche_yuan:
+            raise ValueError(f"{self.path}: release.rules.dli tranches sum to {total} yuan, "
+                             f"the performance tranche is {self.performance_tranche_yuan}")
+        site_year_indicators = {(i["programme"], i["indicator"]) for i in self.evaluation["indicators"]
+                                if i["measure"] == "mean_site_year_attainment"}
+        indicator_codes = {i["code"] for i in self.evaluation["indicators"]}
+        for t in tranches:
+            if t["scaling"] not in DLI_SCALINGS:
+                raise ValueError(f"{self.path}: dli tranche {t['code']}: scaling {t['scaling']!r} is not one of "
+                                 f"{DLI_SCALINGS}")
+            if t["result"] == "share_of_site_years_met":
+                ok = (t["programme"], t["indicator"]) in site_year_indicators
+            elif t["result"] == "indicator_actual":
+                ok = t["indicator"] in indicator_codes
+            else:
+                raise ValueError(f"{self.path}: dli tranche {t['code']}: unknown result {t['result']!r}")
+            if not ok:
+                raise ValueError(f"{self.path}: dli tranche {t['code']} is tied to a result no evaluation "
+                                 f"indicator measures")
 
     def target_rows(self) -> list[dict[str, Any]]:
         """Yearly targets as rows (programme, indicator, target) for the warehouse."""

@@ -56,6 +56,7 @@ class Settings:
     policy_path: Path
     sites_path: Path
     contract_path: Path
+    rectifications_path: Path  # evaluators' rectification decisions (CSV); a missing file means none
     pii_key: str
 
     @property
@@ -96,5 +97,7 @@ def load_settings(use_airflow: bool = False) -> Settings:
         policy_path=Path(setting("YUHANG_POLICY_PATH", "yuhang_policy_path") or POLICY_DIR / "yuhang.yaml"),
         sites_path=Path(setting("YUHANG_SITES_PATH", "yuhang_sites_path") or POLICY_DIR / "sites.csv"),
         contract_path=Path(setting("YUHANG_CONTRACT_PATH", "yuhang_contract_path") or POLICY_DIR / "contract.yaml"),
+        rectifications_path=Path(setting("YUHANG_RECTIFICATIONS_PATH", "yuhang_rectifications_path")
+                                 or var_dir / "rectifications.csv"),
         pii_key=setting("YUHANG_PII_KEY", "yuhang_pii_key") or DEMO_PII_KEY,
     )

@@ -247,7 +247,11 @@ eval_site = sa.Table(
     sa.Column("attainment", sa.Numeric(10, 6), nullable=False),
     sa.Column("met", sa.Boolean, nullable=False),
     sa.Column("shortfall", sa.Numeric(14, 4), nullable=False),
-    sa.Column("source_rows", sa.Integer, nullable=False),
+    sa.Column("source_rows", sa.Integer, nullable=False),  # rows of ind_site_year (site_code, year) behind actual
+    sa.Column("submissions", sa.Integer),  # current submissions of that site-year
+    sa.Column("deadline", sa.Date),  # rectification deadline when not met
+    sa.Column("rectification_status", sa.String(12)),  # rectified / open / overdue when not met
+    sa.Column("recovery_fen", sa.BigInteger),
 )
 eval_district = sa.Table(
     "eval_district", metadata, _eval_key(),
@@ -256,8 +260,12 @@ eval_district = sa.Table(
     sa.Column("grade", sa.String(4), nullable=False),
     sa.Column("release_rule", sa.String(20), nullable=False),
     sa.Column("tranche_fen", sa.BigInteger, nullable=False),
-    sa.Column("released_fen", sa.BigInteger, nullable=False),
+    sa.Column("released_fen", sa.BigInteger, nullable=False),  # gross release under release_rule
     sa.Column("withheld_fen", sa.BigInteger, nullable=False),
+    sa.Column("recoveries_fen", sa.BigInteger),  # eval_rectification, overdue records
+    sa.Column("net_released_fen", sa.BigInteger),  # released - recoveries, never below 0
+    sa.Column("excellent_bonus_fen", sa.BigInteger),  # eval_excellent_station
+    sa.Column("plan_unallocated_fen", sa.BigInteger),  # net release no site of eval_plan_2027 takes
     sa.Column("policy_version", sa.String(60), nullable=False),
     sa.Column("input_fingerprint", sa.String(64), nullable=False),
     sa.Column("pii_key_is_demo", sa.Boolean, nullable=False),
@@ -273,10 +281,81 @@ eval_gap = sa.Table(
     sa.Column("target", sa.Numeric(14, 4), nullable=False),
     sa.Column("actual", sa.Numeric(14, 4)),
     sa.Column("additional_needed", sa.Numeric(20, 4)),
+    sa.Column("unit", sa.String(24)),  # of additional_needed: person_times, pass_rate_points, yuan, ...
     sa.Column("missing_points", sa.Numeric(6, 2), nullable=False),
     sa.Column("release_gain_fen", sa.BigInteger, nullable=False),
 )
-EVAL_TABLES = (eval_indicator, eval_site, eval_district, eval_gap)
+eval_release = sa.Table(  # how the release was computed: one line per score rule, one per DLI tranche
+    "eval_release", metadata, _eval_key(),
+    sa.Column("component", sa.String(40), primary_key=True),
+    sa.Column("rule", sa.String(20), nullable=False),
+    sa.Column("name_zh", sa.String(200), nullable=False),
+    sa.Column("amount_fen", sa.BigInteger, nullable=False),
+    sa.Column("numerator", sa.Numeric(20, 4), nullable=False),
+    sa.Column("denominator", sa.Numeric(20, 4), nullable=False),
+    sa.Column("result", sa.Numeric(14, 6), nullable=False),
+    sa.Column("target", sa.Numeric(14, 4), nullable=False),
+    sa.Column("share", sa.Numeric(10, 6), nullable=False),
+    sa.Column("released_fen", sa.BigInteger, nullable=False),
+    sa.Column("basis", sa.Text, nullable=False),
+)
+eval_rectification = sa.Table(  # every missed site-year target, its deadline, status and recovery
+    "eval_rectification", metadata, _eval_key(),
+    sa.Column("site_code", sa.String(8), primary_key=True),
+    sa.Column("year", sa.Integer, primary_key=True),
+    sa.Column("indicator", sa.String(40), primary_key=True),
+    sa.Column("programme", sa.String(16), nullable=False),
+    sa.Column("target", sa.Numeric(14, 4), nullable=False),
+    sa.Column("actual", sa.Numeric(14, 4)),
+    sa.Column("attainment", sa.Numeric(10, 6), nullable=False),
+    sa.Column("deadline", sa.Date, nullable=False),
+    sa.Column("rectified_on", sa.Date),
+    sa.Column("status", sa.String(12), nullable=False),  # rectified / open / overdue
+    sa.Column("plan_provincial_fen", sa.BigInteger, nullable=False),
+    sa.Column("recovery_fen", sa.BigInteger, nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("decision_row", sa.Integer),  # row of the rectifications file, if it has one
+    sa.Column("source_rows", sa.Integer, nullable=False),
+)
+eval_plan_2027 = sa.Table(  # the tranche year's build plan: which sites keep provincial funding
+    "eval_plan_2027", metadata, _eval_key(),
+    sa.Column("site_code", sa.String(8), primary_key=True),
+    sa.Column("programme", sa.String(16), nullable=False),
+    sa.Column("priority_rank", sa.Integer, nullable=False),
+    sa.Column("planned_provincial_fen", sa.BigInteger, nullable=False),
+    sa.Column("funded_fen", sa.BigInteger, nullable=False),
+    sa.Column("keeps_funding", sa.Boolean, nullable=False),
+    sa.Column("remaining_after_fen", sa.BigInteger, nullable=False),  # net release left after this site
+)
+eval_excellent_station = sa.Table(
+    "eval_excellent_station", metadata, _eval_key(),
+    sa.Column("site_code", sa.String(8), primary_key=True),
+    sa.Column("qualifies", sa.Boolean, nullable=False),
+    sa.Column("bonus_fen", sa.BigInteger, nullable=False),
+    sa.Column("years_evaluated", sa.Integer, nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("source_rows", sa.Integer, nullable=False),  # roster and survey rows behind it
+)
+EVAL_TABLES = (eval_indicator, eval_site, eval_district, eval_gap, eval_release, eval_rectification,
+               eval_plan_2027, eval_excellent_station)
+
+
+def add_missing_columns(engine: Engine, tables: Iterable[sa.Table]) -> list[str]:
+    """Add the columns declared here that an existing table lacks (as nullable: its earlier rows
+    have no value), so a warehouse made by an earlier version keeps its history; returns them."""
+    inspector = sa.inspect(engine)
+    added: list[str] = []
+    with engine.begin() as conn:
+        for table in tables:
+            if not inspector.has_table(table.name):
+                continue
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present:
+                    ddl_type = column.type.compile(dialect=engine.dialect)
+                    conn.execute(sa.text(f"alter table {table.name} add column {column.name} {ddl_type}"))
+                    added.append(f"{table.name}.{column.name}")
+    return added
 
 
 def bulk_insert(conn: sa.Connection, table: sa.Table, frame: "pd.DataFrame") -> int:
