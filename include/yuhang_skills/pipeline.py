@@ -17,6 +17,7 @@ from . import intake, models, warehouse
 from .evaluation import evaluate, write_evaluation
 from .rectification import load_decisions
 from .policy import Plan
+from .report_html import write_html_report
 from .reporting import write_workbook
 from .settings import SQL_DIR, Settings, load_settings
 
@@ -122,7 +123,8 @@ def write_outputs(evaluation_year: int | None) -> dict[str, str]:
     engine = warehouse.make_engine(settings.warehouse_url)
     year = int(evaluation_year or plan.policy.evaluation_year)
     workbook = write_workbook(engine, settings.output_dir / f"evaluation_{year}.xlsx", year)
-    return {"workbook": str(workbook)}
+    report = write_html_report(engine, settings.output_dir / f"evaluation_{year}.html", year)
+    return {"workbook": str(workbook), "report": str(report)}
 
 
 def as_of_from_context(context: Any) -> str:
