@@ -91,6 +91,9 @@ def test_pass_rate_just_below_target_is_not_met(loaded):
     assert (b01["assessed"], b01["passed"]) == (1000, 899)
     assert b01["pass_rate_met"] == 0
     assert b01["key_group_person_times"] == 0 and b01["key_industry_person_times"] == 0
+    assert float(b01["key_group_share"]) == 0.0
+    b02 = _site_year(engine, "B02", 2026)
+    assert float(b02["key_group_share"]) == 1.0 and float(b02["key_industry_share"]) == 1.0
 
 
 def test_money_is_exact_and_ineligible_provincial_spending_is_separated(loaded):

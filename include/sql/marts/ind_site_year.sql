@@ -80,6 +80,8 @@ joined as (
 
 select
     joined.*,
+    case when person_times > 0 then 1.0 * key_group_person_times / person_times end as key_group_share,
+    case when person_times > 0 then 1.0 * key_industry_person_times / person_times end as key_industry_share,
     case when assessed > 0 then 1.0 * passed / assessed end as pass_rate,
     case when worker_answers > 0 then 1.0 * worker_satisfied / worker_answers end as worker_satisfaction_rate,
     case when enterprise_answers > 0 then 1.0 * enterprise_satisfied / enterprise_answers end
