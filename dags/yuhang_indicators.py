@@ -3,8 +3,8 @@
 
 Runs whenever intake publishes new staging data. Reloads the reference tables from the policy
 folder (`include/policy`: sites, targets, code lists, money received) and rebuilds the SQL models
-under `include/sql` (intermediate `int_*`, then marts `ind_site_year`, `ind_programme_year`,
-`base_subsidy`). The same SQL runs on SQLite and PostgreSQL. Publishes `yuhang_indicators`.
+under `include/sql` (intermediate `int_*`, then marts `ind_site_year`, `ind_site_year_spending`,
+`ind_programme_year`, `base_subsidy`). The same SQL runs on SQLite and PostgreSQL. Publishes `yuhang_indicators`.
 """
 
 from __future__ import annotations

@@ -54,7 +54,15 @@ def yuhang_intake():
 
         return pipeline.publish_staging()
 
-    ingest_site.expand_kwargs(discover()) >> publish()
+    @task
+    def all_files_ingested(summary: dict) -> dict:
+        """Leaf task: fails the run (after publishing what did go in) when any site failed."""
+        return summary
+
+    ingested = ingest_site.expand_kwargs(discover())
+    published = publish()
+    ingested >> published
+    ingested >> all_files_ingested(published)
 
 
 yuhang_intake()

@@ -1,6 +1,6 @@
 """Intake benchmark: parse + validate + stage a large generated inbox and print the figures.
 
-    .venv/bin/python scripts/benchmark_intake.py --scale 115          # ≈ 1,000,000 roster rows
+    .venv/bin/python scripts/benchmark_intake.py --scale 115          # ≈ 1,100,000 roster rows
     .venv/bin/python scripts/benchmark_intake.py --inbox DIR --warehouse URL
 
 Runs the same code path as the ``yuhang_intake`` DAG: one batch per site folder, spread over
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inbox", type=Path, help="existing inbox (default: generate one with --scale)")
     parser.add_argument("--scale", type=float, default=115.0, help="generator scale when no --inbox (default 115)")
-    parser.add_argument("--warehouse", help="warehouse URL (default: a new SQLite file)")
+    parser.add_argument("--warehouse", help="warehouse URL (default: $YUHANG_WAREHOUSE_URL, else a new SQLite file in --workdir)")
     parser.add_argument("--workdir", type=Path, help="where to put the warehouse and archive (default: temp)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="parallel mapped tasks, as an executor would run them (default: CPU count)")

@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         # mixes with the warehouse, archive or outputs of real runs.
         var_dir = var_dir / "demo"
         shutil.rmtree(var_dir, ignore_errors=True)
+        for name in ("YUHANG_WAREHOUSE_URL", "YUHANG_INBOX", "YUHANG_OUTPUT_DIR", "YUHANG_ARCHIVE_DIR",
+                     "YUHANG_DATA_DOCS_DIR", "YUHANG_RECTIFICATIONS_PATH"):
+            os.environ.pop(name, None)  # settings of real runs never point the demo elsewhere
         inbox = var_dir / "inbox"
         summary = generate(inbox, SampleOptions(seed=args.seed, scale=args.scale))
         print(f"sample inbox: {inbox} ({summary['files']['total']:,} files, seed {args.seed})")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any, Callable, Mapping
@@ -541,12 +542,15 @@ class Evaluation:
         }
 
 
-def input_fingerprint(engine: sa.Engine, policy: Policy, decisions: rectification.Decisions | None = None) -> str:
-    """sha256 over the policy file, the sha256 of every current submission and, when there is
-    one, the rectifications file."""
+def input_fingerprint(engine: sa.Engine, plan: Plan, decisions: rectification.Decisions | None = None) -> str:
+    """sha256 over the policy file, the site registry and contract as loaded, the sha256 of every
+    current submission and, when there is one, the rectifications file."""
+    policy = plan.policy
     h = hashlib.sha256()
     if policy.path is not None:
         h.update(policy.path.read_bytes())
+    h.update(b"sites:" + repr(sorted(plan.sites, key=lambda site: site.site_code)).encode())
+    h.update(b"contract:" + json.dumps(plan.contract, sort_keys=True, ensure_ascii=False, default=str).encode())
     with engine.connect() as conn:
         for (sha,) in conn.execute(sa.text("select sha256 from submissions where is_current = true order by sha256")):
             h.update(sha.encode())
@@ -578,7 +582,7 @@ def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date
         evaluation_year=evaluation_year, as_of=as_of, indicators=indicators, score=score, grade=policy.grade(score),
         released_fen=released, tranche_fen=policy.performance_tranche_yuan * 100,
         policy_version=policy.version, release_rule=policy.release["rule"],
-        input_fingerprint=input_fingerprint(engine, policy, decisions),
+        input_fingerprint=input_fingerprint(engine, plan, decisions),
         gaps=gap_to_full_release(policy, indicators, results), site_targets=targets, release=release,
         rectifications=records, excellent=evaluator.excellent_stations(targets), plan=allocation,
         plan_unallocated_fen=unallocated,

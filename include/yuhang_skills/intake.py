@@ -166,6 +166,7 @@ def _prepare_roster(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
             "class_id": frame["class_id"],
             "course": frame["course"],
             "occupation": frame["occupation"],
+            "certificate_no": frame["certificate_no"],
             "start_date": start,
             "end_date": end,
             "start_in_period": _within(start, frame, ctx["tolerance"]),
@@ -200,7 +201,6 @@ def _prepare_roster(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
             "hours": hours.round(2),
             "person_key": person_key,
             "name_key": checked["name_key"],
-            "id_masked": identity.mask_id(ids["id_number"]),
             "birth_date": ids["birth_date"].dt.date,
             "sex": ids["sex"],
             "age_on_start": age["age_years"],
@@ -356,7 +356,7 @@ class Intake:
             known = conn.execute(
                 sa.select(warehouse.submissions.c.status).where(warehouse.submissions.c.submission_id == submission_id)
             ).scalar()
-        if known is not None:
+        if known is not None and known != "failed":
             return {"submission_id": submission_id, "file": item.relative_path, "status": known, "skipped": True}
         record, context = self._new_record(item, path, sha, submission_id)
         try:
@@ -416,9 +416,10 @@ class Intake:
         record, context = self._new_record(item, path, sha, submission_id)
         first_line = (str(exc).splitlines() or [""])[0]
         detail = f"{type(exc).__name__}: {first_line}"[:300]
-        return self._reject(record, context, FileRejected(
-            f"processing failed ({detail}); the data team has been told", f"处理失败({detail}),已通知数据组",
-            "file_processed"))
+        result = self._reject(record, context, FileRejected(
+            f"processing failed ({detail}); it is retried on the next run", f"处理失败({detail}),下次运行将重试",
+            "file_processed"), status="failed")
+        return result
 
     def _new_record(self, item: InboxFile, path: Path, sha: str, submission_id: str) -> tuple[dict, dict]:
         from zoneinfo import ZoneInfo
@@ -445,16 +446,17 @@ class Intake:
                    "period": item.period, "kind": item.kind, "submission_id": submission_id}
         return record, context
 
-    def _reject(self, record: dict[str, Any], context: dict[str, Any], rejected: FileRejected) -> dict[str, Any]:
+    def _reject(self, record: dict[str, Any], context: dict[str, Any], rejected: FileRejected,
+                status: str = "rejected") -> dict[str, Any]:
         name = record["original_name"]
-        record.update(status="rejected", rows_read=0, rows_staged=0, rows_quarantined=0,
+        record.update(status=status, rows_read=0, rows_staged=0, rows_quarantined=0,
                       message=f"{name}: {rejected.reason_en}")
         self._write(record, None, None, pd.DataFrame([dict(context, source_row=None, column_name=None, value=None,
                                                            expectation=rejected.expectation,
                                                            reason_zh=f"{name}: {rejected.reason_zh}",
                                                            reason_en=f"{name}: {rejected.reason_en}")]),
                     record["kind"])
-        return {"submission_id": record["submission_id"], "file": name, "status": "rejected",
+        return {"submission_id": record["submission_id"], "file": name, "status": status,
                 "message": record["message"], "skipped": False}
 
     def _write_data_docs(self, kind: str, batch: list["_Pending"], outcome: Any) -> None:
@@ -589,7 +591,7 @@ def publish(engine: sa.Engine) -> dict[str, int]:
             return {"submissions": 0, "current": 0, "superseded": 0}
         frame = frame.sort_values(["site_code", "period", "kind", "received_at", "original_name", "submission_id"])
         frame["version"] = frame.groupby(["site_code", "period", "kind"]).cumcount() + 1
-        usable = frame[frame["status"] != "rejected"]
+        usable = frame[~frame["status"].isin(["rejected", "failed"])]
         current_ids = set(usable.groupby(["site_code", "period", "kind"])["submission_id"].last())
         frame["is_current"] = frame["submission_id"].isin(current_ids)
         for sid, version, current in frame[["submission_id", "version", "is_current"]].itertuples(index=False):

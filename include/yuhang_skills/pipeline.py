@@ -73,6 +73,10 @@ def ingest_site(site_code: str, files: list[dict[str, Any]], as_of: str) -> dict
     for result in results:
         log.info("%s: %s", result["file"], {k: v for k, v in result.items() if k not in ("submission_id", "file")})
     statuses = [r["status"] for r in results]
+    failed = [r["file"] for r in results if r["status"] == "failed"]
+    if failed:
+        # The site's other files are in; failing the task makes the run say so and retries these.
+        raise RuntimeError(f"{len(failed)} file(s) of {site_code} could not be processed: {failed}")
     return {"site_code": site_code, "files": len(results), **{s: statuses.count(s) for s in sorted(set(statuses))}}
 
 

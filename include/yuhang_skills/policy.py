@@ -92,10 +92,6 @@ class Policy:
         return list(range(_date(period["start"]).year, _date(period["end"]).year + 1))
 
     @property
-    def implementation_start(self) -> dt.date:
-        return _date(self.raw["implementation_period"]["start"])
-
-    @property
     def implementation_end(self) -> dt.date:
         return _date(self.raw["implementation_period"]["end"])
 

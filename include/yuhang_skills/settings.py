@@ -25,22 +25,36 @@ WAREHOUSE_CONN_ID = "yuhang_warehouse"
 DEMO_PII_KEY = "yuhang-demo-key-not-secret"
 
 
-def _airflow_variable(name: str) -> str | None:
-    """An Airflow variable (inside a running task), or None where there is none."""
-    try:
-        from airflow.sdk import Variable
+def _in_airflow_task() -> bool:
+    """True inside a running Airflow task (the task runner talks to its supervisor)."""
+    import sys
 
-        return Variable.get(name, default=None)
-    except Exception:  # noqa: BLE001 - no Airflow context or no such variable: fall back
+    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    return runner is not None and getattr(runner, "SUPERVISOR_COMMS", None) is not None
+
+
+def _airflow_variable(name: str) -> str | None:
+    """An Airflow variable inside a running task; None when it is not set or outside a task.
+
+    A lookup that fails for any other reason raises: falling back to a default (above all the
+    demo hashing key) would mix keys or warehouses silently.
+    """
+    if not _in_airflow_task():
         return None
+    from airflow.sdk import Variable
+
+    return Variable.get(name, default=None)
 
 
 def _airflow_connection_uri(conn_id: str) -> str | None:
-    try:
-        from airflow.sdk import Connection
+    if not _in_airflow_task():
+        return None
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
+    try:
         return Connection.get(conn_id).get_uri()
-    except Exception:  # noqa: BLE001
+    except AirflowNotFoundException:
         return None
 
 

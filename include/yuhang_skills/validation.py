@@ -89,8 +89,9 @@ class SuiteRunner:
             failed += 1
             config = r.expectation_config
             meta = config.meta or {}
-            if r.exception_info and r.exception_info.get("raised_exception"):
-                raise RuntimeError(f"expectation {config.type} on {kind} raised: {r.exception_info.get('exception_message')}")
+            problem = _raised(r.exception_info)
+            if problem:
+                raise RuntimeError(f"expectation {config.type} {config.kwargs.get('column', '')} on {kind} raised: {problem}")
             index = r.result.get("unexpected_index_list") or []
             if not index:
                 continue
@@ -135,6 +136,19 @@ def _expectation_label(type_: str, kwargs: dict[str, Any]) -> str:
     target = kwargs.get("column") or ",".join(kwargs.get("column_list") or []) or (
         f"{kwargs.get('column_A')},{kwargs.get('column_B')}" if "column_A" in kwargs else "")
     return f"{type_}({target})"
+
+
+def _raised(info: Any) -> str | None:
+    """The error message GX recorded for an expectation, at the top level or per metric."""
+    if not isinstance(info, dict):
+        return None
+    if "raised_exception" in info:
+        return str(info.get("exception_message")) if info.get("raised_exception") else None
+    for value in info.values():
+        message = _raised(value)
+        if message:
+            return message
+    return None
 
 
 @lru_cache(maxsize=4)

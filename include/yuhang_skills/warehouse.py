@@ -78,7 +78,7 @@ submissions = sa.Table(
     sa.Column("ingested_at", sa.DateTime, nullable=False),
     sa.Column("version", sa.Integer),
     sa.Column("is_current", sa.Boolean, nullable=False, default=False),
-    sa.Column("status", sa.String(24), nullable=False),  # accepted / partially_accepted / rejected
+    sa.Column("status", sa.String(24), nullable=False),  # accepted / partially_accepted / rejected / failed (processing error, retried on the next run)
     sa.Column("rows_read", sa.Integer, nullable=False),
     sa.Column("rows_staged", sa.Integer, nullable=False),
     sa.Column("rows_quarantined", sa.Integer, nullable=False),
@@ -136,7 +136,7 @@ stg_roster = sa.Table(
     sa.Column("hours", sa.Numeric(8, 2), nullable=False),
     sa.Column("person_key", sa.String(64), nullable=False),  # HMAC of the ID number
     sa.Column("name_key", sa.String(64), nullable=False),  # HMAC of the name
-    sa.Column("id_masked", sa.String(18), nullable=False),
+    # No masked ID here: its visible digits plus the birth date would be the whole number.
     sa.Column("birth_date", sa.Date, nullable=False),
     sa.Column("sex", sa.String(1), nullable=False),
     sa.Column("age_on_start", sa.Integer, nullable=False),

@@ -85,7 +85,7 @@ def _roster(site: str, period: str, n: int, passed: int, key_group: int, key_ind
              "class_id": f"{site}-{period}", "course": "c", "occupation": "o", "level": "primary",
              "industry": "digital_economy" if i < key_industry else "other", "start_date": day, "end_date": day,
              "hours": Decimal(8), "person_key": f"{site}-{period}-{i}", "name_key": f"n-{site}-{period}-{i}",
-             "id_masked": "330110********0000", "birth_date": dt.date(1990, 1, 1), "sex": "M", "age_on_start": 35,
+             "birth_date": dt.date(1990, 1, 1), "sex": "M", "age_on_start": 35,
              "person_group": "unemployed" if i < key_group else "other", "low_income_household": False,
              "assessed": True, "passed": i < passed, "certificate_no": None, "satisfaction": "satisfied"}
             for i in range(n)]

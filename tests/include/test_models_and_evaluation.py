@@ -28,7 +28,7 @@ def _roster(site: str, period: str, n: int, passed: int, *, group: str = "unempl
     return [{"submission_id": sid, "source_row": i + 2, "site_code": site, "period": period,
              "class_id": f"{site}-{period}", "course": "c", "occupation": "o", "level": "primary",
              "industry": industry, "start_date": day, "end_date": day, "hours": Decimal(8),
-             "person_key": f"p{start + i}", "name_key": f"n{start + i}", "id_masked": "330110********0000",
+             "person_key": f"p{start + i}", "name_key": f"n{start + i}",
              "birth_date": dt.date(1990, 1, 1), "sex": "M", "age_on_start": 35, "person_group": group,
              "low_income_household": False, "assessed": True, "passed": i < passed, "certificate_no": None,
              "satisfaction": "satisfied"} for i in range(n)]
@@ -112,6 +112,12 @@ def test_base_subsidy_is_capped(loaded):
     assert rows["B01"]["entitlement_fen"] == 300_000_000  # min(50% x 7,000,000, 3,000,000) yuan
     assert rows["B01"]["paid_fen"] == 300_000_000 and rows["B01"]["difference_fen"] == 0
     assert rows["B02"]["entitlement_fen"] == 0
+    # fen stay integers on both databases (PostgreSQL widens sum(bigint) to numeric)
+    with engine.connect() as conn:
+        fen = [v for table in ("base_subsidy", "ind_site_year", "ind_site_year_spending")
+               for row in conn.execute(sa.text(f"select * from {table}")).mappings()
+               for k, v in row.items() if k.endswith("_fen") and v is not None]
+    assert fen and all(isinstance(v, int) for v in fen), {type(v) for v in fen}
 
 
 def test_rebuilding_models_is_idempotent(loaded):

@@ -167,7 +167,7 @@ def staged_rows() -> dict[sa.Table, list[dict[str, Any]]]:
                     "period": period, "class_id": f"{site.site_code}-{year}", "course": "电工", "occupation": "电工",
                     "level": "primary", "industry": "digital_economy" if i % 10 < 7 else "other",
                     "start_date": day, "end_date": day, "hours": Decimal(8), "person_key": f"p{p}",
-                    "name_key": f"n{p}", "id_masked": "330110********0000", "birth_date": dt.date(1990, 1, 1),
+                    "name_key": f"n{p}", "birth_date": dt.date(1990, 1, 1),
                     "sex": "M", "age_on_start": 35, "person_group": "unemployed" if i % 2 else "other",
                     "low_income_household": False, "assessed": True, "passed": i < passed, "certificate_no": None,
                     "satisfaction": "satisfied"})

@@ -3,7 +3,7 @@
 -- plan money paid to the base, and the difference (paid - entitlement; > 0 means overpaid).
 -- Bases active in the implementation period only; fen amounts are floored to whole fen.
 with equipment as (
-    select site_code, sum(equipment_fen) as equipment_fen
+    select site_code, cast(sum(equipment_fen) as bigint) as equipment_fen
     from ind_site_year
     where programme = 'base'
     group by site_code

@@ -21,7 +21,7 @@ select
     f.fund_source,
     f.category,
     max(case when f.category in (select code from eligible) then 1 else 0 end) as eligible_use,
-    sum(f.amount_fen) as amount_fen,
+    cast(sum(f.amount_fen) as bigint) as amount_fen,
     count(*) as finance_rows,
     count(distinct f.submission_id) as submissions
 from finance as f
