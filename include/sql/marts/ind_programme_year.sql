@@ -5,9 +5,16 @@ with sites as (
     select * from ind_site_year
 ),
 
-by_programme as (
+-- every site-year counted twice: once for its programme, once for the district
+rollups as (
+    select programme as rollup, sites.* from sites
+    union all
+    select 'all' as rollup, sites.* from sites
+),
+
+totals as (
     select
-        programme,
+        rollup as programme,
         year,
         count(*) as site_years,
         sum(person_times) as person_times,
@@ -21,48 +28,18 @@ by_programme as (
         sum(enterprise_satisfied) as enterprise_satisfied,
         sum(key_group_person_times) as key_group_person_times,
         sum(key_industry_person_times) as key_industry_person_times,
-        sum(spend_provincial_fen) as spend_provincial_fen,
-        sum(provincial_eligible_fen) as provincial_eligible_fen,
-        sum(provincial_ineligible_fen) as provincial_ineligible_fen,
-        sum(spend_total_fen) as spend_total_fen
-    from sites
-    group by programme, year
-),
-
-district as (
-    select
-        'all' as programme,
-        year,
-        sum(site_years) as site_years,
-        sum(person_times) as person_times,
-        sum(person_times_target) as person_times_target,
-        sum(person_times_met_site_years) as person_times_met_site_years,
-        sum(assessed) as assessed,
-        sum(passed) as passed,
-        sum(worker_answers) as worker_answers,
-        sum(worker_satisfied) as worker_satisfied,
-        sum(enterprise_answers) as enterprise_answers,
-        sum(enterprise_satisfied) as enterprise_satisfied,
-        sum(key_group_person_times) as key_group_person_times,
-        sum(key_industry_person_times) as key_industry_person_times,
-        sum(spend_provincial_fen) as spend_provincial_fen,
-        sum(provincial_eligible_fen) as provincial_eligible_fen,
-        sum(provincial_ineligible_fen) as provincial_ineligible_fen,
-        sum(spend_total_fen) as spend_total_fen
-    from by_programme
-    group by year
-),
-
-unioned as (
-    select * from by_programme
-    union all
-    select * from district
+        cast(sum(spend_provincial_fen) as bigint) as spend_provincial_fen,
+        cast(sum(provincial_eligible_fen) as bigint) as provincial_eligible_fen,
+        cast(sum(provincial_ineligible_fen) as bigint) as provincial_ineligible_fen,
+        cast(sum(spend_total_fen) as bigint) as spend_total_fen
+    from rollups
+    group by rollup, year
 )
 
 select
-    u.*,
+    t.*,
     rr.received_fen as provincial_received_fen,
-    case when u.programme = 'all' and rr.received_fen > 0
-        then 1.0 * u.provincial_eligible_fen / rr.received_fen end as budget_execution_rate
-from unioned as u
-left join ref_provincial_received as rr on rr.year = u.year
+    case when t.programme = 'all' and rr.received_fen > 0
+        then 1.0 * t.provincial_eligible_fen / rr.received_fen end as budget_execution_rate
+from totals as t
+left join ref_provincial_received as rr on rr.year = t.year
