@@ -4,8 +4,9 @@
 Every morning (Asia/Shanghai) picks up the files sites dropped under the inbox
 (`<inbox>/<YYYY-MM>/<site code>/<kind>.csv|xlsx`), archives each one by sha256, parses and
 validates it against its Great Expectations suite (`expectations/<kind>_suite.json`), stages the
-rows that pass and quarantines the rest with their reasons. One mapped task per site folder,
-and within it one transaction per file: a bad file never fails the others. Files received after the run's as-of day wait for a later run.
+rows that pass and quarantines the rest with their reasons. One mapped task per site folder
+(folders with little new data share one), and one transaction per file: a bad file never fails
+the others. Files received after the run's as-of day wait for a later run.
 
 Tables: `submissions`, `stg_roster`, `stg_finance`, `stg_survey`, `stg_outcomes`,
 `quarantine`, `validation_runs`. Publishes the `yuhang_staging` asset.

@@ -3,7 +3,8 @@
     .venv/bin/python scripts/benchmark_intake.py --scale 115          # ≈ 1,100,000 roster rows
     .venv/bin/python scripts/benchmark_intake.py --inbox DIR --warehouse URL
 
-Runs the same code path as the ``yuhang_intake`` DAG: one batch per site folder, spread over
+Runs the same code path as the ``yuhang_intake`` DAG: the same site batches (one per site folder,
+small folders packed together by the policy), spread over
 ``--workers`` processes as the executor spreads the mapped tasks over the machine's cores (2
 here), then publish. Prints roster rows, seconds, rows/s and peak resident memory (the largest
 worker and the sum of all). A figure, not a pass/fail: timing tests flake, benchmarks are read.
@@ -74,11 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = warehouse.make_engine(settings.warehouse_url)
     warehouse.create_schema(engine)  # as the DAG's discover task does before mapping
     files = intake.discover(inbox, plan)
-    by_site: dict[str, list] = {}
-    for f in files:
-        by_site.setdefault(f.site_code, []).append(f)
-
-    groups = sorted(by_site.values(), key=lambda g: -sum(Path(f.path).stat().st_size for f in g))
+    groups = intake.site_batches(files, int(plan.policy.intake["task_bytes"]), int(plan.policy.intake["task_max_sites"]))
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn"),
                              initializer=_warm_up) as pool:
         warm = time.perf_counter()

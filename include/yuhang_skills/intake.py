@@ -95,6 +95,25 @@ def discover(inbox: Path, plan: Plan) -> list[InboxFile]:
     return found
 
 
+def site_batches(files: list[InboxFile], task_bytes: int, task_max_sites: int) -> list[list[InboxFile]]:
+    """Files grouped per site folder, small folders packed together (largest first) up to
+    ``task_bytes`` and ``task_max_sites``; a folder is never split across batches."""
+    by_site: dict[str, list[InboxFile]] = {}
+    for f in files:
+        by_site.setdefault(f.site_code, []).append(f)
+    sized = sorted(((sum(Path(f.path).stat().st_size for f in group), site, group) for site, group in by_site.items()),
+                   key=lambda t: (-t[0], t[1]))
+    batches: list[tuple[int, list[str], list[InboxFile]]] = []
+    for size, site, group in sized:
+        for n, (total, sites, members) in enumerate(batches):
+            if total + size <= task_bytes and len(sites) < task_max_sites:
+                batches[n] = (total + size, [*sites, site], [*members, *group])
+                break
+        else:
+            batches.append((size, [site], list(group)))
+    return [members for _, _, members in batches]
+
+
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

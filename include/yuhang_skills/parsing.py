@@ -114,6 +114,22 @@ def _csv_body(text: str, skip: int, width: int) -> pd.DataFrame | None:
         return None
 
 
+def _blank_rows(cells: pd.DataFrame) -> np.ndarray:
+    """Rows whose every cell is empty or white space. Column by column over the rows still in
+    question, which after the first column are almost none."""
+    candidates = np.arange(len(cells))
+    for column in cells:
+        if not len(candidates):
+            break
+        values = cells[column].to_numpy(dtype=object)[candidates]
+        empty = np.fromiter((v is None or v != v or (isinstance(v, str) and not v.strip()) for v in values),
+                            dtype=bool, count=len(values))
+        candidates = candidates[empty]
+    blank = np.zeros(len(cells), dtype=bool)
+    blank[candidates] = True
+    return blank
+
+
 def read_submission(path: Path, kind_contract: dict[str, Any], inbox_contract: dict[str, Any]) -> ParsedFile:
     search = int(inbox_contract["header_search_rows"])
     text = None
@@ -187,9 +203,7 @@ def read_submission(path: Path, kind_contract: dict[str, Any], inbox_contract: d
     frame["source_row"] = np.arange(header_idx + 2, header_idx + 2 + len(cells), dtype=np.int64)
     # Blank lines (every cell empty) are layout, not data: dropped, and counted nowhere.
     if len(cells):
-        empty = [cells[c].isna().to_numpy() | cells[c].astype(str).str.strip().eq("").to_numpy() for c in cells]
-        blank = np.logical_and.reduce(empty) if empty else np.ones(len(cells), dtype=bool)
-        frame = frame.loc[~blank]
+        frame = frame.loc[~_blank_rows(cells)]
     if encoding == "xlsx":  # typed Excel cells become the text a person sees in them
         for canonical in columns:
             frame[canonical] = frame[canonical].map(render_cell, na_action="ignore")

@@ -44,7 +44,8 @@ def as_of_date(value: str | dt.date | dt.datetime | None, timezone: str = "Asia/
 
 def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
     """Files under the inbox received by the end of the as-of day (Asia/Shanghai), grouped per
-    site folder (one mapped task each); files outside any site folder form their own group."""
+    site folder (one mapped task each, small folders packed together by the policy's
+    ``intake.task_bytes`` / ``task_max_sites``); files outside any site folder form their own group."""
     settings, plan = _context()
     inbox_dir = Path(inbox) if inbox else settings.inbox_dir
     if not inbox_dir.is_dir():
@@ -57,11 +58,16 @@ def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
     ready = [f for f in found if Path(f.path).stat().st_mtime < cutoff]
     if len(ready) < len(found):
         log.info("%d file(s) received after %s are left for a later run", len(found) - len(ready), as_of)
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for f in ready:
-        groups.setdefault(f.site_code or "(no site)", []).append(f.to_dict())
-    log.info("%d submission file(s) from %d site folder(s) under %s", len(ready), len(groups), inbox_dir)
-    return [{"site_code": site, "files": files, "as_of": as_of} for site, files in sorted(groups.items())]
+    batches = intake.site_batches(ready, int(plan.policy.intake["task_bytes"]), int(plan.policy.intake["task_max_sites"]))
+    log.info("%d submission file(s) from %d site folder(s) under %s, in %d task(s)", len(ready),
+             len({f.site_code for f in ready}), inbox_dir, len(batches))
+    return [{"site_code": batch_label(batch), "files": [f.to_dict() for f in batch], "as_of": as_of}
+            for batch in sorted(batches, key=batch_label)]
+
+
+def batch_label(batch: list[intake.InboxFile]) -> str:
+    """The site folders of a mapped task, as its map index shows them: ``S01`` or ``V01,V02,…``."""
+    return ",".join(sorted({f.site_code or "(no site)" for f in batch}))
 
 
 def ingest_site(site_code: str, files: list[dict[str, Any]], as_of: str) -> dict[str, Any]:

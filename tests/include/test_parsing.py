@@ -33,3 +33,27 @@ def test_rows_keep_their_numbers_and_cells(tmp_path, contract, body, expected):
     frame = parsed.frame
     ratings = [None if v is None or v != v or str(v).strip() == "" else v for v in frame["rating"]]
     assert list(zip(frame["source_row"].tolist(), ratings)) == [(r + 1, v) for r, v in expected]
+
+
+def test_site_batches_pack_small_folders_and_never_split_one(tmp_path):
+    from yuhang_skills.intake import InboxFile, site_batches
+
+    def make(site: str, size: int, n: int = 2) -> list[InboxFile]:
+        out = []
+        for i in range(n):
+            path = tmp_path / site / f"roster_{i}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"x" * size)
+            out.append(InboxFile(str(path), f"2026-03/{site}/roster_{i}.csv", site, "2026-03", "roster"))
+        return out
+
+    files = make("B01", 600) + make("S01", 300) + [f for i in range(1, 6) for f in make(f"V{i:02d}", 10)]
+    batches = site_batches(files, task_bytes=1000, task_max_sites=3)
+    sites = [sorted({f.site_code for f in batch}) for batch in batches]
+    assert sites[0] == ["B01"]  # 1,200 bytes: over the budget, alone
+    assert all(len(s) <= 3 for s in sites)
+    assert sorted(f.path for batch in batches for f in batch) == sorted(f.path for f in files)
+    for batch in batches:  # a site's files are all in one batch
+        for site in {f.site_code for f in batch}:
+            assert sum(f.site_code == site for f in batch) == 2
+    assert len(batches) == 3  # B01 | S01 + two villages | three villages
