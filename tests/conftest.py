@@ -62,21 +62,30 @@ def postgres_server_url() -> str:
     admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def new_postgres_schema(postgres_server_url):
+    """Returns a function that creates an empty schema in the session's PostgreSQL database and
+    gives a URL whose search_path is that schema (one warehouse per test, no cleanup needed)."""
+    import sqlalchemy as sa
+
+    def make() -> str:
+        schema = f"t_{uuid.uuid4().hex[:10]}"
+        engine = sa.create_engine(postgres_server_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'create schema "{schema}"'))
+        engine.dispose()
+        sep = "&" if "?" in postgres_server_url else "?"
+        return f"{postgres_server_url}{sep}options=-csearch_path%3D{schema}"
+
+    return make
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def warehouse_url(request, tmp_path) -> str:
     """An empty warehouse on each supported database."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
-    import sqlalchemy as sa
-
-    base = request.getfixturevalue("postgres_server_url")
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(base)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'create schema "{schema}"'))
-    engine.dispose()
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options=-csearch_path%3D{schema}"
+    return request.getfixturevalue("new_postgres_schema")()
 
 
 @pytest.fixture

@@ -135,7 +135,7 @@ def format_headline(result: dict, warehouse_url: str) -> str:
         *([f"  report       {h['report']}"] if h.get("report") else []),
         f"  tables       eval_* (district, indicator, release, site, rectification, plan_2027, excellent_station, "
         f"gap), ind_site_year, quarantine … in {warehouse_url}",
-        f"  run times    " + ", ".join(f"{k} {v}s" for k, v in result["seconds"].items()),
+        "  run times    " + ", ".join(f"{k} {v}s" for k, v in result["seconds"].items()),
     ]
     return "\n".join(lines)
 

@@ -72,16 +72,9 @@ def _decode_csv(data: bytes, encodings: list[str]) -> tuple[str, str]:
     )
 
 
-def _read_grid(path: Path, encodings: list[str]) -> tuple[list[list[Any]], str]:
-    """All cells of the file as a list of rows (first sheet for XLSX)."""
+def _read_xlsx_grid(path: Path) -> tuple[list[list[Any]], str]:
+    """All cells of the first sheet as a list of rows (CSV is read in ``read_submission``)."""
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        text, encoding = _decode_csv(path.read_bytes(), encodings)
-        try:
-            rows = list(csv.reader(io.StringIO(text, newline="")))
-        except csv.Error as exc:
-            raise FileRejected(f"malformed CSV: {exc}", f"CSV 格式错误: {exc}", "file_readable") from exc
-        return rows, encoding
     if suffix == ".xlsx":
         import openpyxl
 
@@ -140,7 +133,7 @@ def read_submission(path: Path, kind_contract: dict[str, Any], inbox_contract: d
         except csv.Error as exc:
             raise FileRejected(f"malformed CSV: {exc}", f"CSV 格式错误: {exc}", "file_readable") from exc
     else:
-        grid, encoding = _read_grid(path, list(inbox_contract["csv_encodings"]))
+        grid, encoding = _read_xlsx_grid(path)
     lookup = header_lookup(kind_contract)
     need = int(inbox_contract["header_min_matches"])
     header_idx = None

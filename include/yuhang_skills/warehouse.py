@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 metadata = sa.MetaData()
 
@@ -359,15 +362,13 @@ def add_missing_columns(engine: Engine, tables: Iterable[sa.Table]) -> list[str]
     return added
 
 
-def bulk_insert(conn: sa.Connection, table: sa.Table, frame: "pd.DataFrame") -> int:
+def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:
     """Insert a DataFrame's rows fast: COPY on PostgreSQL, a driver-level executemany elsewhere.
 
     The frame's columns must be columns of ``table``; missing values become NULL. Values are
     passed as plain Python objects (dates, ints, floats, bools, str), never re-typed on the way.
     """
     import io
-
-    import pandas as pd
 
     if frame.empty:
         return 0

@@ -1018,7 +1018,6 @@ def test_xlsx_with_typed_cells(shared_run):
     assert [as_date(d) for d in stg["start_date"]] == [dt.date(2026, 3, 2), dt.date(2026, 3, 5)]
     assert [as_date(d) for d in stg["end_date"]] == [dt.date(2026, 3, 20), dt.date(2026, 3, 6)]
     assert [float(h) for h in stg["hours"]] == [40.0, 12.5]
-    id_number = got["id_number"]
     assert as_date(stg.loc[1, "birth_date"]) == dt.date(1988, 8, 8)
     fin = b.staged("finance", got["finance"])
     assert fin["amount_fen"].tolist() == [123450, 80000]

@@ -27,7 +27,6 @@ import re
 import shutil
 import struct
 import subprocess
-import uuid
 import zlib
 from decimal import Decimal
 from html.parser import HTMLParser
@@ -267,13 +266,7 @@ def built(request, tmp_path_factory) -> dict[str, Any]:
     if request.param == "sqlite":
         url = f"sqlite:///{root / 'warehouse.sqlite'}"
     else:
-        base = request.getfixturevalue("postgres_server_url")
-        schema = f"t_{uuid.uuid4().hex[:10]}"
-        admin = sa.create_engine(base)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'create schema "{schema}"'))
-        admin.dispose()
-        url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+        url = request.getfixturevalue("new_postgres_schema")()
     engine = build_warehouse(url, root)
     outputs = root / "outputs"
     workbook = reporting.write_workbook(engine, outputs / f"evaluation_{YEAR}.xlsx", YEAR)
