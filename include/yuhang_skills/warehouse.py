@@ -386,10 +386,12 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> in
     unknown = [c for c in columns if c not in table.c]
     if unknown:
         raise ValueError(f"{table.name} has no column(s) {unknown}")
+    rows = zip(*(_driver_values(frame[c]) for c in columns))
     if conn.dialect.name == "postgresql":
-        plain = frame.astype(object).where(frame.notna(), None)
+        import csv
+
         buffer = io.StringIO()
-        plain.to_csv(buffer, index=False, header=False, na_rep="")
+        csv.writer(buffer, lineterminator="\n").writerows(rows)  # None → empty field → NULL
         buffer.seek(0)
         names = ", ".join(f'"{c}"' for c in columns)
         cursor = conn.connection.driver_connection.cursor()
@@ -400,13 +402,12 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> in
     else:
         placeholders = ", ".join("?" for _ in columns)
         sql = f'insert into "{table.name}" ({", ".join(columns)}) values ({placeholders})'
-        rows = list(zip(*(_driver_values(frame[c]) for c in columns)))
-        conn.exec_driver_sql(sql, rows)
+        conn.exec_driver_sql(sql, list(rows))
     return len(frame)
 
 
 def _driver_values(column: pd.Series) -> list[Any]:
-    """A column as the values SQLite stores, built column-wise: dates and times as the ISO text
+    """A column as the values the database stores, built column-wise: dates and times as the ISO text
     SQLAlchemy's SQLite types read back (formatted once per distinct value, since dates repeat),
     missing values as None."""
     import numpy as np
