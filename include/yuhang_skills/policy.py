@@ -23,6 +23,12 @@ WAN = 10_000  # yuan in one 万元
 RECOVERY_RULES = ("pro_rata_unmet",)
 EXCELLENT_STATION_RULES = ("every_active_year",)
 DLI_SCALINGS = ("pro_rata", "all_or_nothing")
+# Submission cadences (policy key ``submissions``) and the watchdog's alert vocabulary (``alerts``).
+CADENCES = ("monthly", "quarterly", "yearly")
+WORKING_DAY_RULES = ("next_working_day", "none")
+ALERT_CHANNEL_KINDS = ("smtp", "dingtalk", "webhook")
+ALERT_ROLES = ("site_contact", "town_office", "district_team")
+EARLY_WARNING_PROGRAMMES = ("station", "base")
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,90 @@ class BudgetRow:
     village_sites: int
     station_sites: int
     base_sites: int
+
+
+@dataclass(frozen=True)
+class SubmissionRule:
+    """One submission kind of the data contract: who sends it, how often, and when it is due.
+
+    Monthly and quarterly kinds are due on ``due_day`` of the month after the period (a quarter's
+    period is its last month); yearly kinds on ``due_month``/``due_day`` of the next year.
+    """
+
+    kind: str
+    cadence: str
+    due_day: int
+    due_month: int | None
+    programmes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AlertChannel:
+    """An alert channel: its kind and the Airflow connection that configures it."""
+
+    name: str
+    kind: str  # smtp / dingtalk / webhook
+    connection_id: str
+    max_message_bytes: int | None = None  # longer texts are cut at a line (DingTalk caps message size)
+
+
+@dataclass(frozen=True)
+class RecipientRole:
+    """Who is told (site contact, town/street office, district data team) and on which channels."""
+
+    role: str
+    channels: tuple[str, ...]
+    emails: tuple[str, ...] = ()  # fixed e-mail addresses (district team); others come from data
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Back-off for a channel that is down: ``attempts`` tries, waits growing by ``backoff_factor``."""
+
+    attempts: int
+    initial_backoff_seconds: float
+    backoff_factor: float
+    max_backoff_seconds: float
+    timeout_seconds: float
+
+    def waits(self) -> list[float]:
+        """The waits between consecutive attempts (one fewer than attempts)."""
+        return [min(self.max_backoff_seconds, self.initial_backoff_seconds * self.backoff_factor ** i)
+                for i in range(self.attempts - 1)]
+
+
+@dataclass(frozen=True)
+class WorkingDayPolicy:
+    """How due dates on rest days move, and the provisional holiday lists for years the official
+    calendar package does not cover yet."""
+
+    rule: str  # next_working_day / none
+    provisional_holidays: dict[int, frozenset[dt.date]]
+    provisional_workdays: dict[int, frozenset[dt.date]]
+
+
+@dataclass(frozen=True)
+class EarlyWarningPolicy:
+    programmes: tuple[str, ...]
+    min_months_reported: int
+    resend_interval_days: int
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """The watchdog's rules: escalation, de-duplication, channels, recipients and back-off."""
+
+    working_days: WorkingDayPolicy
+    escalation_days: int
+    resend_interval_days: int
+    backfill_grace_days: int
+    max_rows_per_file: int
+    subject_prefix: str
+    channels: dict[str, AlertChannel]
+    recipients: dict[str, RecipientRole]
+    town_offices: dict[str, str]
+    retry: RetryPolicy
+    early_warning: EarlyWarningPolicy
 
 
 class Policy:
@@ -209,6 +299,99 @@ class Policy:
     def submissions(self) -> dict[str, Any]:
         return self.raw["submissions"]
 
+    @cached_property
+    def submission_rules(self) -> dict[str, SubmissionRule]:
+        """The ``submissions`` section, typed and checked (cadence, due day, programmes)."""
+        rules: dict[str, SubmissionRule] = {}
+        for kind, spec in self.submissions.items():
+            cadence = str(spec["cadence"])
+            if cadence not in CADENCES:
+                raise ValueError(f"{self.path}: submissions.{kind}: cadence {cadence!r} is not one of {CADENCES}")
+            due_month = int(spec["due_month"]) if spec.get("due_month") is not None else None
+            if (cadence == "yearly") != (due_month is not None):
+                raise ValueError(f"{self.path}: submissions.{kind}: due_month is required for yearly kinds only")
+            due_day = int(spec["due_day"])
+            try:
+                dt.date(2001, due_month or 1, due_day)  # a day every year has (29 February is not)
+            except ValueError:
+                raise ValueError(f"{self.path}: submissions.{kind}: due day {due_month or '*'}/{due_day} "
+                                 f"is not a day of every year") from None
+            programmes = tuple(str(p) for p in spec["programmes"])
+            if set(programmes) - set(PROGRAMMES):
+                raise ValueError(f"{self.path}: submissions.{kind}: unknown programmes {programmes}")
+            rules[kind] = SubmissionRule(kind, cadence, due_day, due_month, programmes)
+        return rules
+
+    @cached_property
+    def alerts(self) -> AlertPolicy:
+        """The ``alerts`` section (the submissions watchdog), typed and checked."""
+        raw = self.raw["alerts"]
+        where = f"{self.path}: alerts"
+        wd = raw["working_days"]
+        if wd["rule"] not in WORKING_DAY_RULES:
+            raise ValueError(f"{where}.working_days.rule {wd['rule']!r} is not one of {WORKING_DAY_RULES}")
+        holidays: dict[int, frozenset[dt.date]] = {}
+        workdays: dict[int, frozenset[dt.date]] = {}
+        for year, spec in (wd.get("provisional") or {}).items():
+            days: set[dt.date] = set()
+            for span in spec.get("holidays") or []:
+                start, end = _date(span["from"]), _date(span["to"])
+                if end < start or start.year != int(year) or end.year != int(year):
+                    raise ValueError(f"{where}.working_days.provisional.{year}: holiday {span.get('name')} "
+                                     f"{start}..{end} is not a span inside {year}")
+                days.update(start + dt.timedelta(days=i) for i in range((end - start).days + 1))
+            extra = {_date(d) for d in spec.get("make_up_workdays") or []}
+            if any(d.year != int(year) or d.weekday() < 5 or d in days for d in extra):
+                raise ValueError(f"{where}.working_days.provisional.{year}: make-up working days must be "
+                                 f"weekend days of {year} outside its holidays")
+            holidays[int(year)] = frozenset(days)
+            workdays[int(year)] = frozenset(extra)
+        channels = {name: AlertChannel(name, str(c["kind"]), str(c["connection_id"]),
+                                       int(c["max_message_bytes"]) if c.get("max_message_bytes") else None)
+                    for name, c in raw["channels"].items()}
+        bad = [c.name for c in channels.values() if c.kind not in ALERT_CHANNEL_KINDS]
+        if bad:
+            raise ValueError(f"{where}.channels {bad}: kind must be one of {ALERT_CHANNEL_KINDS}")
+        recipients = {role: RecipientRole(role, tuple(spec.get("channels") or ()), tuple(spec.get("emails") or ()))
+                      for role, spec in raw["recipients"].items()}
+        if set(recipients) != set(ALERT_ROLES):
+            raise ValueError(f"{where}.recipients must name exactly {ALERT_ROLES}")
+        for r in recipients.values():
+            unknown = set(r.channels) - set(channels)
+            if unknown:
+                raise ValueError(f"{where}.recipients.{r.role}: unknown channels {sorted(unknown)}")
+            if r.role == "district_team" and any(channels[c].kind == "smtp" for c in r.channels) and not r.emails:
+                raise ValueError(f"{where}.recipients.district_team: e-mail channel without emails")
+        retry = RetryPolicy(int(raw["retry"]["attempts"]), float(raw["retry"]["initial_backoff_seconds"]),
+                            float(raw["retry"]["backoff_factor"]), float(raw["retry"]["max_backoff_seconds"]),
+                            float(raw["retry"]["timeout_seconds"]))
+        if retry.attempts < 1 or retry.initial_backoff_seconds < 0 or retry.backoff_factor < 1:
+            raise ValueError(f"{where}.retry: attempts >= 1, initial_backoff_seconds >= 0, backoff_factor >= 1")
+        ew = raw["early_warning"]
+        early = EarlyWarningPolicy(tuple(ew["programmes"]), int(ew["min_months_reported"]),
+                                   int(ew["resend_interval_days"]))
+        if set(early.programmes) - set(EARLY_WARNING_PROGRAMMES) or not 1 <= early.min_months_reported <= 12:
+            raise ValueError(f"{where}.early_warning: programmes within {EARLY_WARNING_PROGRAMMES}, "
+                             f"min_months_reported 1..12")
+        policy = AlertPolicy(
+            working_days=WorkingDayPolicy(str(wd["rule"]), holidays, workdays),
+            escalation_days=int(raw["escalation_days"]),
+            resend_interval_days=int(raw["resend_interval_days"]),
+            backfill_grace_days=int(raw["backfill_grace_days"]),
+            max_rows_per_file=int(raw["max_rows_per_file"]),
+            subject_prefix=str(raw.get("subject_prefix") or ""),
+            channels=channels,
+            recipients=recipients,
+            town_offices={str(k): str(v) for k, v in (raw.get("town_offices") or {}).items()},
+            retry=retry,
+            early_warning=early,
+        )
+        if policy.escalation_days < 1 or policy.resend_interval_days < 1 or policy.backfill_grace_days < 0 \
+                or early.resend_interval_days < 1 or policy.max_rows_per_file < 1:
+            raise ValueError(f"{where}: escalation_days, resend_interval_days, early_warning.resend_interval_days "
+                             f"and max_rows_per_file must be >= 1, backfill_grace_days >= 0")
+        return policy
+
     @property
     def rectification_deadline_days(self) -> int:
         return int(self.raw["rectification"]["deadline_days_after_year_end"])
@@ -258,6 +441,8 @@ class Policy:
         if self.release["rule"] not in self.release["rules"]:
             raise ValueError(f"{self.path}: release rule {self.release['rule']!r} is not defined under release.rules")
         self._check_dli()
+        self.submission_rules  # noqa: B018 - parsing checks the sections
+        self.alerts  # noqa: B018
         if self.recovery_rule not in RECOVERY_RULES:
             raise ValueError(f"{self.path}: recovery rule {self.recovery_rule!r} is not one of {RECOVERY_RULES}")
         if self.excellent_station["rule"] not in EXCELLENT_STATION_RULES:

@@ -188,6 +188,7 @@ stg_outcomes = sa.Table(
 STAGING_TABLES = {"roster": stg_roster, "finance": stg_finance, "survey": stg_survey, "outcomes": stg_outcomes}
 
 
+
 def make_engine(url: str) -> Engine:
     """An engine for the warehouse URL; SQLite files get WAL and a busy timeout for parallel tasks."""
     if url.startswith("sqlite:///"):
@@ -352,6 +353,89 @@ eval_excellent_station = sa.Table(
 )
 EVAL_TABLES = (eval_indicator, eval_site, eval_district, eval_gap, eval_release, eval_rectification,
                eval_plan_2027, eval_excellent_station)
+
+# Submissions watchdog (yuhang_watchdog): what is expected, what is missing, what was sent -------
+def _item_key() -> list[sa.Column]:
+    return [
+        sa.Column("site_code", sa.String(8), primary_key=True),
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("period", sa.String(7), primary_key=True),  # month; a quarter's last month; December (yearly)
+    ]
+
+
+expected_submissions = sa.Table(  # the calendar: registry x cadence, rebuilt as of each run's date
+    "expected_submissions", metadata, *_item_key(),
+    sa.Column("programme", sa.String(16), nullable=False),
+    sa.Column("period_start", sa.Date, nullable=False),
+    sa.Column("period_end", sa.Date, nullable=False),
+    sa.Column("nominal_due", sa.Date, nullable=False),  # the cadence's due day
+    sa.Column("due_date", sa.Date, nullable=False),  # moved to the next working day when nominal_due is a rest day
+    sa.Column("shifted", sa.Boolean, nullable=False),
+    sa.Column("calendar_source", sa.String(60), nullable=False),  # chinese-calendar <version> / provisional list
+    sa.Column("calendar_official", sa.Boolean, nullable=False),  # false: computed without an official calendar
+    sa.Column("as_of", sa.Date, nullable=False),
+)
+missing_submissions = sa.Table(  # expected submissions overdue as of as_of, open or resolved late
+    "missing_submissions", metadata, *_item_key(),
+    sa.Column("programme", sa.String(16), nullable=False),
+    sa.Column("town", sa.String(50), nullable=False),
+    sa.Column("nominal_due", sa.Date, nullable=False),
+    sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("calendar_official", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),  # open / resolved
+    sa.Column("days_overdue", sa.Integer, nullable=False),  # as of as_of (open) or when resolved
+    sa.Column("escalated", sa.Boolean, nullable=False),  # days_overdue reached alerts.escalation_days
+    sa.Column("last_rejected_at", sa.DateTime),  # latest file for it that was rejected (received time)
+    sa.Column("first_alerted", sa.DateTime),  # first delivered alert about it (any recipient)
+    sa.Column("last_alerted", sa.DateTime),
+    sa.Column("resolved_at", sa.DateTime),  # received time of the file that resolved it
+    sa.Column("resolution_announced_at", sa.DateTime),  # first delivered "received" notice
+    sa.Column("as_of", sa.Date, nullable=False),
+)
+alerts = sa.Table(  # every message composed by the watchdog and what became of it
+    "alerts", metadata,
+    sa.Column("alert_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("as_of", sa.Date, nullable=False),  # the run's as-of date (de-duplication counts in these days)
+    sa.Column("channel", sa.String(16), nullable=False),  # a channel of alerts.channels
+    sa.Column("recipient", sa.String(200), nullable=False),  # e-mail address, or the channel's connection id
+    sa.Column("recipient_role", sa.String(20), nullable=False),  # site_contact / town_office / district_team
+    sa.Column("site_code", sa.String(40)),  # the site(s) a site contact's message is about
+    sa.Column("subject", sa.String(300), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),  # the message text (markdown)
+    sa.Column("items", sa.Integer, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),  # sent / failed / not_configured
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("sent_at", sa.DateTime),
+    sa.Column("follow_up", sa.String(20)),  # failed/not_configured only: resent / no_longer_due
+    sa.Column("follow_up_alert_id", sa.Integer),  # the alert that carried it later
+)
+alert_items = sa.Table(  # what each message carried, for de-duplication per recipient and channel
+    "alert_items", metadata,
+    sa.Column("alert_id", sa.Integer, primary_key=True),
+    sa.Column("item_type", sa.String(16), primary_key=True),  # missing / resolved / rejected / early_warning
+    sa.Column("item_key", sa.String(160), primary_key=True),  # site/kind/period, submission_id, site/year/indicator
+)
+early_warnings = sa.Table(  # yearly targets projected from the run rate so far, as of as_of
+    "early_warnings", metadata,
+    sa.Column("site_code", sa.String(8), primary_key=True),
+    sa.Column("year", sa.Integer, primary_key=True),
+    sa.Column("indicator", sa.String(40), primary_key=True),  # person_times / pass_rate
+    sa.Column("programme", sa.String(16), nullable=False),
+    sa.Column("months_active", sa.Integer, nullable=False),
+    sa.Column("months_reported", sa.Integer, nullable=False),  # months of the year whose roster was due by as_of
+    sa.Column("actual_to_date", sa.Numeric(14, 4), nullable=False),  # person-times, or pass rate
+    sa.Column("numerator", sa.Integer),  # pass rate: passed
+    sa.Column("denominator", sa.Integer),  # pass rate: assessed
+    sa.Column("run_rate_per_month", sa.Numeric(14, 4)),
+    sa.Column("projected", sa.Numeric(14, 4), nullable=False),
+    sa.Column("target", sa.Numeric(14, 4), nullable=False),  # pro-rated like the evaluation
+    sa.Column("projected_shortfall", sa.Numeric(14, 4), nullable=False),
+    sa.Column("at_risk", sa.Boolean, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+)
+WATCHDOG_TABLES = (expected_submissions, missing_submissions, alerts, alert_items, early_warnings)
 
 
 def add_missing_columns(engine: Engine, tables: Iterable[sa.Table]) -> list[str]:

@@ -1,0 +1,76 @@
+"""
+### Submissions watchdog: missing and rejected submissions, alerts, early warning
+
+Every morning (Asia/Shanghai) builds the expected-submission calendar from the site registry and
+the policy's cadence and due dates (a due date on a weekend or public holiday moves to the next
+working day; years without an official holiday calendar use the policy's provisional list and are
+marked so), compares it with the submissions manifest as of the run's date, and keeps the missing
+list. Then it tells, in one message per recipient and channel: each site's contact what the site
+owes, which of its files were rejected or partially accepted (rows and reasons) and which late
+files resolved an alert; after `alerts.escalation_days` the town/street office and the district
+data team too; the district also gets the early warnings (stations and bases projected to miss a
+yearly target). The same item is not resent within `alerts.resend_interval_days`.
+
+Channels are Airflow connections (`yuhang_smtp`, `yuhang_dingtalk`, `yuhang_webhook`; a missing
+one is skipped and recorded as `not_configured`); a channel that is down is retried with back-off,
+and what could not be sent is recorded and goes out with the next run. Runs for past dates
+(reruns, backfills) rebuild the tables and send nothing.
+
+Tables: `expected_submissions`, `missing_submissions`, `early_warnings`, `alerts`, `alert_items`.
+Params `as_of` (default: the run's logical date), `today` (default: today in Asia/Shanghai; decides
+whether the run is live) and `send_alerts` (false: rebuild only).
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from yuhang_skills.assets import DEFAULT_ARGS, TAGS
+
+
+@dag(
+    dag_id="yuhang_watchdog",
+    schedule="0 9 * * *",
+    start_date=pendulum.datetime(2025, 7, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "alerts"],
+    doc_md=__doc__,
+    params={
+        "as_of": Param(None, type=["null", "string"], format="date",
+                       description="As-of date (YYYY-MM-DD); default: the run's logical date"),
+        "today": Param(None, type=["null", "string"], format="date",
+                       description="Today (YYYY-MM-DD) for deciding whether the run is live; default: "
+                                   "today in Asia/Shanghai"),
+        "send_alerts": Param(True, type="boolean",
+                             description="Send alerts when the run is live; false rebuilds the tables only"),
+    },
+)
+def yuhang_watchdog():
+    @task
+    def expected_calendar() -> dict:
+        from yuhang_skills import pipeline, watchdog
+
+        return watchdog.build_calendar(pipeline.as_of_from_context(get_current_context()))
+
+    @task
+    def missing_list(calendar: dict) -> dict:
+        from yuhang_skills import watchdog
+
+        return watchdog.build_missing_list(calendar["as_of"])
+
+    @task
+    def send_alerts(missing: dict) -> dict:
+        from yuhang_skills import watchdog
+
+        context = get_current_context()
+        params = context["params"]
+        return watchdog.send_alerts(missing["as_of"], params.get("today"), bool(params.get("send_alerts", True)),
+                                    context)
+
+    send_alerts(missing_list(expected_calendar()))
+
+
+yuhang_watchdog()
