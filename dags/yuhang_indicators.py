@@ -2,9 +2,12 @@
 ### Yearly indicators
 
 Runs whenever intake publishes new staging data. Reloads the reference tables from the policy
-folder (`include/policy`: sites, targets, code lists, money received) and rebuilds the SQL models
-under `include/sql` (intermediate `int_*`, then marts `ind_site_year`, `ind_site_year_spending`,
-`ind_programme_year`, `base_subsidy`). The same SQL runs on SQLite and PostgreSQL. Publishes `yuhang_indicators`.
+folder (`include/policy`: sites, targets, code lists, money received, integrity thresholds), runs
+the integrity checks (`include/sql/integrity`: double counting and subsidy-fraud patterns, into
+`integrity_findings`, with the rows they exclude in `integrity_exclusions`), then rebuilds the
+SQL models under `include/sql` (intermediate `int_*`, then marts `ind_site_year`,
+`ind_site_year_spending`, `ind_programme_year`, `base_subsidy`) without the excluded rows. The
+same SQL runs on SQLite and PostgreSQL. Publishes `yuhang_indicators`.
 """
 
 from __future__ import annotations
@@ -26,13 +29,25 @@ from yuhang_skills.assets import DEFAULT_ARGS, INDICATORS, STAGING, TAGS
     doc_md=__doc__,
 )
 def yuhang_indicators():
-    @task(outlets=[INDICATORS])
-    def build() -> dict:
+    @task
+    def reference() -> dict:
         from yuhang_skills import pipeline
 
-        return pipeline.build_indicators()
+        return pipeline.load_reference()
 
-    build()
+    @task
+    def integrity_checks() -> dict:
+        from yuhang_skills import pipeline
+
+        return pipeline.run_integrity_checks()
+
+    @task(outlets=[INDICATORS])
+    def models() -> dict:
+        from yuhang_skills import pipeline
+
+        return pipeline.build_models()
+
+    reference() >> integrity_checks() >> models()
 
 
 yuhang_indicators()

@@ -131,10 +131,13 @@ def format_headline(result: dict, warehouse_url: str) -> str:
         f"(rule: {h['release_rule']}, policy {h['policy_version']})",
         f"  recoveries   {_yuan(h['recoveries_yuan'])} yuan (sites not rectified by their deadline)",
         f"  net release  {_yuan(h['net_released_yuan'])} yuan",
+        *([f"  integrity    {h['integrity_findings']:,} finding(s); person-times {h['person_times_reported']:,} reported, "
+           f"{h['person_times_counted']:,} counted; score before exclusions {h['score_before_exclusions']}"]
+          if h.get("score_before_exclusions") is not None else []),
         f"  workbook     {h['workbook']}",
         *([f"  report       {h['report']}"] if h.get("report") else []),
         f"  tables       eval_* (district, indicator, release, site, rectification, plan_2027, excellent_station, "
-        f"gap), ind_site_year, quarantine … in {warehouse_url}",
+        f"gap, integrity), integrity_findings, ind_site_year, quarantine … in {warehouse_url}",
         "  run times    " + ", ".join(f"{k} {v}s" for k, v in result["seconds"].items()),
     ]
     return "\n".join(lines)

@@ -516,6 +516,11 @@ class Evaluation:
     excellent: list[ExcellentStation]
     plan: list[PlanSite]
     plan_unallocated_fen: int
+    score_before_exclusions: Decimal | None = None  # the score on every reported row
+    site_targets_reported: list[SiteYearTarget] = field(default_factory=list)  # before integrity exclusions
+    person_times_reported: int = 0  # evaluated years, before integrity exclusions
+    person_times_counted: int = 0
+    integrity: list[dict[str, Any]] = field(default_factory=list)  # per check: findings and what they took out
 
     @property
     def recoveries_fen(self) -> int:
@@ -539,6 +544,9 @@ class Evaluation:
             "release_rule": self.release_rule, "policy_version": self.policy_version,
             "input_fingerprint": self.input_fingerprint, "recoveries_yuan": yuan(self.recoveries_fen),
             "net_released_yuan": yuan(self.net_released_fen),
+            "score_before_exclusions": None if self.score_before_exclusions is None else str(self.score_before_exclusions),
+            "person_times_reported": self.person_times_reported, "person_times_counted": self.person_times_counted,
+            "integrity_findings": sum(c["findings"] for c in self.integrity),
         }
 
 
@@ -557,6 +565,45 @@ def input_fingerprint(engine: sa.Engine, plan: Plan, decisions: rectification.De
     if decisions is not None and decisions.sha256 is not None:
         h.update(b"rectifications:" + decisions.sha256.encode())
     return h.hexdigest()
+
+
+# Columns of ind_site_year / ind_programme_year the evaluation reads, and their figures before
+# integrity exclusions (what the sites reported).
+REPORTED_COLUMNS = ("person_times", "key_group_person_times", "key_industry_person_times", "assessed", "passed",
+                    "roster_rows", "provincial_eligible_fen", "spend_total_fen", "finance_rows")
+
+
+def as_reported(frame: pd.DataFrame) -> pd.DataFrame:
+    """The indicator rows with every counted figure replaced by its reported one."""
+    return frame.assign(**{c: frame[f"{c}_reported"] for c in REPORTED_COLUMNS if f"{c}_reported" in frame})
+
+
+def integrity_summary(engine: sa.Engine, policy: Policy, years: list[int]) -> list[dict[str, Any]]:
+    """Per integrity check (policy order): findings, rows excluded, and the person-times and
+    money of the evaluated years it took out of the indicators."""
+    with engine.connect() as conn:
+        findings = pd.read_sql(sa.text("select check_name, sites, excluded_rows from integrity_findings"), conn)
+        people = pd.read_sql(sa.text(
+            "select x.check_name, r.site_code, r.class_id, r.person_key, r.period from integrity_exclusions as x "
+            "join stg_roster as r on r.submission_id = x.submission_id and r.source_row = x.source_row "
+            "where x.kind = 'roster'"), conn)
+        money = pd.read_sql(sa.text(
+            "select x.check_name, f.amount_fen, f.period from integrity_exclusions as x "
+            "join stg_finance as f on f.submission_id = x.submission_id and f.source_row = x.source_row "
+            "where x.kind = 'finance'"), conn)
+    in_years = [str(y) for y in years]
+    people = people[people["period"].str[:4].isin(in_years)].drop_duplicates(["site_code", "class_id", "person_key"])
+    money = money[money["period"].str[:4].isin(in_years)]
+    out = []
+    for name, spec in policy.integrity["checks"].items():
+        mine = findings[findings["check_name"] == name]
+        sites = sorted({s for value in mine["sites"] for s in str(value).split(",") if s})
+        out.append({"check_name": name, "severity": spec["severity"], "findings": len(mine),
+                    "excluded_rows": int(mine["excluded_rows"].sum()),
+                    "excluded_person_times": int((people["check_name"] == name).sum()),
+                    "excluded_fen": int(money.loc[money["check_name"] == name, "amount_fen"].sum()),
+                    "sites": ",".join(sites) or None})
+    return out
 
 
 def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date,
@@ -578,6 +625,9 @@ def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date
     records = rectification_records(policy, targets, decisions, plan_money, as_of)
     net = max(0, released - sum(r.recovery_fen for r in records))
     allocation, unallocated = allocate_plan(policy, ref_sites, net)
+    reported = Evaluator(plan, as_reported(sites), as_reported(programmes), evaluation_year)
+    reported_targets = reported.site_year_targets()
+    score_before = sum((i.points for i in reported.indicators(reported_targets)), ZERO)
     return Evaluation(
         evaluation_year=evaluation_year, as_of=as_of, indicators=indicators, score=score, grade=policy.grade(score),
         released_fen=released, tranche_fen=policy.performance_tranche_yuan * 100,
@@ -585,7 +635,10 @@ def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date
         input_fingerprint=input_fingerprint(engine, plan, decisions),
         gaps=gap_to_full_release(policy, indicators, results), site_targets=targets, release=release,
         rectifications=records, excellent=evaluator.excellent_stations(targets), plan=allocation,
-        plan_unallocated_fen=unallocated,
+        plan_unallocated_fen=unallocated, score_before_exclusions=score_before, site_targets_reported=reported_targets,
+        person_times_reported=int(evaluator.sites["person_times_reported"].sum()),
+        person_times_counted=int(evaluator.sites["person_times"].sum()),
+        integrity=integrity_summary(engine, policy, evaluator.years),
     )
 
 
@@ -602,6 +655,7 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
         for i in evaluation.indicators
     ]
     by_target = {(r.site.site_code, r.site.year, r.site.indicator): r for r in evaluation.rectifications}
+    reported = {(t.site_code, t.year, t.indicator): t.actual for t in evaluation.site_targets_reported}
     site_rows = []
     for t in evaluation.site_targets:
         record = by_target.get((t.site_code, t.year, t.indicator))
@@ -612,6 +666,8 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
             "submissions": t.submissions, "deadline": record.deadline if record else None,
             "rectification_status": record.status if record else None,
             "recovery_fen": record.recovery_fen if record else 0,
+            "actual_reported": None if reported.get((t.site_code, t.year, t.indicator)) is None
+            else q4(reported[(t.site_code, t.year, t.indicator)]),
         })
     district_rows = [{
         "evaluation_year": year, "as_of": evaluation.as_of, "score": evaluation.score, "grade": evaluation.grade,
@@ -620,6 +676,9 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
         "recoveries_fen": evaluation.recoveries_fen, "net_released_fen": evaluation.net_released_fen,
         "excellent_bonus_fen": evaluation.excellent_bonus_fen,
         "plan_unallocated_fen": evaluation.plan_unallocated_fen,
+        "score_before_exclusions": evaluation.score_before_exclusions,
+        "person_times_reported": evaluation.person_times_reported,
+        "person_times_counted": evaluation.person_times_counted,
         "policy_version": evaluation.policy_version, "input_fingerprint": evaluation.input_fingerprint,
         "pii_key_is_demo": pii_key_is_demo, "evaluated_at": warehouse.shanghai_now(),
     }]
@@ -659,7 +718,8 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
     rows = {warehouse.eval_indicator: indicator_rows, warehouse.eval_site: site_rows,
             warehouse.eval_district: district_rows, warehouse.eval_gap: gap_rows,
             warehouse.eval_release: release_rows, warehouse.eval_rectification: rectification_rows,
-            warehouse.eval_plan_2027: plan_rows, warehouse.eval_excellent_station: excellent_rows}
+            warehouse.eval_plan_2027: plan_rows, warehouse.eval_excellent_station: excellent_rows,
+            warehouse.eval_integrity: [{"evaluation_year": year, **row} for row in evaluation.integrity]}
     warehouse.create_schema(engine)
     warehouse.add_missing_columns(engine, warehouse.EVAL_TABLES)
     with engine.begin() as conn:

@@ -176,11 +176,19 @@ def _prepare_roster(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
     start, _ = to_dates(frame["start_date"])
     end, _ = to_dates(frame["end_date"])
     hours, _ = to_numbers(frame["hours"])
-    age = identity.working_age_status(
-        ids["birth_date"].where(id_valid), ids["sex"].where(id_valid), start,
-        female_base=ctx["policy"].female_retirement_base, minimum_age_years=ctx["policy"].minimum_working_age,
-    )
-    in_age = age["in_working_age"].astype(bool) | ~id_valid | start.isna()
+    birth, sex = ids["birth_date"].where(id_valid), ids["sex"].where(id_valid)
+
+    def working_age_on(day: pd.Series) -> pd.DataFrame:
+        return identity.working_age_status(birth, sex, day, female_base=ctx["policy"].female_retirement_base,
+                                           minimum_age_years=ctx["policy"].minimum_working_age)
+
+    age = working_age_on(start)
+    in_age = age["in_working_age"].astype(bool)
+    grace = pd.Timedelta(days=int(ctx["policy"].intake.get("working_age_grace_days", 0)))
+    if grace:  # within the grace of a limit: staged, and reported by the outside_working_age check
+        in_age |= working_age_on(start - grace)["in_working_age"].astype(bool)
+        in_age |= working_age_on(start + grace)["in_working_age"].astype(bool)
+    in_age = in_age | ~id_valid | start.isna()
     assessed = to_codes(frame["assessed"], enums["bool"])
     passed = to_codes(frame["passed"], enums["pass_result"])
     # People attend several classes and names repeat: hash each distinct value once.

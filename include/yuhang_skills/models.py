@@ -10,9 +10,10 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 import sqlalchemy as sa
 
-from . import warehouse
+from . import integrity, warehouse
 from .policy import Plan
 
 WAN_FEN = 10_000 * 100
@@ -69,7 +70,10 @@ def reference_rows(plan: Plan) -> dict[sa.Table, list[dict]]:
         for code in values
     ]
     share = policy.base_subsidy_share.as_integer_ratio()
+    checks = integrity.reference_rows(plan)
+    codes += checks.pop("codes")
     return {
+        **checks,
         warehouse.ref_sites: sites,
         warehouse.ref_site_years: site_years,
         warehouse.ref_targets: [
@@ -88,8 +92,15 @@ def reference_rows(plan: Plan) -> dict[sa.Table, list[dict]]:
 
 def load_reference(engine: sa.Engine, plan: Plan) -> dict[str, int]:
     warehouse.create_schema(engine)
+    counts = {}
     with engine.begin() as conn:
-        return {table.name: warehouse.replace_rows(conn, table, rows) for table, rows in reference_rows(plan).items()}
+        for table, rows in reference_rows(plan).items():
+            if isinstance(rows, pd.DataFrame):  # the long generated tables (calendar, retirement dates)
+                conn.execute(table.delete())
+                counts[table.name] = warehouse.bulk_insert(conn, table, rows)
+            else:
+                counts[table.name] = warehouse.replace_rows(conn, table, rows)
+    return counts
 
 
 def model_sql(sql_dir: Path, layer: str, name: str) -> str:

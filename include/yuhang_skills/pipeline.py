@@ -107,12 +107,26 @@ def build_data_docs(settings: Settings) -> Path:
     return data_docs.write_index(settings.data_docs_dir)
 
 
-def build_indicators() -> dict[str, int]:
+def load_reference() -> dict[str, int]:
+    """Reload the reference tables from the policy folder; returns row counts."""
     settings, plan = _context()
-    engine = warehouse.make_engine(settings.warehouse_url)
-    counts = models.load_reference(engine, plan)
-    counts.update(models.build_models(engine, SQL_DIR))
-    return counts
+    return models.load_reference(warehouse.make_engine(settings.warehouse_url), plan)
+
+
+def run_integrity_checks() -> dict[str, Any]:
+    """Run the integrity checks over the staged data: findings and the rows they exclude."""
+    from . import integrity
+
+    settings, plan = _context()
+    results = integrity.run_checks(warehouse.make_engine(settings.warehouse_url), plan, SQL_DIR)
+    return {r.name: {"severity": r.severity, "findings": r.findings, "excluded_rows": r.excluded_rows,
+                     "seconds": round(r.seconds, 2)} for r in results}
+
+
+def build_models() -> dict[str, int]:
+    """Rebuild the SQL models (indicators), leaving out what the integrity checks excluded."""
+    settings, _ = _context()
+    return models.build_models(warehouse.make_engine(settings.warehouse_url), SQL_DIR)
 
 
 def run_evaluation(evaluation_year: int | None, as_of: str) -> dict[str, Any]:

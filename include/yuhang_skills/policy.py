@@ -21,6 +21,7 @@ PROGRAMMES = ("village", "station", "base")
 WAN = 10_000  # yuan in one 万元
 # Rule names the policy file may choose; each is implemented in yuhang_skills.evaluation.
 RECOVERY_RULES = ("pro_rata_unmet",)
+INTEGRITY_SEVERITIES = ("exclude", "review")  # see integrity: in the policy file
 EXCELLENT_STATION_RULES = ("every_active_year",)
 DLI_SCALINGS = ("pro_rata", "all_or_nothing")
 # Submission cadences (policy key ``submissions``) and the watchdog's alert vocabulary (``alerts``).
@@ -288,6 +289,17 @@ class Policy:
         return self.raw["intake"]
 
     @property
+    def integrity(self) -> dict[str, Any]:
+        return self.raw["integrity"]
+
+    def integrity_check(self, name: str) -> dict[str, Any]:
+        """One integrity check's settings: ``severity`` and its thresholds."""
+        try:
+            return self.integrity["checks"][name]
+        except KeyError:
+            raise KeyError(f"{self.path}: integrity.checks has no {name!r}") from None
+
+    @property
     def evaluation(self) -> dict[str, Any]:
         return self.raw["evaluation"]
 
@@ -443,6 +455,10 @@ class Policy:
         self._check_dli()
         self.submission_rules  # noqa: B018 - parsing checks the sections
         self.alerts  # noqa: B018
+        for name, spec in self.integrity["checks"].items():
+            if spec.get("severity") not in INTEGRITY_SEVERITIES:
+                raise ValueError(f"{self.path}: integrity check {name} has severity {spec.get('severity')!r}, "
+                                 f"not one of {INTEGRITY_SEVERITIES}")
         if self.recovery_rule not in RECOVERY_RULES:
             raise ValueError(f"{self.path}: recovery rule {self.recovery_rule!r} is not one of {RECOVERY_RULES}")
         if self.excellent_station["rule"] not in EXCELLENT_STATION_RULES:

@@ -461,6 +461,25 @@ def _gap_section(gaps: pd.DataFrame) -> str:
     return f'<section id="gap"><h2>{_label("差距", "Gap to full release")}</h2>{content}</section>'
 
 
+def _integrity_section(district: dict[str, Any], checks: pd.DataFrame | None) -> str:
+    """What the integrity checks found and what leaving their rows out did to the score."""
+    if checks is None or checks.empty or is_missing(district.get("score_before_exclusions")):
+        return ""
+    findings = int(checks["findings"].sum())
+    reported, counted = int(district["person_times_reported"]), int(district["person_times_counted"])
+    before, after = Decimal(str(district["score_before_exclusions"])), Decimal(str(district["score"]))
+    summary = (
+        f'<p data-summary="integrity">诚信核查共发现 {findings:,} 项问题(明细见工作簿“{SHEETS["integrity_findings"][0]}”)。'
+        f'评价年度上报 {reported:,} 人次,剔除重复计算等问题后计入 {counted:,} 人次;'
+        f'剔除前总分 {before:.2f},剔除后 {after:.2f}(影响 {after - before:+.2f} 分)。'
+        f'<br><span class="en">The integrity checks found {findings:,} issue(s) (every one in the workbook sheet '
+        f'"{SHEETS["integrity_findings"][0]}"). The sites reported {reported:,} person-times in the evaluated years; '
+        f'{counted:,} count once double counting and the other excluded rows are left out. Score before exclusions '
+        f'{before:.2f}, after {after:.2f} ({after - before:+.2f} points).</span></p>')
+    return (f'<section id="integrity"><h2>{_label("诚信核查", "Integrity checks")}</h2>{summary}'
+            f'{table_html("eval_integrity", checks)}</section>')
+
+
 def _quarantine_section(frames: dict[str, pd.DataFrame]) -> str:
     parts = []
     files = frames.get("submissions_summary")
@@ -522,6 +541,7 @@ def render_report(engine: sa.Engine, evaluation_year: int) -> str:
         _sites_section(frames.get("eval_site", empty), _site_names(engine, evaluation_year)),
         _release_section(district, frames.get("eval_release")),
         _gap_section(frames.get("eval_gap", empty)),
+        _integrity_section(district, frames.get("eval_integrity")),
         optional,
         _quarantine_section(frames),
         PRIVACY_NOTE,

@@ -39,6 +39,8 @@ SHEETS: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
         ("excellent_bonus_fen", "优秀站点奖励(元)", "yuan"), ("plan_unallocated_fen", "建设计划未分配(元)", "yuan"),
         ("policy_version", "政策版本", "text"), ("input_fingerprint", "输入指纹", "text"),
         ("pii_key_is_demo", "使用演示密钥", "bool"), ("evaluated_at", "评价时间", "datetime"),
+        ("score_before_exclusions", "剔除前总分", "num"), ("person_times_reported", "上报人次(剔除前)", "int"),
+        ("person_times_counted", "计入人次(剔除后)", "int"),
     ]),
     "eval_indicator": ("指标得分 Indicators", [
         ("dimension", "维度", "text"), ("indicator", "指标代码", "text"), ("name_zh", "指标", "text"),
@@ -58,7 +60,7 @@ SHEETS: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
         ("attainment", "完成度", "pct"), ("met", "是否达标", "bool"), ("shortfall", "差额", "num"),
         ("source_rows", "来源行数", "int"), ("submissions", "现行报送文件数", "int"),
         ("deadline", "整改期限", "date"), ("rectification_status", "整改状态", "text"),
-        ("recovery_fen", "追回金额(元)", "yuan"),
+        ("recovery_fen", "追回金额(元)", "yuan"), ("actual_reported", "剔除前实际", "num"),
     ]),
     "eval_gap": ("差距 Gap", [
         ("indicator", "指标代码", "text"), ("name_zh", "指标", "text"), ("site_code", "站点编码", "text"),
@@ -83,6 +85,18 @@ SHEETS: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
         ("programme", "项目类型", "text"), ("planned_provincial_fen", "计划省级资金(元)", "yuan"),
         ("funded_fen", "可安排资金(元)", "yuan"), ("keeps_funding", "保留资助", "bool"),
         ("remaining_after_fen", "安排后剩余(元)", "yuan"),
+    ]),
+    "eval_integrity": ("诚信核查 Integrity", [
+        ("check_name", "核查项", "text"), ("severity", "处理方式", "text"), ("findings", "发现数", "int"),
+        ("excluded_rows", "剔除行数", "int"), ("excluded_person_times", "剔除人次(评价年度)", "int"),
+        ("excluded_fen", "剔除支出(元)", "yuan"), ("sites", "涉及站点", "text"),
+    ]),
+    "integrity_findings": ("核查明细 Findings", [
+        ("finding_id", "编号", "int"), ("check_name", "核查项", "text"), ("severity", "处理方式", "text"),
+        ("site_code", "站点编码", "text"), ("sites", "涉及站点", "text"), ("year", "年度", "int"),
+        ("subject_kind", "对象类型", "text"), ("subject", "对象(个人已加密)", "text"), ("measure", "数值", "num"),
+        ("threshold", "限值", "num"), ("evidence_rows", "证据行数", "int"), ("excluded_rows", "剔除行数", "int"),
+        ("explanation_zh", "说明", "text"), ("explanation_en", "说明(英文)", "text"), ("evidence", "证据(文件与行号)", "text"),
     ]),
     "base_subsidy": ("基地补助 Bases", [
         ("site_code", "站点编码", "text"), ("name_zh", "基地名称", "text"),

@@ -187,6 +187,57 @@ stg_outcomes = sa.Table(
 )
 STAGING_TABLES = {"roster": stg_roster, "finance": stg_finance, "survey": stg_survey, "outcomes": stg_outcomes}
 
+# Integrity checks (include/sql/integrity) -------------------------------------------------------
+ref_integrity_params = sa.Table(  # each check's severity and thresholds, from the policy file
+    "ref_integrity_params", metadata,
+    sa.Column("check_name", sa.String(40), primary_key=True),
+    sa.Column("parameter", sa.String(40), primary_key=True),
+    sa.Column("value", sa.Numeric(18, 4), nullable=False),
+)
+ref_implementation_period = sa.Table(
+    "ref_implementation_period", metadata,
+    sa.Column("start_date", sa.Date, nullable=False),
+    sa.Column("end_date", sa.Date, nullable=False),
+)
+ref_calendar = sa.Table(  # day numbers, so the SQL can count days the same way on every database
+    "ref_calendar", metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("day_number", sa.Integer, nullable=False, unique=True),
+    sa.Column("year", sa.Integer, nullable=False),
+)
+ref_retirement = sa.Table(  # statutory retirement date per sex and birth date (2025 reform, policy base)
+    "ref_retirement", metadata,
+    sa.Column("sex", sa.String(1), primary_key=True),
+    sa.Column("birth_date", sa.Date, primary_key=True),
+    sa.Column("retirement_date", sa.Date, nullable=False),
+)
+integrity_findings = sa.Table(
+    "integrity_findings", metadata,
+    sa.Column("finding_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("check_name", sa.String(40), nullable=False, index=True),
+    sa.Column("severity", sa.String(10), nullable=False),  # exclude / review (policy)
+    sa.Column("site_code", sa.String(8), nullable=False),  # the site the finding is about
+    sa.Column("sites", sa.String(200), nullable=False),  # every site involved, comma-separated
+    sa.Column("year", sa.Integer),
+    sa.Column("periods", sa.String(200)),  # the submitted periods of the evidence rows
+    sa.Column("subject_kind", sa.String(16), nullable=False),  # person, invoice, voucher, class, site
+    sa.Column("subject", sa.String(200), nullable=False),  # hashed person key, invoice number, class id …
+    sa.Column("measure", sa.Numeric(18, 4)),  # what was counted (see explanation)
+    sa.Column("threshold", sa.Numeric(18, 4)),  # the policy's limit it was compared with
+    sa.Column("evidence_rows", sa.Integer, nullable=False),
+    sa.Column("excluded_rows", sa.Integer, nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),  # "<file> row <n>" references, excluded ones marked
+    sa.Column("explanation_zh", sa.Text, nullable=False),
+    sa.Column("explanation_en", sa.Text, nullable=False),
+)
+integrity_exclusions = sa.Table(  # staged rows left out of the indicators, and the first check why
+    "integrity_exclusions", metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),  # roster, finance
+    sa.Column("submission_id", sa.String(120), primary_key=True),
+    sa.Column("source_row", sa.Integer, primary_key=True),
+    sa.Column("check_name", sa.String(40), nullable=False),
+    sa.Column("finding_id", sa.Integer, nullable=False),
+)
 
 
 def make_engine(url: str) -> Engine:
@@ -267,6 +318,7 @@ eval_site = sa.Table(
     sa.Column("deadline", sa.Date),  # rectification deadline when not met
     sa.Column("rectification_status", sa.String(12)),  # rectified / open / overdue when not met
     sa.Column("recovery_fen", sa.BigInteger),
+    sa.Column("actual_reported", sa.Numeric(14, 4)),  # actual before integrity exclusions
 )
 eval_district = sa.Table(
     "eval_district", metadata, _eval_key(),
@@ -281,6 +333,9 @@ eval_district = sa.Table(
     sa.Column("net_released_fen", sa.BigInteger),  # released - recoveries, never below 0
     sa.Column("excellent_bonus_fen", sa.BigInteger),  # eval_excellent_station
     sa.Column("plan_unallocated_fen", sa.BigInteger),  # net release no site of eval_plan_2027 takes
+    sa.Column("score_before_exclusions", sa.Numeric(6, 2)),  # the score on every reported row
+    sa.Column("person_times_reported", sa.Integer),  # evaluated years, before integrity exclusions
+    sa.Column("person_times_counted", sa.Integer),  # after: what the score counts
     sa.Column("policy_version", sa.String(60), nullable=False),
     sa.Column("input_fingerprint", sa.String(64), nullable=False),
     sa.Column("pii_key_is_demo", sa.Boolean, nullable=False),
@@ -351,8 +406,18 @@ eval_excellent_station = sa.Table(
     sa.Column("reasons", sa.Text, nullable=False),
     sa.Column("source_rows", sa.Integer, nullable=False),  # roster and survey rows behind it
 )
+eval_integrity = sa.Table(  # integrity findings per check and what they took out of the score
+    "eval_integrity", metadata, _eval_key(),
+    sa.Column("check_name", sa.String(40), primary_key=True),
+    sa.Column("severity", sa.String(10), nullable=False),
+    sa.Column("findings", sa.Integer, nullable=False),
+    sa.Column("excluded_rows", sa.Integer, nullable=False),
+    sa.Column("excluded_person_times", sa.Integer, nullable=False),  # evaluated years
+    sa.Column("excluded_fen", sa.BigInteger, nullable=False),  # payments left out, evaluated years
+    sa.Column("sites", sa.Text),  # sites with findings
+)
 EVAL_TABLES = (eval_indicator, eval_site, eval_district, eval_gap, eval_release, eval_rectification,
-               eval_plan_2027, eval_excellent_station)
+               eval_plan_2027, eval_excellent_station, eval_integrity)
 
 # Submissions watchdog (yuhang_watchdog): what is expected, what is missing, what was sent -------
 def _item_key() -> list[sa.Column]:

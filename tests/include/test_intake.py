@@ -38,6 +38,7 @@ import openpyxl
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from yuhang_skills import warehouse
 from yuhang_skills.identity import check_character
@@ -534,7 +535,7 @@ ROW_CASES = [
             {("id_number", in_set("id_format_ok"))}, *ID_REASON_FORMAT),
     one_bad("roster-id-missing", "roster", {"id_number": ""}, {("id_number", in_set("id_format_ok"))}, *ID_REASON_FORMAT),
     # 14, 15: working age (boundaries in test_working_age_boundaries)
-    one_bad("roster-aged-15", "roster", {"id_number": make_id("20100303", 467)}, {("id_number", in_set("in_working_age"))},
+    one_bad("roster-aged-15", "roster", {"id_number": make_id("20100615", 467)}, {("id_number", in_set("in_working_age"))},
             *AGE_REASON),
     one_bad("roster-man-retired", "roster", {"id_number": make_id("19640615", 469)}, {("id_number", in_set("in_working_age"))},
             *AGE_REASON),
@@ -713,18 +714,33 @@ def test_invalid_checksum_is_masked_in_quarantine(shared_run):
 # Working-age boundaries (14, 15): (birth date, sex, class start) -> accepted. Retirement under the
 # NPC Standing Committee decision of 2024-09-13: men born 1965-12 retire at 60y3m, women (base 55)
 # born 1970-12 at 55y3m and born 1971-01 at 55y4m; on the retirement day itself a person is out.
+# Intake accepts a start within the policy's working_age_grace_days of a limit (the
+# outside_working_age integrity check reports those rows); one day further is quarantined.
+GRACE = dt.timedelta(days=int(yaml.safe_load((Path(__file__).parents[2] / "include/policy/yuhang.yaml").read_text(
+    encoding="utf-8"))["intake"]["working_age_grace_days"]))
+DAY = dt.timedelta(days=1)
+
+
+def _age_case(label: str, birth: str, sex: str, start: dt.date, accepted: bool) -> tuple[str, str, str, str, bool]:
+    return label, birth, sex, start.isoformat(), accepted
+
+
 AGE_CASES = [
-    ("man-born-1964-06-class-2026-03", "19640615", "M", "2026-03-02", False),
-    ("man-born-1965-12-day-before-retirement", "19651210", "M", "2026-03-09", True),
-    ("man-born-1965-12-retirement-day", "19651210", "M", "2026-03-10", False),
-    ("woman-born-1971-01-class-2026-03", "19710115", "F", "2026-03-02", True),
-    ("woman-born-1970-12-day-before-retirement", "19701210", "F", "2026-03-09", True),
-    ("woman-born-1970-12-retirement-day", "19701210", "F", "2026-03-10", False),
-    ("16th-birthday-on-start", "20100302", "M", "2026-03-02", True),
-    ("day-before-16th-birthday", "20100303", "F", "2026-03-02", False),
+    _age_case("man-born-1964-06-class-2026-03", "19640615", "M", dt.date(2026, 3, 2), False),
+    _age_case("man-born-1965-12-retirement-day", "19651210", "M", dt.date(2026, 3, 10), True),
+    _age_case("man-born-1965-12-last-day-of-grace", "19651210", "M", dt.date(2026, 3, 10) + GRACE - DAY, True),
+    _age_case("man-born-1965-12-after-grace", "19651210", "M", dt.date(2026, 3, 10) + GRACE, False),
+    _age_case("woman-born-1971-01-class-2026-03", "19710115", "F", dt.date(2026, 3, 2), True),
+    _age_case("woman-born-1970-12-last-day-of-grace", "19701210", "F", dt.date(2026, 3, 10) + GRACE - DAY, True),
+    _age_case("woman-born-1970-12-after-grace", "19701210", "F", dt.date(2026, 3, 10) + GRACE, False),
+    _age_case("16th-birthday-on-start", "20100302", "M", dt.date(2026, 3, 2), True),
+    _age_case("16th-birthday-at-end-of-grace", (dt.date(2026, 3, 2) + GRACE).strftime("%Y%m%d").replace("2026", "2010", 1),
+              "F", dt.date(2026, 3, 2), True),
+    _age_case("16th-birthday-after-grace", (dt.date(2026, 3, 2) + GRACE + DAY).strftime("%Y%m%d").replace("2026", "2010", 1),
+              "F", dt.date(2026, 3, 2), False),
     # the 55y4m retirement of a woman born 1971-01, in the period it falls in
-    ("woman-born-1971-01-day-before-retirement", "19710115", "F", "2026-05-14", True),
-    ("woman-born-1971-01-retirement-day", "19710115", "F", "2026-05-15", False),
+    _age_case("woman-born-1971-01-last-day-of-grace", "19710115", "F", dt.date(2026, 5, 15) + GRACE - DAY, True),
+    _age_case("woman-born-1971-01-after-grace", "19710115", "F", dt.date(2026, 5, 15) + GRACE, False),
 ]
 
 
@@ -732,7 +748,7 @@ AGE_CASES = [
 def working_age(b: Box) -> dict[str, tuple[str, int]]:
     """One file per period, one row per case: label -> (file, row)."""
     where = {}
-    for period in ("2026-03", "2026-05"):
+    for period in sorted({c[3][:7] for c in AGE_CASES}):
         cases = [c for c in AGE_CASES if c[3].startswith(period)]
         rel = f"{period}/{b.site('roster', period)}/roster.csv"
         b.csv(rel, "roster", [roster_row(rel.split("/")[1], id_number=make_id(birth, 300 + 2 * i + (sex == "M")),

@@ -59,8 +59,9 @@ SHORT_PERSON_TIMES = {("S01", 2025): 0.9, ("S02", 2026): 0.8, ("B02", 2026): 0.9
 LOW_PASS_RATE = {("B01", 2026): 0.88}
 # Tables a warehouse made before the rectification / plan / excellent-station work lacks.
 LATER_TABLES = ("eval_release", "eval_rectification", "eval_plan_2027", "eval_excellent_station",
-                "ind_site_year_spending")
-LATER_DISTRICT_COLUMNS = ("recoveries_fen", "net_released_fen", "excellent_bonus_fen", "plan_unallocated_fen")
+                "ind_site_year_spending", "eval_integrity", "integrity_findings")
+LATER_DISTRICT_COLUMNS = ("recoveries_fen", "net_released_fen", "excellent_bonus_fen", "plan_unallocated_fen",
+                          "score_before_exclusions", "person_times_reported", "person_times_counted")
 
 
 # ------------------------------------------------------------------------------ external programs

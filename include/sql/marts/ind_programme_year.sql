@@ -31,7 +31,9 @@ totals as (
         cast(sum(spend_provincial_fen) as bigint) as spend_provincial_fen,
         cast(sum(provincial_eligible_fen) as bigint) as provincial_eligible_fen,
         cast(sum(provincial_ineligible_fen) as bigint) as provincial_ineligible_fen,
-        cast(sum(spend_total_fen) as bigint) as spend_total_fen
+        cast(sum(spend_total_fen) as bigint) as spend_total_fen,
+        sum(person_times_reported) as person_times_reported,
+        cast(sum(provincial_eligible_fen_reported) as bigint) as provincial_eligible_fen_reported
     from rollups
     group by rollup, year
 )

@@ -1,7 +1,8 @@
 -- Yearly indicators per site: every active site-year of the implementation period, whether or
 -- not it submitted anything, with its targets (pro-rated by target_months / 12 in the first
 -- year, see ref_site_years), whether each is met, the shortfall, and the rows it came from.
--- Rates are left as numerator and denominator; the evaluation computes them exactly.
+-- Rates are left as numerator and denominator; the evaluation computes them exactly. The
+-- *_reported columns are the same figures before integrity exclusions.
 with site_years as (
     select * from ref_site_years
 ),
@@ -66,7 +67,17 @@ joined as (
         coalesce(f.finance_rows, 0) as finance_rows,
         coalesce(s.survey_rows, 0) as survey_rows,
         coalesce(o.outcome_rows, 0) as outcome_rows,
-        coalesce(fl.submissions, 0) as submissions
+        coalesce(fl.submissions, 0) as submissions,
+        -- before integrity exclusions (integrity_exclusions): what the sites reported
+        coalesce(r.person_times_reported, 0) as person_times_reported,
+        coalesce(r.key_group_person_times_reported, 0) as key_group_person_times_reported,
+        coalesce(r.key_industry_person_times_reported, 0) as key_industry_person_times_reported,
+        coalesce(r.assessed_reported, 0) as assessed_reported,
+        coalesce(r.passed_reported, 0) as passed_reported,
+        coalesce(r.roster_rows_reported, 0) as roster_rows_reported,
+        coalesce(f.provincial_eligible_fen_reported, 0) as provincial_eligible_fen_reported,
+        coalesce(f.spend_total_fen_reported, 0) as spend_total_fen_reported,
+        coalesce(f.finance_rows_reported, 0) as finance_rows_reported
     from site_years as sy
     left join roster as r on r.site_code = sy.site_code and r.year = sy.year
     left join finance as f on f.site_code = sy.site_code and f.year = sy.year
