@@ -7,8 +7,9 @@
 # Everything is installed at BUILD time from requirements.lock (the project's exact freeze); nothing is
 # pip-installed when a container starts (no _PIP_ADDITIONAL_REQUIREMENTS).
 #
-# The Airflow and Python versions in the tag below must match the apache-airflow pin in requirements.lock
-# and requires-python in pyproject.toml; tests/test_docker_compose.py checks both.
+# The Airflow and Python versions in the tag below must match the apache-airflow pin in requirements.lock,
+# requires-python in pyproject.toml and the tag docker-compose.yaml gives the built image
+# (AIRFLOW_IMAGE_NAME, <airflow>-python<python>); tests/test_docker_compose.py checks all three.
 FROM apache/airflow:3.3.2-python3.11
 
 # Project-wide settings baked into the image (docker-compose.yaml repeats them for clarity).

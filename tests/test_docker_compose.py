@@ -2,13 +2,18 @@
 
 No Docker engine is needed (nor called): the files are parsed and compared with each other and with
 requirements.lock, so that a drift (an Airflow upgrade in one place only, a new ${VAR} missing from
-.env.example, a secret typed into the compose file) fails here instead of at deployment time.
+.env.example, a secret typed into the compose file) fails here instead of at deployment time. The one
+piece of the set-up that runs outside a container, PostgreSQL's init script creating the warehouse,
+is run against the local PostgreSQL. The services themselves run for real in test_distributed.py.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import tomllib
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -23,6 +28,8 @@ ENV_EXAMPLE = REPO / ".env.example"
 GITIGNORE = REPO / ".gitignore"
 DOCKERIGNORE = REPO / ".dockerignore"
 PYPROJECT = REPO / "pyproject.toml"
+POSTGRES_INIT_DIR = REPO / "docker" / "postgres-init"
+WAREHOUSE_INIT_SCRIPT = POSTGRES_INIT_DIR / "10-create-warehouse.sh"
 
 PYTHON_VERSION = "3.11"
 
@@ -36,7 +43,22 @@ OFFICIAL_SERVICES = {
     "airflow-worker",
     "airflow-triggerer",
     "airflow-init",
+    "airflow-cli",
+    "flower",
 }
+# Official services that only start with their profile, and that profile.
+PROFILED_SERVICES = {"airflow-cli": "debug", "flower": "flower"}
+# Airflow command of each long-running official service (the image's entrypoint prefixes `airflow`).
+SERVICE_COMMANDS = {
+    "airflow-apiserver": "api-server",
+    "airflow-scheduler": "scheduler",
+    "airflow-dag-processor": "dag-processor",
+    "airflow-triggerer": "triggerer",
+    "airflow-worker": "celery worker",
+    "flower": "celery flower",
+}
+# Alert channels (Airflow connections) offered, commented out, in docker-compose.yaml and .env.example.
+OPTIONAL_ALERT_CONNECTIONS = ("AIRFLOW_CONN_YUHANG_SMTP", "AIRFLOW_CONN_YUHANG_DINGTALK", "AIRFLOW_CONN_YUHANG_WEBHOOK")
 # Long-running services that must report their health (others may depend on it).
 HEALTHCHECKED_SERVICES = {
     "postgres",
@@ -57,8 +79,8 @@ SECRET_VARIABLES = {
     "AIRFLOW__API__SECRET_KEY",
     "YUHANG_PII_KEY",
 }
-# Container environment keys whose whole value is a secret.
-SECRET_ENV_KEYS = SECRET_VARIABLES
+# Container environment keys whose whole value is a secret, and the .env variable it must come from.
+SECRET_ENV_KEYS = {name: name for name in SECRET_VARIABLES} | {"AIRFLOW_VAR_YUHANG_PII_KEY": "YUHANG_PII_KEY"}
 # Container environment keys whose value is a URL that may embed a password.
 URL_ENV_KEYS = {
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
@@ -194,9 +216,30 @@ def test_all_official_services_present(services):
 
 
 def test_optional_services_are_behind_profiles(services):
-    for name in ("airflow-cli", "flower"):
-        if name in services:
-            assert services[name].get("profiles"), f"{name} must only start with its profile"
+    for name, profile in PROFILED_SERVICES.items():
+        assert services[name].get("profiles") == [profile], f"{name} must only start with profile {profile!r}"
+    unprofiled = OFFICIAL_SERVICES - PROFILED_SERVICES.keys()
+    assert not [name for name in unprofiled if services[name].get("profiles")], "core services must always start"
+
+
+def test_airflow_services_extend_the_common_anchor():
+    """Every Airflow service merges the x-airflow-common anchor, as the official file does."""
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert re.search(r"^x-airflow-common:\s*\n\s*&airflow-common\b", text, re.M), "no &airflow-common anchor"
+    assert re.search(r"environment:\s*\n\s*&airflow-common-env\b", text), "no &airflow-common-env anchor"
+    blocks = re.split(r"^  (?=[a-z][\w-]*:\s*$)", text.split("\nservices:\n", 1)[1], flags=re.M)
+    merged = {b.split(":", 1)[0] for b in blocks if re.search(r"^\s+<<: \*airflow-common\s*$", b, re.M)}
+    expected = {name for name in OFFICIAL_SERVICES if name.startswith("airflow-") or name == "flower"}
+    assert expected <= merged, f"services not built on *airflow-common: {sorted(expected - merged)}"
+
+
+def test_workers_can_be_scaled(services):
+    """`docker compose up --scale airflow-worker=N`: nothing in the worker may be unique to one container."""
+    worker = services["airflow-worker"]
+    for key in ("container_name", "hostname", "ports"):
+        assert key not in worker, f"airflow-worker sets {key}: --scale would clash"
+    # Workers are told apart by Celery's default node name, celery@<container hostname>
+    assert "--celery-hostname" not in str(worker["command"]) and "-H " not in str(worker["command"])
 
 
 def test_airflow_services_share_the_common_build(compose, airflow_services):
@@ -238,24 +281,125 @@ def test_airflow_configuration(airflow_services):
         assert not env.get("_PIP_ADDITIONAL_REQUIREMENTS"), name
 
 
-def test_apiserver_and_worker_commands(services):
-    assert services["airflow-apiserver"]["command"] == "api-server"
+@pytest.mark.parametrize("name", sorted(SERVICE_COMMANDS))
+def test_service_commands(services, name):
+    assert services[name]["command"] == SERVICE_COMMANDS[name]
+    assert "entrypoint" not in services[name], f"{name} must go through the image's entrypoint"
+
+
+def test_apiserver_and_init_commands(services):
     assert any(p.endswith(":8080") for p in map(str, services["airflow-apiserver"]["ports"]))
-    assert services["airflow-worker"]["command"] == "celery worker"
-    assert services["airflow-scheduler"]["command"] == "scheduler"
-    assert services["airflow-dag-processor"]["command"] == "dag-processor"
-    assert services["airflow-triggerer"]["command"] == "triggerer"
     init_script = " ".join(map(str, services["airflow-init"]["command"]))
     assert "airflow db migrate" in init_script
 
 
+def test_image_tag_names_the_pinned_airflow_and_python():
+    """The project image's default tag, and the one in .env.example, name the base image's Airflow and
+    Python versions, which test_dockerfile_airflow_version_matches_lock ties to requirements.lock."""
+    _image, airflow, python = dockerfile_from()
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    defaults = re.findall(r"image:\s*\$\{AIRFLOW_IMAGE_NAME:-([^}]+)\}", text)
+    assert defaults, "x-airflow-common must use image: ${AIRFLOW_IMAGE_NAME:-<name>:<tag>}"
+    configured = parse_env_file(ENV_EXAMPLE)["AIRFLOW_IMAGE_NAME"]
+    for image in (*defaults, configured):
+        assert image.rsplit(":", 1)[-1] == f"{airflow}-python{python}", (
+            f"image {image!r} should be tagged {airflow}-python{python} (Dockerfile FROM, requirements.lock)"
+        )
+    assert airflow_pin(LOCK_FILE.read_text(encoding="utf-8")) == airflow
+
+
 def test_warehouse_database_is_created(compose, services):
     postgres = services["postgres"]
-    targets = [c["target"] for c in postgres.get("configs", []) if isinstance(c, dict)]
-    assert any(t.startswith("/docker-entrypoint-initdb.d/") for t in targets), "no postgres init script"
-    scripts = " ".join(cfg.get("content", "") for cfg in (compose.get("configs") or {}).values())
-    assert re.search(r"CREATE DATABASE warehouse\b", scripts)
     assert env_mapping(postgres)["POSTGRES_DB"] == "airflow"
+    mounts = {volume_target(str(v)): str(v) for v in postgres["volumes"]}
+    init_mount = mounts.get("/docker-entrypoint-initdb.d")
+    assert init_mount, "no folder mounted at /docker-entrypoint-initdb.d"
+    source = re.sub(r"\$\{AIRFLOW_PROJ_DIR:-\.\}", ".", init_mount).split(":")[0]
+    assert (REPO / source).resolve() == POSTGRES_INIT_DIR.resolve()
+    assert init_mount.endswith(":ro")
+    # The postgres image executes executable *.sh files (and only sources the others)
+    assert WAREHOUSE_INIT_SCRIPT.is_file() and os.access(WAREHOUSE_INIT_SCRIPT, os.X_OK)
+    assert "WAREHOUSE_DB_PASSWORD" in env_mapping(postgres)
+    # The connection names the database and role the script creates by default
+    conn = env_mapping(compose["x-airflow-common"])["AIRFLOW_CONN_YUHANG_WAREHOUSE"]
+    assert re.fullmatch(r"postgresql://warehouse:\$\{WAREHOUSE_DB_PASSWORD:\?[^}]*\}@postgres:5432/warehouse", conn)
+    check = " ".join(services["postgres"]["healthcheck"]["test"])
+    assert "-d warehouse" in check, "postgres must only report healthy once the warehouse database exists"
+
+
+def test_warehouse_init_script_runs_on_postgresql(tmp_path):
+    """Run the init script as the postgres image would (psql as the superuser, variables from the
+    environment) against the local PostgreSQL, with throw-away names, and check what it made."""
+    import sqlalchemy as sa
+
+    admin_url = sa.engine.make_url(
+        os.environ.get("YUHANG_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+    )
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {admin_url.render_as_string()} is not reachable ({exc.orig}); start it (.ci/run)")
+    name = f"yuhang_wh_init_{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "PGHOST": admin_url.host or "127.0.0.1",
+        "PGPORT": str(admin_url.port or 5432),
+        "POSTGRES_USER": admin_url.username or "postgres",
+        "POSTGRES_DB": admin_url.database or "postgres",
+        "WAREHOUSE_DB_NAME": name,
+        "WAREHOUSE_DB_USER": f"{name}_owner",
+        "WAREHOUSE_DB_PASSWORD": "it's a \"secret\" \\ with quotes",
+    }
+    if admin_url.password:
+        env["PGPASSWORD"] = admin_url.password
+    try:
+        done = subprocess.run([str(WAREHOUSE_INIT_SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        with admin.connect() as conn:
+            owner, public_connect = conn.execute(sa.text(
+                "select datdba::regrole::text, has_database_privilege('public', oid, 'CONNECT') "
+                "from pg_database where datname = :n"), {"n": name}).one()
+            can_login = conn.execute(sa.text("select rolcanlogin from pg_roles where rolname = :r"),
+                                     {"r": f"{name}_owner"}).scalar_one()
+        assert owner == f"{name}_owner" and can_login and not public_connect
+        # A second run (volume re-initialised by hand) fails loudly instead of half-succeeding
+        again = subprocess.run([str(WAREHOUSE_INIT_SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+        assert again.returncode != 0
+        # The password is required
+        missing = subprocess.run([str(WAREHOUSE_INIT_SCRIPT)], env={**env, "WAREHOUSE_DB_PASSWORD": ""},
+                                 capture_output=True, text=True, timeout=60)
+        assert missing.returncode != 0 and "WAREHOUSE_DB_PASSWORD" in missing.stderr
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'drop database if exists "{name}"'))
+            conn.execute(sa.text(f'drop role if exists "{name}_owner"'))
+        admin.dispose()
+
+
+def test_pii_key_is_an_airflow_variable_for_the_workers_only(compose, services):
+    """The personal-data key reaches the pipeline as the Airflow variable yuhang_pii_key, and only in
+    the containers that run tasks; no YUHANG_* override bypasses Airflow's configuration."""
+    holders = {name for name, svc in services.items() if "AIRFLOW_VAR_YUHANG_PII_KEY" in env_mapping(svc)}
+    assert holders == {"airflow-worker", "airflow-cli"}, holders
+    assert "AIRFLOW_VAR_YUHANG_PII_KEY" not in env_mapping(compose["x-airflow-common"])
+    for name, svc in [("x-airflow-common", compose["x-airflow-common"]), *services.items()]:
+        overrides = sorted(k for k in env_mapping(svc) if k.startswith("YUHANG_") and k not in ("YUHANG_PROJECT_DIR",
+                                                                                                 "YUHANG_VAR_DIR"))
+        assert not overrides, f"{name} configures the pipeline outside Airflow: {overrides}"
+
+
+def test_optional_alert_connections_are_offered_commented_out(compose):
+    """The alert channels are Airflow connections a deployment may add: shown in both files, commented
+    out, so that an unset channel is absent rather than an empty connection."""
+    compose_text = COMPOSE_FILE.read_text(encoding="utf-8")
+    example_text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    for name in OPTIONAL_ALERT_CONNECTIONS:
+        assert re.search(rf"^\s*#\s*{name}:\s*\"?\$\{{{name}\}}", compose_text, re.M), f"{name} not offered in compose"
+        assert re.search(rf"^#\s*{name}=\S", example_text, re.M), f"{name} has no commented example in .env.example"
+        assert name not in env_mapping(compose["x-airflow-common"])
+        assert name not in parse_env_file(ENV_EXAMPLE)
 
 
 @pytest.mark.parametrize("name", sorted(HEALTHCHECKED_SERVICES))
@@ -333,8 +477,9 @@ def test_no_secret_literals_in_compose(compose):
     for svc in containers:
         for key, value in env_mapping(svc).items():
             if key in SECRET_ENV_KEYS:
-                assert re.fullmatch(r"\$\{%s:\?[^}]*\}" % re.escape(key), value), (
-                    f"{key} must come from .env as ${{{key}:?...}}, found {value!r}"
+                source = SECRET_ENV_KEYS[key]
+                assert re.fullmatch(r"\$\{%s:\?[^}]*\}" % re.escape(source), value), (
+                    f"{key} must come from .env as ${{{source}:?...}}, found {value!r}"
                 )
             if key in URL_ENV_KEYS or key.startswith("AIRFLOW_CONN_"):
                 m = re.match(r"^[\w+.-]+://[^:/@]*:([^@]*)@", value)
