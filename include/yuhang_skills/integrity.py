@@ -129,7 +129,14 @@ CALENDAR_YEARS = (2000, 2040)  # ref_calendar spans these years: any submitted d
 BIRTH_YEARS = (1920, 2020)  # ref_retirement spans these birth years
 
 
-def reference_rows(plan: Plan) -> dict[sa.Table, Any]:
+def code_lists(plan: Plan) -> list[dict[str, str]]:
+    """ref_codes rows for the checks' lists, named ``<check>_<key>`` (certificate_burst_programmes …)."""
+    return [{"code_list": f"{name}_{key}", "code": code}
+            for name, spec in plan.policy.integrity["checks"].items()
+            for key, codes in spec.items() if isinstance(codes, list) for code in codes]
+
+
+def reference_rows(plan: Plan) -> dict[sa.Table, list[dict[str, Any]] | pd.DataFrame]:
     """Reference tables the checks read: thresholds, the implementation period, day numbers and
     retirement dates (the same rule as intake's working-age check)."""
     policy = plan.policy
@@ -152,15 +159,11 @@ def reference_rows(plan: Plan) -> dict[sa.Table, Any]:
                                              female_base=policy.female_retirement_base)
         retirement.append(pd.DataFrame({"sex": sex, "birth_date": births.date,
                                         "retirement_date": status["retirement_date"].dt.date}))
-    code_lists = [{"code_list": f"{name}_{key}", "code": code}  # e.g. certificate_burst_programmes
-                  for name, spec in policy.integrity["checks"].items()
-                  for key, codes in spec.items() if isinstance(codes, list) for code in codes]
     return {
         warehouse.ref_integrity_params: params,
         warehouse.ref_implementation_period: [{"start_date": _date(period["start"]), "end_date": _date(period["end"])}],
         warehouse.ref_calendar: calendar,
         warehouse.ref_retirement: pd.concat(retirement, ignore_index=True),
-        "codes": code_lists,
     }
 
 

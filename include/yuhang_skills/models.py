@@ -31,7 +31,7 @@ LAYERS: dict[str, list[str]] = {
 }
 
 
-def reference_rows(plan: Plan) -> dict[sa.Table, list[dict]]:
+def reference_rows(plan: Plan) -> dict[sa.Table, list[dict] | pd.DataFrame]:
     policy = plan.policy
     pro_rate = bool(policy.targets.get("pro_rate_first_year", True))
     per_site: dict[tuple[int, str], dict[str, int]] = {}
@@ -70,10 +70,9 @@ def reference_rows(plan: Plan) -> dict[sa.Table, list[dict]]:
         for code in values
     ]
     share = policy.base_subsidy_share.as_integer_ratio()
-    checks = integrity.reference_rows(plan)
-    codes += checks.pop("codes")
+    codes += integrity.code_lists(plan)
     return {
-        **checks,
+        **integrity.reference_rows(plan),
         warehouse.ref_sites: sites,
         warehouse.ref_site_years: site_years,
         warehouse.ref_targets: [
