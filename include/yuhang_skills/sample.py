@@ -1,4 +1,4 @@
-"""Seeded, deterministic sample inbox in the published data contract (domain.md section 4).
+"""Seeded, deterministic sample inbox in the published data contract.
 
 ``generate`` writes ``<inbox>/<YYYY-MM>/<site code>/<kind>.<csv|xlsx>`` for every site active
 in each month of a window: monthly rosters and finance ledgers, quarterly satisfaction surveys
@@ -14,6 +14,41 @@ outside working age, skipped months, ``_v2`` resubmissions, late files, the same
 overlapping classes at two sites, provincial money spent on ineligible items, an
 underperforming station, a base with a low pass rate, and a little formatting noise. What was
 planted is returned (and optionally written) as a truth summary for tests.
+
+The subsidy-fraud patterns the integrity checks look for are planted the
+same way, each behind its own option and each alone, so that only its own check fires:
+
+- ``over_yearly_limit_rate``: station/base persons with exactly four classes in one calendar
+  year (by start date), pairwise without a shared day and of distinct occupation and level;
+- ``repeat_occupation_level_rate``: persons in a second, non-overlapping class of the same
+  occupation and level (two classes in all);
+- ``near_retirement_rate``: single-class trainees whose class starts 1-20 days after their
+  statutory retirement date (``yuhang_skills.identity``, the policy's female base);
+- ``certificate_burst_site``: one month of the last implementation year in which that site adds
+  4-6 classes (times the scale, if above 1) of 40-60 trainees, all passed, ending within 3 days;
+- ``uniform_class_rate``: classes of 10 or more trainees, all assessed and passed, every one
+  giving the same satisfaction answer;
+- ``duplicate_invoice_rate``: an invoice number reused on another site's (different) payment;
+- ``duplicate_voucher_rate``: a payment booked again, whole, by another site in the same month
+  (same voucher number, amount and payee);
+- ``out_of_period_payment_rate``: payments in the files of the month the implementation period
+  ends, dated 1-20 days after it ends;
+- ``base_over_claim``: a base whose equipment (all sources) costs less than twice the subsidy it
+  was paid (provincial and district);
+- ``training_overpaid_site``: a station paying, in the last implementation year, more training
+  money (project_training, training_subsidy, all sources) than the limit per person-time of its
+  roster.
+
+The patterns are planted apart from one another: a planted person, class or payment is never
+reused by another pattern, and nothing is planted in a site-month whose files the sample leaves
+out (``missing_month_rate``), so the truth summary lists exactly what the files show. The clean
+world is kept free of every one of them: no person exceeds the Zhejiang limits, no class of 10 or
+more is uniform (one rating is changed where chance makes one), invoice numbers are unique and no
+two sites share a (voucher, amount, payee), no payment leaves the period, bases buy equipment
+worth more than twice their subsidy, training money stays below the limit per person-time of each
+site-year's roster (training payments over it are booked as teacher training or other costs), and
+no site passes a certificate-burst's worth of trainees within the burst window. The thresholds
+are read from the policy's ``integrity`` section.
 
 Same arguments give byte-identical files: every random draw comes from a numpy ``Generator``
 seeded from ``--seed`` and the draw's purpose, file modification times are computed
@@ -39,7 +74,7 @@ import numpy as np
 import pandas as pd
 import xlsxwriter
 
-from yuhang_skills.identity import check_character
+from yuhang_skills.identity import check_character, working_age_status
 from yuhang_skills.policy import WAN, Plan, Site
 from yuhang_skills.settings import load_settings
 
@@ -223,8 +258,24 @@ _PERSONS_PAYEE = "学员(批量发放)"
 _FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 _CHECK_ALPHABET = np.array(list("0123456789X"))
 
-# Random streams: one Generator per (purpose, site), so sites do not disturb each other.
-_ROSTER, _PERSONS, _FINANCE, _SURVEY, _OUTCOMES, _ROW_MESS, _FILE, _MISSING, _GLOBAL = range(9)
+# Random streams: one Generator per (purpose, site), so sites do not disturb each other. The
+# fraud patterns draw from streams of their own (_PLANT, then a number per pattern), so turning
+# one on leaves what the others draw unchanged.
+_ROSTER, _PERSONS, _FINANCE, _SURVEY, _OUTCOMES, _ROW_MESS, _FILE, _MISSING, _GLOBAL, _PLANT = range(10)
+_P_OVER_YEARLY, _P_REPEAT, _P_NEAR, _P_LEDGER, _P_VOUCHER, _P_INVOICE, _P_PERIOD, _P_FIX, _P_BURST, _P_UNIFORM = range(10)
+
+# Fraud patterns: what a planted row or class is (``_Roster.row_plant`` / ``cls_plant``; 0 = none).
+_ROW_OVER_YEARLY, _ROW_REPEAT, _ROW_BURST = 1, 2, 3
+_CLS_BURST, _CLS_UNIFORM = 1, 2
+_YEARLY_LIMIT = _MAX_CLASSES_PER_PERSON  # the over-yearly person attends one class more than this
+_BURST_CLASSES = (4, 6)  # classes added in the burst (times the scale when it is above 1)
+_BURST_CLASS_SIZE = (40, 60)
+_NEAR_RETIREMENT_DAYS = (1, 20)  # class start this many days after the retirement date
+_OUT_OF_PERIOD_DAYS = (1, 20)  # payment date this many days after the implementation period
+_OVER_CLAIM_MULTIPLE = (1.5, 1.85)  # over-claiming base: equipment cost / subsidy paid
+_OVERPAID_MULTIPLE = (1.2, 1.5)  # overpaid station: training money / (limit x person-times)
+_CLEAN_TRAINING_SHARE = 0.9  # clean site-years keep training money below 90% of the limit
+_BURST_MARGIN = 0.98  # clean certificate windows stay below 98% of the burst check's multiple of usual
 _SCALE_XLSX_LIMIT = 10.0  # at this scale and above every file is CSV
 
 
@@ -252,14 +303,24 @@ class SampleOptions:
     ineligible_spending_rate: float = 0.03
     noise_rate: float = 0.01
     date_style_rate: float = 0.15
+    over_yearly_limit_rate: float = 0.001
+    repeat_occupation_level_rate: float = 0.001
+    near_retirement_rate: float = 0.001
+    uniform_class_rate: float = 0.01
+    duplicate_invoice_rate: float = 0.01
+    duplicate_voucher_rate: float = 0.006
+    out_of_period_payment_rate: float = 0.1
     underperforming_station: str | None = "S02"
     low_pass_base: str | None = "B02"
+    certificate_burst_site: str | None = "S07"
+    base_over_claim: str | None = "B01"
+    training_overpaid_site: str | None = "S05"
 
     @classmethod
     def clean(cls, **overrides: Any) -> SampleOptions:
         """Every rate 0 and no planted site, then ``overrides``."""
         values: dict[str, Any] = {f.name: 0.0 for f in fields(cls) if f.name.endswith("_rate")}
-        values.update(underperforming_station=None, low_pass_base=None)
+        values.update(dict.fromkeys(_SITE_OPTIONS))
         values.update(overrides)
         return cls(**values)
 
@@ -278,15 +339,23 @@ class SampleOptions:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
         if self.gbk_rate + self.bom_rate > 1.0:
             raise ValueError("gbk_rate + bom_rate must not exceed 1 (they share the CSV files)")
-        for label, code, programme in (
-            ("underperforming station", self.underperforming_station, "station"),
-            ("low-pass base", self.low_pass_base, "base"),
-        ):
+        for name, (label, programmes) in _SITE_OPTIONS.items():
+            code = getattr(self, name)
             if code is None:
                 continue
             site = plan.sites_by_code.get(code)
-            if site is None or site.programme != programme:
-                raise ValueError(f"{label} {code!r} is not a registered {programme}")
+            if site is None or site.programme not in programmes:
+                raise ValueError(f"{label} {code!r} is not a registered {' or '.join(programmes)}")
+
+
+# Options naming a site: (what the site is, the programmes it may belong to).
+_SITE_OPTIONS = {
+    "underperforming_station": ("underperforming station", ("station",)),
+    "low_pass_base": ("low-pass base", ("base",)),
+    "certificate_burst_site": ("certificate-burst site", ("station", "base")),
+    "base_over_claim": ("over-claiming base", ("base",)),
+    "training_overpaid_site": ("training-overpaid station", ("station",)),
+}
 
 
 # ------------------------------------------------------------------------------ months
@@ -386,6 +455,8 @@ class _Roster:
     row_cross: np.ndarray  # planted cross-site duplicate (either side)
     row_person: np.ndarray  # global person index, set once the pools exist
     row_bad_check: np.ndarray  # wrong check character to write, "" = none
+    row_plant: np.ndarray  # fraud pattern the row belongs to (_ROW_*), 0 = none
+    cls_plant: np.ndarray  # fraud pattern the class belongs to (_CLS_*), 0 = none
 
     @property
     def row_month(self) -> np.ndarray:
@@ -449,7 +520,8 @@ def _class_sizes(
 
 
 def _build_roster(
-    site: Site, site_no: int, months: list[int], options: SampleOptions, focus_year: int, rng: np.random.Generator
+    site: Site, site_no: int, months: list[int], options: SampleOptions, focus_year: int, rng: np.random.Generator,
+    burst_rule: tuple[int, float, int] = (3, 5.0, 100),
 ) -> _Roster:
     occ_weights = _occupation_weights(site, rng)
     cls_month, cls_size, pass_rate = _class_sizes(site, months, options, focus_year, rng)
@@ -478,11 +550,8 @@ def _build_roster(
     rating = np.where(
         rng.random(n) < _ROW_RATING_BLANK, -1, rng.choice(len(RATINGS), size=n, p=_ROW_RATING_P)
     ).astype(np.int64)
-    row_year = 1970 + cls_month[row_class] // 12
-    cert = np.full(n, -1, dtype=np.int64)
-    for year in np.unique(row_year):
-        sel = passed & (row_year == year)
-        cert[sel] = np.arange(1, sel.sum() + 1)
+    cert = _certificate_serials(cls_month[row_class], passed)
+    _spread_class_ends(site, cls_month, start, end, np.bincount(row_class, weights=passed, minlength=n_cls), burst_rule)
     serial, first_row = _assign_persons(site, cls_month[row_class], start[row_class], end[row_class],
                                         occ[row_class] * len(LEVELS) + level[row_class], rng)
     return _Roster(
@@ -491,7 +560,85 @@ def _build_roster(
         row_home=np.full(n, site_no, dtype=np.int64), row_serial=serial, row_assessed=assessed,
         row_passed=passed, row_rating=rating, row_cert=cert, first_row=first_row,
         row_cross=np.zeros(n, dtype=bool), row_person=np.full(n, -1, dtype=np.int64), row_bad_check=np.full(n, ""),
+        row_plant=np.zeros(n, dtype=np.int8), cls_plant=np.zeros(n_cls, dtype=np.int8),
     )  # fmt: skip
+
+
+def _spread_class_ends(
+    site: Site, cls_month: np.ndarray, start: np.ndarray, end: np.ndarray, passes: np.ndarray,
+    rule: tuple[int, float, int],
+) -> None:  # fmt: skip
+    """Move classes (whole, within their month) out of windows where chance put too many passes.
+
+    ``rule`` is the certificate-burst check's (window days, multiple of usual, minimum passes): the
+    passes of a window of that many days (by class end date; a window belongs to the year of its
+    first day and may run into the next) make a burst when they exceed the multiple of that
+    year's usual for so many days (passes of the year x 12 / (365 x months active) x days) and
+    reach the minimum. While some window is one (or within ``_BURST_MARGIN`` of one), the class
+    ending in it whose move helps most is moved (start and end by the same days, staying in its
+    month), so the site's clean calendar keeps no burst. Changes ``start`` and ``end`` in place; nothing moves at the default scale,
+    where no site passes that many trainees in a few days.
+    """
+    window, multiple, least = rule
+    if passes.sum() < least:
+        return
+    first = _first_day(cls_month)
+    last = _first_day(cls_month + 1) - 1
+    lowest = np.maximum(first, first - 5 + (end - start).astype(np.int64))  # the start at most 5 days before the month
+    years = end.astype("datetime64[Y]")
+    origin = years.min().astype("datetime64[D]")
+    n_days = int(((years.max() + 1).astype("datetime64[D]") - origin).astype(np.int64))
+    allowed = np.empty(n_days + window)  # what a window starting on each day may hold
+    for year in range(int(years.min().astype(np.int64)), int(years.max().astype(np.int64)) + 1):
+        lo, hi = ((np.datetime64(y, "Y").astype("datetime64[D]") - origin).astype(np.int64) for y in (year, year + 1))
+        total = float(passes[years.astype(np.int64) == year].sum())
+        usual = total * 12 / (365 * (site.months_active(1970 + year) or 12)) * window
+        allowed[lo:hi] = max(_BURST_MARGIN * multiple * usual, least - 1)
+    allowed[n_days:] = np.inf
+    day = (end - origin).astype(np.int64)
+    counts = np.bincount(day, weights=passes, minlength=n_days + window)
+    ones = np.ones(window)
+    for _ in range(4 * len(passes)):
+        excess = np.convolve(counts, ones)[window - 1:][: len(allowed)] - allowed  # windows starting on each day
+        worst = int(np.argmax(excess))
+        if excess[worst] <= 0:
+            break
+        best = None
+        for c in sorted(np.flatnonzero((day >= worst) & (day < worst + window) & (passes > 0)), key=lambda c: -passes[c]):
+            counts[day[c]] -= passes[c]
+            targets = np.arange((lowest[c] - origin).astype(np.int64), (last[c] - origin).astype(np.int64) + 1)
+            after = [_worst_with(counts, allowed, int(t), float(passes[c]), window) for t in targets]
+            counts[day[c]] += passes[c]
+            k = int(np.argmin(after))
+            if after[k] < excess[worst] and (best is None or after[k] < best[2]):
+                best = (c, int(targets[k]), after[k])
+        if best is None:
+            break
+        c, target, _ = best
+        counts[day[c]] -= passes[c]
+        counts[target] += passes[c]
+        start[c] += target - day[c]
+        end[c] += target - day[c]
+        day[c] = target
+
+
+def _worst_with(counts: np.ndarray, allowed: np.ndarray, day: int, passes: float, window: int) -> float:
+    """The largest excess over ``allowed`` of the windows holding ``day`` once ``passes`` end on it."""
+    lo = max(0, day - window + 1)
+    part = counts[lo:day + window].copy()
+    part[day - lo] += passes
+    sums = np.convolve(part, np.ones(window), mode="valid")  # windows starting on lo, lo + 1, ...
+    return float(np.max(sums - allowed[lo:lo + len(sums)]))
+
+
+def _certificate_serials(row_month: np.ndarray, passed: np.ndarray) -> np.ndarray:
+    """Certificate serial per row: passed rows numbered in row order within each year, else -1."""
+    row_year = 1970 + row_month // 12
+    cert = np.full(len(row_month), -1, dtype=np.int64)
+    for year in np.unique(row_year):
+        sel = passed & (row_year == year)
+        cert[sel] = np.arange(1, sel.sum() + 1)
+    return cert
 
 
 def _course_names(site: Site, occ: np.ndarray, level: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -591,6 +738,236 @@ def _plant_cross_site(
     return pairs
 
 
+# ------------------------------------------------------------------------------ fraud patterns: rosters
+
+
+def _missing_months(site_no: int, months: list[int], options: SampleOptions) -> set[int]:
+    """The site-months whose roster and finance files the sample leaves out (``missing_month_rate``)."""
+    rng = _rng(options.seed, site_no, _MISSING)
+    return {m for m in months if rng.random() < options.missing_month_rate}
+
+
+def _append_classes(r: _Roster, cls: dict[str, np.ndarray], rows: dict[str, np.ndarray]) -> None:
+    """Add classes (``cls_*`` arrays) and their rows (``row_*`` arrays) at the end of a roster."""
+    for name, values in {**cls, **rows}.items():
+        setattr(r, name, np.concatenate([getattr(r, name), values]))
+
+
+def _integrity_parameter(plan: Plan, check: str, name: str) -> Any:
+    """A threshold of an integrity check, from the policy (the one place that sets it)."""
+    return plan.policy.integrity_check(check)[name]
+
+
+def _plant_certificate_burst(
+    r: _Roster, options: SampleOptions, focus_year: int, window: int, skip: set[int], rng: np.random.Generator
+) -> dict[str, Any] | None:
+    """Classes of the site ending within ``window`` days, everyone passed: a certificate mill."""
+    in_year = np.unique(r.cls_month[1970 + r.cls_month // 12 == focus_year])
+    in_year = in_year[~np.isin(in_year, sorted(skip))]
+    if not len(in_year):
+        return None
+    month = int(in_year[int(rng.integers(len(in_year)))])
+    n_cls = int(round(int(rng.integers(_BURST_CLASSES[0], _BURST_CLASSES[1] + 1)) * max(1.0, options.scale)))
+    size = rng.integers(_BURST_CLASS_SIZE[0], _BURST_CLASS_SIZE[1] + 1, n_cls)
+    first, dim = _first_day(month)[()], int(_days_in(month))
+    window_start = first + int(rng.integers(0, dim - window + 1))
+    end = window_start + rng.integers(0, window, n_cls)
+    template = rng.choice(np.flatnonzero(r.cls_month // 12 == month // 12), n_cls)  # the site's courses that year
+    occ, level, hours = r.cls_occ[template], r.cls_level[template], r.cls_hours[template]
+    duration = np.clip(np.ceil(hours / rng.choice([4, 6, 8], size=n_cls)), 1, 28).astype(np.int64)
+    start = np.maximum(end - duration + 1, first - 5)
+    seq = int((r.cls_month == month).sum()) + 1 + np.arange(n_cls)
+    ids = np.array([f"{r.site.site_code}-{_month_text(month).replace('-', '')}-{k:03d}" for k in seq])
+    n_old, n = len(r.cls_month), int(size.sum())
+    rating = np.where(rng.random(n) < _ROW_RATING_BLANK, -1, rng.choice(len(RATINGS), size=n, p=_ROW_RATING_P))
+    serial = len(r.first_row) + np.arange(n)
+    first_row = len(r.row_class) + np.arange(n)
+    _append_classes(r, {
+        "cls_month": np.full(n_cls, month, dtype=np.int64), "cls_start": start, "cls_end": end, "cls_occ": occ,
+        "cls_level": level, "cls_hours": hours, "cls_id": ids, "cls_course": _course_names(r.site, occ, level, rng),
+        "cls_plant": np.full(n_cls, _CLS_BURST, dtype=np.int8),
+    }, {
+        "row_class": np.repeat(n_old + np.arange(n_cls), size), "row_home": np.full(n, r.site_no, dtype=np.int64),
+        "row_serial": serial, "row_assessed": np.ones(n, dtype=bool), "row_passed": np.ones(n, dtype=bool),
+        "row_rating": rating.astype(np.int64), "row_cert": np.full(n, -1, dtype=np.int64),
+        "row_cross": np.zeros(n, dtype=bool), "row_person": np.full(n, -1, dtype=np.int64),
+        "row_bad_check": np.full(n, ""), "row_plant": np.full(n, _ROW_BURST, dtype=np.int8),
+    })  # fmt: skip
+    r.first_row = np.concatenate([r.first_row, first_row])
+    return {"site_code": r.site.site_code, "period": _month_text(month), "window_start": str(window_start),
+            "window_end": str(window_start + window - 1), "certificates": n, "classes": ids.tolist()}  # fmt: skip
+
+
+def _pick_compatible(
+    candidates: np.ndarray, wanted: int, chosen: list[int], start: np.ndarray, end: np.ndarray, skill: np.ndarray,
+    rng: np.random.Generator,
+) -> list[int] | None:  # fmt: skip
+    """``wanted`` classes among ``candidates``, sharing no day and no skill with ``chosen`` nor each other."""
+    picks = list(chosen)
+    for k in candidates[rng.permutation(len(candidates))[: 40 * wanted]]:
+        k = int(k)
+        if all(skill[k] != skill[c] and (start[k] > end[c] or end[k] < start[c]) for c in picks):
+            picks.append(k)
+            if len(picks) == len(chosen) + wanted:
+                return picks[len(chosen):]
+    return None
+
+
+def _plant_extra_classes(
+    rosters: list[_Roster], options: SampleOptions, skip: dict[int, set[int]]
+) -> tuple[list[dict[str, Any]], list[list[list[str]]]]:
+    """Over-yearly and repeat persons: rows of trainees seen nowhere else are given to them.
+
+    The planted person is a trainee with a single row; each extra class they attend takes the
+    row of another single trainee of that class (who then no longer appears), so row counts and
+    class sizes stay as they were. Returns (over-yearly persons, repeat pairs) for the truth.
+    """
+    over_rate, repeat_rate = options.over_yearly_limit_rate, options.repeat_occupation_level_rate
+    if (over_rate <= 0 and repeat_rate <= 0) or not rosters:
+        return [], []
+    index = {r.site_no: j for j, r in enumerate(rosters)}
+    refs = [np.zeros(len(r.first_row), dtype=np.int64) for r in rosters]
+    for r in rosters:
+        for home in np.unique(r.row_home):
+            sel = r.row_serial[r.row_home == home]
+            refs[index[int(home)]] += np.bincount(sel, minlength=len(refs[index[int(home)]]))
+    # Free rows: the only row of a person of the site's own pool, planted nothing, in a written month.
+    free = []
+    for j, r in enumerate(rosters):
+        own = (r.row_home == r.site_no) & ~r.row_cross & (r.row_plant == 0)
+        own[own] = refs[j][r.row_serial[own]] == 1
+        free.append(own & ~np.isin(r.cls_month, sorted(skip[r.site_no]))[r.row_class])
+    # Every class of every site, one table.
+    offset = np.cumsum([0] + [len(r.cls_month) for r in rosters])
+    cj = np.concatenate([np.full(len(r.cls_month), j) for j, r in enumerate(rosters)])
+    start = np.concatenate([r.cls_start for r in rosters])
+    end = np.concatenate([r.cls_end for r in rosters])
+    skill = np.concatenate([r.cls_occ * len(LEVELS) + r.cls_level for r in rosters])
+    year = np.concatenate([1970 + r.cls_month // 12 for r in rosters])
+    start_year = start.astype("datetime64[Y]").astype(np.int64) + 1970
+    keyed = np.concatenate([np.full(len(r.cls_month), r.site.programme != "village") for r in rosters])
+    lo = np.concatenate([np.searchsorted(r.row_class, np.arange(len(r.cls_month))) for r in rosters])
+    hi = np.concatenate([np.searchsorted(r.row_class, np.arange(len(r.cls_month)), side="right") for r in rosters])
+    free_count = np.concatenate([np.bincount(r.row_class[f], minlength=len(r.cls_month)) for r, f in zip(rosters, free)])
+
+    def take(k: int, tag: int, person: tuple[int, int] | None, rng: np.random.Generator) -> tuple[int, int]:
+        """A free row of class ``k``, now ``person``'s (home site_no, serial) or kept as the subject."""
+        j = int(cj[k])
+        r = rosters[j]
+        rows = lo[k] + np.flatnonzero(free[j][lo[k]:hi[k]])
+        row = int(rows[int(rng.integers(len(rows)))])
+        free[j][row] = False
+        free_count[k] -= 1
+        r.row_plant[row] = tag
+        if person is not None:
+            refs[j][r.row_serial[row]] -= 1
+            r.row_home[row], r.row_serial[row] = person
+        return j, row
+
+    def described(classes: list[int]) -> list[list[str]]:
+        named = [(start[k], rosters[cj[k]].site.site_code, str(rosters[cj[k]].cls_id[k - offset[cj[k]]])) for k in classes]
+        return [[site, class_id] for _, site, class_id in sorted(named)]
+
+    def subjects(keep: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Classes of free rows where the planted persons come from, one entry per row, shuffled."""
+        rows = np.repeat(np.arange(len(free_count)), np.where(keep, free_count, 0))
+        return rows[rng.permutation(len(rows))]
+
+    over: list[dict[str, Any]] = []
+    rng = _rng(options.seed, 0, _PLANT, _P_OVER_YEARLY)
+    people = sum(int((refs[j] > 0).sum()) for j, r in enumerate(rosters) if r.site.programme != "village")
+    wanted = int(rng.binomial(people, over_rate)) if over_rate > 0 else 0
+    for c in subjects(keyed & (start_year == year), rng) if wanted else []:
+        if len(over) == wanted:
+            break
+        if not free_count[c]:
+            continue
+        c, y = int(c), int(year[c])
+        fits = keyed & (year == y) & (start_year == y) & (free_count > 0)
+        home = cj == cj[c]
+        picks = None
+        for scope in ((home, None) if rng.random() < 0.5 else (None,)):
+            candidates = np.flatnonzero(fits if scope is None else fits & scope)
+            picks = _pick_compatible(candidates, _YEARLY_LIMIT, [c], start, end, skill, rng)
+            if picks is not None:
+                break
+        if picks is None:
+            continue
+        j, row = take(c, _ROW_OVER_YEARLY, None, rng)
+        person = (rosters[j].site_no, int(rosters[j].row_serial[row]))
+        for k in picks:
+            take(k, _ROW_OVER_YEARLY, person, rng)
+        classes = described([c, *picks])
+        over.append({"site_code": classes[-1][0], "year": y, "classes": classes})
+
+    repeat: list[list[list[str]]] = []
+    rng = _rng(options.seed, 0, _PLANT, _P_REPEAT)
+    people = sum(int((x > 0).sum()) for x in refs)
+    wanted = int(rng.binomial(people, repeat_rate)) if repeat_rate > 0 else 0
+    for c in subjects(np.ones(len(free_count), dtype=bool), rng) if wanted else []:
+        if len(repeat) == wanted:
+            break
+        if not free_count[c]:
+            continue
+        c = int(c)
+        fits = (skill == skill[c]) & (free_count > 0) & ((start > end[c]) | (end < start[c]))
+        if rng.random() < 0.5 and (fits & (cj == cj[c])).any():
+            fits &= cj == cj[c]
+        candidates = np.flatnonzero(fits)
+        if not len(candidates):
+            continue
+        k = int(candidates[int(rng.integers(len(candidates)))])
+        j, row = take(c, _ROW_REPEAT, None, rng)
+        take(k, _ROW_REPEAT, (rosters[j].site_no, int(rosters[j].row_serial[row])), rng)
+        repeat.append(described([c, k]))
+    return over, repeat
+
+
+def _plant_uniform_classes(
+    rosters: list[_Roster], rate: float, min_size: int, skip: dict[int, set[int]], rng: np.random.Generator
+) -> None:
+    """Classes in which everyone is assessed, passes and gives the same satisfaction answer."""
+    if rate <= 0:
+        return
+    eligible = [
+        (np.bincount(r.row_class, minlength=len(r.cls_month)) >= min_size) & (r.cls_plant == 0)
+        & ~np.isin(r.cls_month, sorted(skip[r.site_no]))
+        for r in rosters
+    ]  # fmt: skip
+    counts = np.array([int(e.sum()) for e in eligible])
+    if not counts.sum():
+        return
+    picks = np.sort(rng.choice(int(counts.sum()), size=int(rng.binomial(int(counts.sum()), rate)), replace=False))
+    answers = np.where(rng.random(len(picks)) < 0.75, RATINGS.index("very_satisfied"), RATINGS.index("satisfied"))
+    bounds = np.cumsum(np.concatenate([[0], counts]))
+    for j, r in enumerate(rosters):
+        mine = (picks >= bounds[j]) & (picks < bounds[j + 1])
+        if not mine.any():
+            continue
+        classes = np.flatnonzero(eligible[j])[picks[mine] - bounds[j]]
+        r.cls_plant[classes] = _CLS_UNIFORM
+        answer = np.full(len(r.cls_month), -1, dtype=np.int64)
+        answer[classes] = answers[mine]
+        rows = answer[r.row_class] >= 0
+        r.row_assessed[rows] = r.row_passed[rows] = True
+        r.row_rating[rows] = answer[r.row_class[rows]]
+
+
+def _break_uniform_classes(r: _Roster, min_size: int) -> None:
+    """Change one answer in any unplanted class that chance made uniform (everyone passed, one answer)."""
+    n_cls = len(r.cls_month)
+    size = np.bincount(r.row_class, minlength=n_cls)
+    ok = r.row_assessed & r.row_passed & (r.row_rating >= 0)
+    failing = np.bincount(r.row_class, weights=~ok, minlength=n_cls)
+    low = np.full(n_cls, len(RATINGS), dtype=np.int64)
+    high = np.full(n_cls, -1, dtype=np.int64)
+    np.minimum.at(low, r.row_class, r.row_rating)
+    np.maximum.at(high, r.row_class, r.row_rating)
+    uniform = (size >= min_size) & (failing == 0) & (low == high) & (r.cls_plant != _CLS_UNIFORM)
+    last = np.searchsorted(r.row_class, np.flatnonzero(uniform), side="right") - 1  # rows are grouped by class
+    r.row_rating[last] = np.where(r.row_rating[last] == 0, 1, 0)
+
+
 # ------------------------------------------------------------------------------ persons
 
 
@@ -604,10 +981,53 @@ class _People:
     group: np.ndarray
     low_income: np.ndarray
     out_of_age: np.ndarray
+    near_retirement: np.ndarray
 
 
-def _person_pool(r: _Roster, single: np.ndarray, rate: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _retired_births(
+    start: np.ndarray, male: np.ndarray, female_base: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(found, birth date) of persons whose statutory retirement date falls 1-20 days before ``start``.
+
+    The retirement date is the one ``yuhang_skills.identity`` computes (the 2025 reform, women on
+    ``female_base``), so the rule is the pipeline's: for a wanted retirement date, every birth
+    month that could lead to it is tried and the one that does is kept (a retirement month the
+    reform skips gets another number of days).
+    """
+    n = len(start)
+    found = np.zeros(n, dtype=bool)
+    birth = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+    delays = np.arange(0, 61)  # months the reform adds: at most 36 (men, women 55) or 60 (women 50)
+    lo, hi = _NEAR_RETIREMENT_DAYS
+    for _ in range(4 * (hi - lo + 1)):
+        todo = np.flatnonzero(~found)
+        if not len(todo):
+            break
+        retire = start[todo] - rng.integers(lo, hi + 1, len(todo))
+        month = retire.astype("datetime64[M]").astype(np.int64)
+        day = (retire - _first_day(month)).astype(np.int64) + 1
+        base = np.where(male[todo], 60 * 12, female_base * 12)
+        born_month = month[:, None] - base[:, None] - delays[None, :]
+        candidate = _first_day(born_month) + (day[:, None] - 1)
+        fits = day[:, None] <= _days_in(born_month)
+        status = working_age_status(
+            pd.Series(candidate.ravel()), pd.Series(np.repeat(np.where(male[todo], "M", "F"), len(delays))),
+            pd.Series(np.repeat(start[todo], len(delays))), female_base=female_base,
+        )  # fmt: skip
+        retired = status["retirement_date"].to_numpy("datetime64[D]").reshape(candidate.shape)
+        hit = fits & (retired == retire[:, None]) & ~status["in_working_age"].to_numpy(bool).reshape(candidate.shape)
+        ok = hit.any(axis=1)
+        found[todo[ok]] = True
+        birth[todo[ok]] = candidate[ok, np.argmax(hit[ok], axis=1)]
+    return found, birth
+
+
+def _person_pool(
+    r: _Roster, single: np.ndarray, options: SampleOptions, female_base: int, rng: np.random.Generator,
+    near_rng: np.random.Generator,
+) -> dict[str, np.ndarray]:  # fmt: skip
     """Attributes of a site's persons; ``single`` marks persons with exactly one row anywhere."""
+    rate = options.out_of_age_rate
     programme = r.site.programme
     p = len(r.first_row)
     cls = r.row_class[r.first_row]
@@ -629,6 +1049,17 @@ def _person_pool(r: _Roster, single: np.ndarray, rate: float, rng: np.random.Gen
     old_from = np.where(male, np.datetime64("1955-01-01"), np.datetime64("1958-01-01"))
     old_birth = old_from + rng.integers(0, 8 * 365, p)
     birth = np.where(out, np.where(minor, minor_birth, old_birth), birth)
+    # Planted: trainees who reached retirement age a few days before their class started.
+    near = np.zeros(p, dtype=bool)
+    if options.near_retirement_rate > 0:
+        candidates = single & ~out
+        share = min(1.0, options.near_retirement_rate * n_rows / max(1, int(candidates.sum())))
+        near = candidates & (near_rng.random(p) < share)
+        who = np.flatnonzero(near)
+        found, near_birth = _retired_births(start[who], male[who], female_base, near_rng)
+        near[who[~found]] = False
+        birth[who[found]] = near_birth[found]
+        group = np.where(near & (group == _GRADUATE), GROUPS.index("other"), group)  # no new graduates of 60
     address = rng.choice(_ADDRESS_CODES, size=p, p=_ADDRESS_P[programme])
     seq = rng.integers(1, 500, p) * 2 - male
     surname = rng.choice(_SURNAME, size=p, p=_SURNAME_P)
@@ -640,22 +1071,24 @@ def _person_pool(r: _Roster, single: np.ndarray, rate: float, rng: np.random.Gen
     yyyymmdd = (1970 + months // 12) * 10000 + (months % 12 + 1) * 100 + (birth - _first_day(months)).astype(np.int64) + 1
     first17 = np.strings.add(np.strings.add(address, _zfill(yyyymmdd, 8)), _zfill(seq, 3))
     return {"name": np.strings.add(surname, given), "first17": first17, "group": group, "low_income": low_income,
-            "out_of_age": out, "male": male}  # fmt: skip
+            "out_of_age": out, "male": male, "near_retirement": near}  # fmt: skip
 
 
-def _build_people(rosters: list[_Roster], options: SampleOptions) -> _People:
+def _build_people(rosters: list[_Roster], options: SampleOptions, female_base: int) -> _People:
     refs = {r.site_no: np.zeros(len(r.first_row), dtype=np.int64) for r in rosters}
     for r in rosters:
         for home in np.unique(r.row_home):
             np.add.at(refs[int(home)], r.row_serial[r.row_home == home], 1)
+    # A burst's trainees are only its own: they are neither out of age nor near retirement.
     pools = [
-        _person_pool(r, refs[r.site_no] == 1, options.out_of_age_rate, _rng(options.seed, r.site_no, _PERSONS))
+        _person_pool(r, (refs[r.site_no] == 1) & (r.row_plant[r.first_row] != _ROW_BURST), options, female_base,
+                     _rng(options.seed, r.site_no, _PERSONS), _rng(options.seed, r.site_no, _PLANT, _P_NEAR))
         for r in rosters
-    ]
+    ]  # fmt: skip
     offset = np.zeros(max((r.site_no for r in rosters), default=0) + 1, dtype=np.int64)
     offset[[r.site_no for r in rosters]] = np.cumsum([0] + [len(r.first_row) for r in rosters])[:-1]
     merged = {k: np.concatenate([pool[k] for pool in pools]) if pools else np.array([]) for k in
-              ("name", "first17", "group", "low_income", "out_of_age", "male")}  # fmt: skip
+              ("name", "first17", "group", "low_income", "out_of_age", "male", "near_retirement")}  # fmt: skip
     first17 = merged["first17"]
     rng = _rng(options.seed, 0, _GLOBAL, 1)
     while True:  # ID numbers are unique per person: redraw the sequence code of a clash
@@ -668,14 +1101,17 @@ def _build_people(rosters: list[_Roster], options: SampleOptions) -> _People:
     for r in rosters:
         r.row_person = offset[r.row_home] + r.row_serial
     return _People(name=merged["name"], first17=first17, check=check, group=merged["group"].astype(np.int64),
-                   low_income=merged["low_income"].astype(bool), out_of_age=merged["out_of_age"].astype(bool))  # fmt: skip
+                   low_income=merged["low_income"].astype(bool), out_of_age=merged["out_of_age"].astype(bool),
+                   near_retirement=merged["near_retirement"].astype(bool))  # fmt: skip
 
 
 def _plant_invalid_ids(rosters: list[_Roster], people: _People, options: SampleOptions) -> None:
     for r in rosters:
         rng = _rng(options.seed, r.site_no, _ROW_MESS)
         n = len(r.row_class)
-        bad = (rng.random(n) < options.invalid_id_rate) & ~r.row_cross
+        # Rows of planted patterns keep their ID valid, so the pattern stays visible.
+        bad = (rng.random(n) < options.invalid_id_rate) & ~r.row_cross & (r.row_plant == 0) \
+            & ~people.near_retirement[r.row_person]
         correct = np.searchsorted(_CHECK_ALPHABET, people.check[r.row_person])
         wrong = _CHECK_ALPHABET[(correct + rng.integers(1, len(_CHECK_ALPHABET), n)) % len(_CHECK_ALPHABET)]
         r.row_bad_check = np.where(bad, wrong, "")
@@ -703,9 +1139,16 @@ def _split_fen(total_fen: int, n: int, rng: np.random.Generator, round_to: int) 
 
 
 def _build_ledger(
-    site: Site, plan: Plan, months: list[int], options: SampleOptions, occ_names: np.ndarray, rng: np.random.Generator
-) -> pd.DataFrame:
-    """All payments of a site over the window (one row each, vouchers numbered by month)."""
+    site: Site, plan: Plan, months: list[int], options: SampleOptions, occ_names: np.ndarray, rng: np.random.Generator,
+    *, person_times: dict[int, int], skip: set[int], plant_rng: np.random.Generator,
+) -> pd.DataFrame:  # fmt: skip
+    """All payments of a site over the window (one row each, vouchers numbered by month).
+
+    ``person_times`` are the site's roster rows per year in the window: training money stays
+    below the integrity limit per person-time (``_cap_training``) unless the site is the
+    training-overpaid one. ``plant_rng`` draws what the patterns and that cap change, so the
+    other draws stay as they are.
+    """
     programme = site.programme
     active = _active_month(site)
     end = plan.policy.implementation_end
@@ -729,7 +1172,8 @@ def _build_ledger(
         payments.append({"month": month, "fund_source": source, "category": category, "fen": fen, "payee": payee,
                          "description": description, "ineligible": ineligible})  # fmt: skip
 
-    def describe(category: str, month: int) -> tuple[str, str]:
+    def describe(category: str, month: int, g: np.random.Generator = rng) -> tuple[str, str]:
+        rng = g
         y, m = _year(month), _month_no(month)
         if category == "equipment":
             return suppliers[int(rng.integers(len(suppliers)))], f"采购{rng.choice(items)}"
@@ -760,7 +1204,10 @@ def _build_ledger(
                 spent = int(alloc[source] * 100 * rng.uniform(*_SPENT_SHARE))
                 schedule(spent, int(rng.integers(3, 9)), source, "equipment")
                 subsidised += spent
-        equipment_total = int((alloc["provincial"] + alloc["district"]) * 100 * rng.uniform(*_BASE_EQUIPMENT_MULTIPLE))
+        if site.site_code == options.base_over_claim:  # planted: equipment worth less than twice the subsidy
+            equipment_total = int(subsidised * rng.uniform(*_OVER_CLAIM_MULTIPLE))
+        else:
+            equipment_total = int((alloc["provincial"] + alloc["district"]) * 100 * rng.uniform(*_BASE_EQUIPMENT_MULTIPLE))
         if equipment_total > subsidised:
             schedule(equipment_total - subsidised, int(rng.integers(4, 11)), "self", "equipment")
     elif alloc["provincial"]:
@@ -780,6 +1227,10 @@ def _build_ledger(
     columns = ["month", "fund_source", "category", "fen", "payee", "description", "ineligible"]
     ledger = pd.DataFrame(payments, columns=columns).sort_values("month", kind="stable").reset_index(drop=True)
     ledger = ledger[ledger["month"].isin(months)].reset_index(drop=True)
+    limit = _integrity_parameter(plan, "training_paid_beyond_roster", "max_yuan_per_person_time")
+    training = tuple(_integrity_parameter(plan, "training_paid_beyond_roster", "categories"))
+    _cap_training(ledger, person_times, int(limit * 100 * _CLEAN_TRAINING_SHARE), training, skip,
+                  lambda category, month: describe(category, month, plant_rng))  # fmt: skip
     ledger["pay_date"] = _random_weekdays(ledger["month"].to_numpy(np.int64), rng)
     ledger = ledger.sort_values(["month", "pay_date"], kind="stable").reset_index(drop=True)
     ledger["voucher_no"] = [
@@ -792,7 +1243,210 @@ def _build_ledger(
     ]
     # Many payments are whole yuan; the others keep their jiao and fen.
     ledger["fen"] = np.where(rng.random(len(ledger)) < 0.4, ledger["fen"] // 100 * 100, ledger["fen"])
+    ledger["plant"] = ""
+    focus_year = plan.policy.implementation_years[-1]
+    focus = [m for m in months if _year(m) == focus_year and m not in skip]
+    if site.site_code == options.training_overpaid_site and focus and person_times.get(focus_year, 0):
+        # Planted: one or two large training subsidies take the year's training money over the limit.
+        paid = int(ledger.loc[(ledger["month"] // 12 + 1970 == focus_year) & ledger["category"].isin(training), "fen"].sum())
+        wanted = int(person_times[focus_year] * limit * 100 * plant_rng.uniform(*_OVERPAID_MULTIPLE))
+        extra = []
+        for fen in _split_fen(max(wanted - paid, 10_000), int(plant_rng.integers(1, 3)), plant_rng, 10_000):
+            month = int(focus[int(plant_rng.integers(len(focus)))])
+            payee, text = describe("training_subsidy", month, plant_rng)
+            invoice = "" if payee == _PERSONS_PAYEE else _new_invoice(focus_year, plant_rng)
+            extra.append({"month": month, "fund_source": "town", "category": "training_subsidy", "fen": fen, "payee": payee,
+                          "description": text, "ineligible": False, "invoice_no": invoice, "plant": "training_overpaid",
+                          "pay_date": _random_weekdays(np.array([month]), plant_rng)[0]})  # fmt: skip
+        ledger = _append_payments(ledger, pd.DataFrame(extra))
     return ledger
+
+
+def _append_payments(ledger: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
+    """``extra`` payments after the others of their month, numbered on from the month's last voucher
+    (a payment that has its ``voucher_no`` already keeps it)."""
+    if not len(extra):
+        return ledger
+    extra = extra.copy()
+    if "voucher_no" not in extra:
+        extra["voucher_no"] = ""
+    for i in np.flatnonzero(extra["voucher_no"].to_numpy(dtype=str) == ""):
+        month = int(extra["month"].iloc[i])
+        taken = set(ledger.loc[ledger["month"] == month, "voucher_no"]) | set(extra.loc[extra["month"] == month, "voucher_no"])
+        seq = next(k for k in range(len(taken) + 1, 10_000) if f"记{_month_text(month).replace('-', '')}-{k:03d}" not in taken)
+        extra.iloc[i, extra.columns.get_loc("voucher_no")] = f"记{_month_text(month).replace('-', '')}-{seq:03d}"
+    merged = pd.concat([ledger, extra[ledger.columns]], ignore_index=True)
+    return merged.sort_values("month", kind="stable").reset_index(drop=True)
+
+
+def _cap_training(
+    ledger: pd.DataFrame, person_times: dict[int, int], limit_fen: int, training: tuple[str, ...], skip: set[int],
+    describe: Any,
+) -> None:  # fmt: skip
+    """Keep each year's training money at most ``limit_fen`` per roster person-time of that year.
+
+    Both as the files show them: ``person_times`` and the money leave out the months in ``skip``
+    (never submitted), so a missing roster does not make the rest of the year's money look paid
+    beyond it.
+
+    Over it, the largest training payments are booked instead as teacher training (provincial
+    money, still an eligible use) or other costs (town or own money), so what each source spends
+    stays the same. Only small rosters meet this: villages, and every site at a small scale.
+    """
+    year = (ledger["month"].to_numpy(np.int64) // 12 + 1970) if len(ledger) else np.array([], dtype=np.int64)
+    is_training = ledger["category"].isin(training).to_numpy(bool) & ~ledger["month"].isin(sorted(skip)).to_numpy(bool)
+    fen = ledger["fen"].to_numpy(np.int64)
+    for y in np.unique(year[is_training]):
+        rows = np.flatnonzero(is_training & (year == y))
+        total, cap = int(fen[rows].sum()), limit_fen * person_times.get(int(y), 0)
+        for i in rows[np.argsort(-fen[rows], kind="stable")]:
+            if total <= cap:
+                break
+            total -= int(fen[i])
+            category = "teacher_training" if ledger.at[i, "fund_source"] == "provincial" else "other"
+            payee, text = describe(category, int(ledger.at[i, "month"]))
+            ledger.loc[i, ["category", "payee", "description"]] = [category, payee, text]
+
+
+# ------------------------------------------------------------------------------ fraud patterns: payments
+
+
+def _new_invoice(year: int, rng: np.random.Generator) -> str:
+    return f"{year % 100:02d}33{int(rng.integers(0, 10**8)):08d}{int(rng.integers(0, 10**8)):08d}"
+
+
+def _plant_payments(
+    ledgers: list[pd.DataFrame], codes: list[str], months: list[list[int]], skip: list[set[int]], options: SampleOptions,
+    plan: Plan,
+) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """Duplicate vouchers and invoices across sites, payments after the period; clean-world fixes.
+
+    Works on all sites' ledgers at once (they are small: their size does not grow with the
+    scale) and changes them in place (``ledgers[i]`` is replaced). Returns the planted pairs.
+    """
+    out: dict[str, list[dict[str, Any]]] = {"duplicate_voucher": [], "duplicate_invoice": []}
+    if not ledgers:
+        return out
+    training = tuple(_integrity_parameter(plan, "training_paid_beyond_roster", "categories"))
+    frame = pd.concat([ledger.assign(_site=i, _order=np.arange(len(ledger))) for i, ledger in enumerate(ledgers)],
+                      ignore_index=True)  # fmt: skip
+    site = frame["_site"].to_numpy(np.int64)
+    month = frame["month"].to_numpy(np.int64)
+    written = np.array([m not in skip[i] for i, m in zip(site, month)], dtype=bool)
+
+    def plain() -> np.ndarray:
+        """Payments no pattern has used yet (nor the ineligible ones), in files that are written."""
+        return (frame["plant"].to_numpy(dtype=str) == "") & ~frame["ineligible"].to_numpy(bool) & written
+
+    not_training = ~frame["category"].isin(training).to_numpy(bool)
+
+    # The same payment booked by a second site in the same month: a copy under the same voucher
+    # number (one the second site has not used that month), amount and payee. Not training money,
+    # which would make the second site's training money per person-time a pattern of its own.
+    rng = _rng(options.seed, 0, _PLANT, _P_VOUCHER)
+    wanted = int(rng.binomial(len(frame), options.duplicate_voucher_rate)) if options.duplicate_voucher_rate > 0 else 0
+    if wanted:
+        used = {(int(i), int(m), str(v)) for i, m, v in zip(site, month, frame["voucher_no"])}
+        # Not into the over-claiming base: its equipment is its own pattern.
+        open_months = [set() if codes[i] == options.base_over_claim else set(m) - s
+                       for i, (m, s) in enumerate(zip(months, skip))]  # fmt: skip
+        copies = []
+        for row in np.flatnonzero(plain() & not_training)[rng.permutation(int((plain() & not_training).sum()))]:
+            if len(copies) == wanted:
+                break
+            src = frame.iloc[row]
+            m, v = int(src["month"]), str(src["voucher_no"])
+            targets = [t for t in range(len(ledgers)) if t != src["_site"] and m in open_months[t] and (t, m, v) not in used]
+            if not targets:
+                continue
+            t = targets[int(rng.integers(len(targets)))]
+            used.add((t, m, v))
+            copy = src.copy()
+            copy["_site"], copy["_order"], copy["plant"] = t, 10**9 + len(copies), "duplicate_voucher"
+            # The copy has no invoice, or one of its own.
+            copy["invoice_no"] = _new_invoice(_year(m), rng) if src["invoice_no"] and rng.random() < 0.5 else ""
+            frame.iloc[row, frame.columns.get_loc("plant")] = "duplicate_voucher"
+            copies.append(copy)
+            fen = int(src["fen"])
+            out["duplicate_voucher"].append({"voucher_no": v, "amount_yuan": f"{fen // 100}.{fen % 100:02d}",
+                                             "payee": str(src["payee"]), "sites": [codes[int(src["_site"])], codes[t]],
+                                             "period": _month_text(m)})  # fmt: skip
+        if copies:
+            frame = pd.concat([frame, pd.DataFrame(copies).astype(frame.dtypes.to_dict())], ignore_index=True)
+            site = frame["_site"].to_numpy(np.int64)
+            month = frame["month"].to_numpy(np.int64)
+            written = np.array([m not in skip[i] for i, m in zip(site, month)], dtype=bool)
+
+    # An invoice number used again on another site's payment (another amount, payee and voucher).
+    rng = _rng(options.seed, 0, _PLANT, _P_INVOICE)
+    invoice = frame["invoice_no"].to_numpy(dtype=object, copy=True)
+    has_invoice = invoice != ""
+    wanted = int(rng.binomial(int(has_invoice.sum()), options.duplicate_invoice_rate)) \
+        if options.duplicate_invoice_rate > 0 else 0
+    if wanted:
+        fen = frame["fen"].to_numpy(np.int64)
+        payee = frame["payee"].to_numpy(dtype=str)
+        voucher = frame["voucher_no"].to_numpy(dtype=str)
+        year = month // 12 + 1970
+        free = plain() & has_invoice
+        for row in np.flatnonzero(free)[rng.permutation(int(free.sum()))]:
+            if len(out["duplicate_invoice"]) == wanted:
+                break
+            if not free[row]:
+                continue
+            fits = free & (site != site[row]) & (fen != fen[row]) & (payee != payee[row]) & (voucher != voucher[row])
+            if (fits & (year == year[row])).any():
+                fits &= year == year[row]
+            candidates = np.flatnonzero(fits)
+            if not len(candidates):
+                continue
+            other = int(candidates[int(rng.integers(len(candidates)))])
+            invoice[other] = invoice[row]
+            free[[row, other]] = False
+            frame.iloc[[row, other], frame.columns.get_loc("plant")] = "duplicate_invoice"
+            out["duplicate_invoice"].append({"invoice_no": str(invoice[row]),
+                                             "sites": [codes[int(site[row])], codes[int(site[other])]]})  # fmt: skip
+        frame["invoice_no"] = invoice
+
+    # Payments in the files of the month the implementation period ends, dated after it ends.
+    if options.out_of_period_payment_rate > 0:
+        rng = _rng(options.seed, 0, _PLANT, _P_PERIOD)
+        end = plan.policy.implementation_end
+        end_month = (end.year - 1970) * 12 + end.month - 1
+        late = plain() & (month == end_month) & (rng.random(len(frame)) < options.out_of_period_payment_rate)
+        days = rng.integers(_OUT_OF_PERIOD_DAYS[0], _OUT_OF_PERIOD_DAYS[1] + 1, len(frame))
+        pay_date = frame["pay_date"].to_numpy("datetime64[D]", copy=True)
+        pay_date[late] = np.datetime64(end, "D") + days[late]
+        frame["pay_date"] = pay_date
+        frame.loc[late, "plant"] = "out_of_period"
+
+    # The clean world: invoice numbers unique, and no (voucher, amount, payee) at two sites.
+    rng = _rng(options.seed, 0, _PLANT, _P_FIX)
+    planted = frame["plant"].to_numpy(dtype=str)
+    while True:
+        invoice = frame["invoice_no"].to_numpy(dtype=object, copy=True)
+        clash = (invoice != "") & pd.Series(invoice).duplicated().to_numpy() & (planted != "duplicate_invoice")
+        if not clash.any():
+            break
+        invoice[clash] = [_new_invoice(_year(int(m)), rng) for m in frame.loc[clash, "month"]]
+        frame["invoice_no"] = invoice
+    copied = planted == "duplicate_voucher"
+    while True:
+        key = frame["voucher_no"].astype(str) + "|" + frame["fen"].astype(str) + "|" + frame["payee"].astype(str)
+        order = np.lexsort((np.arange(len(frame)), ~copied))  # a planted pair owns its key
+        first_site = pd.Series(frame["_site"].to_numpy(np.int64)[order]).groupby(key.to_numpy()[order]).transform("first")
+        first = np.empty(len(frame), dtype=np.int64)
+        first[order] = first_site.to_numpy(np.int64)
+        clash = (frame["_site"].to_numpy(np.int64) != first) & ~copied
+        if not clash.any():
+            break
+        fen = frame["fen"].to_numpy(np.int64)
+        frame["fen"] = np.where(clash, fen + np.where(fen % 100 == 0, 100, 1), fen)
+
+    frame = frame.sort_values(["_site", "month", "_order"], kind="stable")
+    for i in range(len(ledgers)):
+        ledgers[i] = frame[frame["_site"] == i].drop(columns=["_site", "_order"]).reset_index(drop=True)
+    return out
 
 
 # ------------------------------------------------------------------------------ surveys and outcomes
@@ -1006,6 +1660,9 @@ class _Writer:
         self.by_site: dict[str, Counter[str]] = defaultdict(Counter)
         self.site_years: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
         self.written_rosters: set[tuple[str, str]] = set()
+        self.lists: dict[str, list[Any]] = defaultdict(list)  # planted rows and classes, as written
+        self.passed_ends: dict[str, list[np.ndarray]] = defaultdict(list)  # end dates of passed rows (no burst)
+        self.training = tuple(_integrity_parameter(plan, "training_paid_beyond_roster", "categories"))
 
     # --- calendar ----------------------------------------------------------------------
     def is_due(self, kind: str, site: Site, month: int) -> bool:
@@ -1040,15 +1697,14 @@ class _Writer:
                       date_style=date_style, blank_row=bool(xlsx and u[5] < 0.4))  # fmt: skip
 
     # --- one site ------------------------------------------------------------------------
-    def write_site(self, r: _Roster, ledger: pd.DataFrame, months: list[int], people: _People) -> None:
+    def write_site(self, r: _Roster, ledger: pd.DataFrame, months: list[int], people: _People, skip: set[int]) -> None:
         o, site = self.options, r.site
-        missing_rng = _rng(o.seed, r.site_no, _MISSING)
         survey_rng = _rng(o.seed, r.site_no, _SURVEY)
         outcome_rng = _rng(o.seed, r.site_no, _OUTCOMES)
         row_month = r.row_month
         ledger_by_month = {int(m): part for m, part in ledger.groupby("month", sort=True)}
         for month in months:
-            missing = missing_rng.random() < o.missing_month_rate
+            missing = month in skip  # drawn beforehand (_missing_months), so no pattern is planted there
             for kind_no, kind in enumerate(self.kinds):
                 if not self.is_due(kind, site, month):
                     continue
@@ -1121,6 +1777,15 @@ class _Writer:
         self.by_site["invalid_id"][code] += int((r.row_bad_check[rows] != "").sum())
         self.by_site["out_of_age"][code] += int(people.out_of_age[r.row_person[rows]].sum())
         self.by_site["cross_site_duplicate"][code] += int(r.row_cross[rows].sum())
+        near = rows[people.near_retirement[r.row_person[rows]]]
+        self.by_site["near_retirement"][code] += len(near)
+        self.lists["near_retirement"] += [[code, str(c)] for c in r.cls_id[r.row_class[near]]]
+        classes = np.unique(r.row_class[rows])
+        uniform = classes[r.cls_plant[classes] == _CLS_UNIFORM]
+        self.by_site["uniform_class"][code] += len(uniform)
+        self.lists["uniform_class"] += [[code, str(c)] for c in r.cls_id[uniform]]
+        passed = rows[r.row_passed[rows] & (r.row_plant[rows] != _ROW_BURST)]
+        self.passed_ends[code].append(r.cls_end[r.row_class[passed]])
 
     def count_finance(self, site: Site, entries: pd.DataFrame, month: int) -> None:
         stats = self.site_years[(site.site_code, _year(month))]
@@ -1128,10 +1793,19 @@ class _Writer:
         source = entries["fund_source"].to_numpy(dtype=str)
         for name in np.unique(source):
             stats[f"{name}_fen"] += int(fen[source == name].sum())
-        stats["equipment_fen"] += int(fen[entries["category"].to_numpy(dtype=str) == "equipment"].sum())
+        category = entries["category"].to_numpy(dtype=str)
+        stats["equipment_fen"] += int(fen[category == "equipment"].sum())
+        stats["training_fen"] += int(fen[np.isin(category, self.training)].sum())
         bad = entries["ineligible"].to_numpy(dtype=bool)
         self.by_site["ineligible_spending"][site.site_code] += int(bad.sum())
         self.by_site["ineligible_spending_fen"][site.site_code] += int(fen[bad].sum())
+        late = np.flatnonzero(entries["plant"].to_numpy(dtype=str) == "out_of_period")
+        if len(late):
+            self.by_site["out_of_period_payment"][site.site_code] += len(late)
+            self.lists["out_of_period_payment"] += [
+                {"site_code": site.site_code, "voucher_no": v, "pay_date": str(d)} for v, d in
+                zip(entries["voucher_no"].to_numpy(dtype=str)[late], entries["pay_date"].to_numpy("datetime64[D]")[late])
+            ]  # fmt: skip
 
     def count_survey(self, site: Site, survey: pd.DataFrame, month: int) -> None:
         stats = self.site_years[(site.site_code, _year(month))]
@@ -1140,7 +1814,37 @@ class _Writer:
             stats[f"{kind}_responses"] += len(part)
             stats[f"{kind}_satisfied"] += int(part["rating"].isin(satisfied).sum())
 
-    def truth(self, pairs: list[dict[str, Any]], focus_year: int) -> dict[str, Any]:
+    def certificate_burst_margin(self) -> dict[str, Any]:
+        """The clean world's busiest certificate windows, in the terms of the certificate-burst check.
+
+        Per site-year: the most passed trainees within ``window_days`` days by class end date (a
+        window belongs to the year of its first day; ``passed_in_window``: the largest), and that
+        number over the site-year's usual for so many days, passes of the year x 12 / (365 x months
+        active) (``multiple_of_usual``: the largest among windows of at least ``min_passed``).
+        ``flagged`` counts the site-years the check would report (more than ``multiple_of_usual``
+        times usual and at least ``min_passed``); the burst's own classes are left out.
+        """
+        window = int(_integrity_parameter(self.plan, "certificate_burst", "window_days"))
+        multiple = float(_integrity_parameter(self.plan, "certificate_burst", "multiple_of_usual"))
+        least = int(_integrity_parameter(self.plan, "certificate_burst", "min_passed"))
+        best: dict[str, Any] = {"passed_in_window": 0, "multiple_of_usual": "0.00", "flagged": 0}
+        top = 0.0
+        for code, parts in sorted(self.passed_ends.items()):
+            days = np.sort(np.concatenate(parts).astype(np.int64)) if parts else np.array([], dtype=np.int64)
+            in_window = np.searchsorted(days, days + window, side="left") - np.arange(len(days))  # from each pass on
+            years = days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+            for year in np.unique(years):
+                mine = years == year
+                busiest = int(in_window[mine].max())
+                usual = int(mine.sum()) * 12 / (365 * (self.plan.sites_by_code[code].months_active(int(year)) or 12)) * window
+                best["passed_in_window"] = max(best["passed_in_window"], busiest)
+                if busiest >= least:
+                    top = max(top, busiest / usual)
+                best["flagged"] += int(busiest > multiple * usual and busiest >= least)
+        best["multiple_of_usual"] = f"{top:.2f}"
+        return best
+
+    def truth(self, pairs: list[dict[str, Any]], focus_year: int, planted: dict[str, Any]) -> dict[str, Any]:
         o = self.options
 
         def per_site(name: str) -> dict[str, Any]:
@@ -1165,6 +1869,33 @@ class _Writer:
         ineligible["amount_yuan_by_site"] = {k: money(v) for k, v in sorted(self.by_site["ineligible_spending_fen"].items()) if v}
         written_pairs = [p for p in pairs if (p["site_a"], p["period"]) in self.written_rosters
                          and (p["site_b"], p["period"]) in self.written_rosters]  # fmt: skip
+
+        def listed(items: list[Any], site_of: Any) -> dict[str, Any]:
+            counts = Counter(site_of(item) for item in items)
+            return {"total": len(items), "by_site": dict(sorted(counts.items())), "list": items}
+
+        burst = planted["certificate_burst"]
+        if burst is not None:
+            burst = {k: burst[k] for k in ("site_code", "window_start", "window_end", "certificates", "classes")}
+        base = None  # the over-claiming base, when its files show subsidy paid and equipment below twice that
+        years = [v for (c, _), v in self.site_years.items() if c == o.base_over_claim]
+        equipment_fen = sum(v["equipment_fen"] for v in years)
+        paid_fen = sum(v["provincial_fen"] + v["district_fen"] for v in years)
+        if o.base_over_claim and 0 < equipment_fen < 2 * paid_fen:
+            plan_yuan = _allocation_yuan(self.plan, self.plan.sites_by_code[o.base_over_claim])
+            base = {"site_code": o.base_over_claim, "equipment_yuan": money(equipment_fen), "paid_yuan": money(paid_fen),
+                    "plan_yuan": money(100 * (plan_yuan["provincial"] + plan_yuan["district"]))}  # fmt: skip
+        overpaid_key = (o.training_overpaid_site, focus_year)
+        overpaid = None
+        if o.training_overpaid_site and overpaid_key in self.site_years:
+            stats = self.site_years[overpaid_key]
+            overpaid = {"site_code": o.training_overpaid_site, "year": focus_year, "person_times": stats["person_times"],
+                        "training_yuan": money(stats["training_fen"]),
+                        "per_person_time_yuan": money(stats["training_fen"] // max(1, stats["person_times"]))}  # fmt: skip
+        ratios = [  # yuan per person-time in fen; a year without roster rows counts all its money (as the check)
+            stats["training_fen"] // max(1, stats["person_times"])
+            for key, stats in self.site_years.items() if key != overpaid_key and stats["training_fen"]
+        ]  # fmt: skip
         return {
             "generator": "yuhang_skills.sample",
             "options": asdict(o),
@@ -1192,6 +1923,19 @@ class _Writer:
                     "passed": low.get("passed", 0)},
                 "format_noise": {**{k: int(v) for k, v in sorted(self.noise.items())},
                                  "non_iso_date_files": sum(f["date_style"] != "iso" for f in self.files)},
+                "over_yearly_limit": listed(planted["over_yearly_limit"], lambda p: p["site_code"]),
+                "repeat_occupation_level": listed(planted["repeat_occupation_level"], lambda p: p[-1][0]),
+                "near_retirement": {**per_site("near_retirement"), "list": self.lists["near_retirement"]},
+                "certificate_burst": burst,
+                "certificate_burst_clean_max": self.certificate_burst_margin(),
+                "uniform_class": {**per_site("uniform_class"), "list": self.lists["uniform_class"]},
+                "duplicate_invoice": listed(planted["duplicate_invoice"], lambda p: p["sites"][-1]),
+                "duplicate_voucher": listed(planted["duplicate_voucher"], lambda p: p["sites"][-1]),
+                "out_of_period_payment": {**per_site("out_of_period_payment"),
+                                          "list": self.lists["out_of_period_payment"]},
+                "base_over_claim": base,
+                "training_overpaid": overpaid,
+                "training_money_per_person_time_max_yuan": money(max(ratios)) if ratios else None,
             },  # fmt: skip
             "site_years": site_years,
         }
@@ -1249,18 +1993,45 @@ def generate(inbox: Path, options: SampleOptions, plan: Plan | None = None, *, c
         for no, site in enumerate(plan.sites, start=1)
     ]
     active = [(no, site, months) for no, site, months in active if months]
+    skip = {no: _missing_months(no, months, options) for no, _, months in active}
+    burst_rule = (int(_integrity_parameter(plan, "certificate_burst", "window_days")),
+                  float(_integrity_parameter(plan, "certificate_burst", "multiple_of_usual")),
+                  int(_integrity_parameter(plan, "certificate_burst", "min_passed")))  # fmt: skip
     rosters = [
-        _build_roster(site, no, months, options, focus_year, _rng(options.seed, no, _ROSTER)) for no, site, months in active
+        _build_roster(site, no, months, options, focus_year, _rng(options.seed, no, _ROSTER), burst_rule)
+        for no, site, months in active
     ]
     pairs = _plant_cross_site(rosters, options.cross_site_duplicate_rate, _rng(options.seed, 0, _GLOBAL, 0))
-    people = _build_people(rosters, options)
+    burst = None
+    for (no, site, _), r in zip(active, rosters):
+        if site.site_code == options.certificate_burst_site:
+            burst = _plant_certificate_burst(r, options, focus_year, burst_rule[0], skip[no],
+                                             _rng(options.seed, no, _PLANT, _P_BURST))  # fmt: skip
+    over, repeat = _plant_extra_classes(rosters, options, skip)
+    min_size = int(_integrity_parameter(plan, "uniform_class", "min_class_size"))
+    _plant_uniform_classes(rosters, options.uniform_class_rate, min_size, skip, _rng(options.seed, 0, _PLANT, _P_UNIFORM))
+    for r in rosters:
+        _break_uniform_classes(r, min_size)
+        r.row_cert = _certificate_serials(r.row_month, r.row_passed)
+    people = _build_people(rosters, options, plan.policy.female_retirement_base)
     _plant_invalid_ids(rosters, people, options)
+    ledgers = []
+    for (no, site, months), r in zip(active, rosters):
+        size = np.bincount(r.row_class, minlength=len(r.cls_month)) * ~np.isin(r.cls_month, sorted(skip[no]))
+        years = r.cls_month // 12 + 1970
+        ledgers.append(_build_ledger(
+            site, plan, months, options, _site_occupations(site), _rng(options.seed, no, _FINANCE),
+            person_times={int(y): int(size[years == y].sum()) for y in np.unique(years)}, skip=skip[no],
+            plant_rng=_rng(options.seed, no, _PLANT, _P_LEDGER),
+        ))  # fmt: skip
+    payments = _plant_payments(ledgers, [site.site_code for _, site, _ in active], [months for _, _, months in active],
+                               [skip[no] for no, _, _ in active], options, plan)  # fmt: skip
     inbox.mkdir(parents=True, exist_ok=True)
     writer = _Writer(inbox, plan, options)
-    for (no, site, months), roster in zip(active, rosters):
-        ledger = _build_ledger(site, plan, months, options, _site_occupations(site), _rng(options.seed, no, _FINANCE))
-        writer.write_site(roster, ledger, months, people)
-    return writer.truth(pairs, focus_year)
+    for (no, site, months), roster, ledger in zip(active, rosters, ledgers):
+        writer.write_site(roster, ledger, months, people, skip[no])
+    planted = {"over_yearly_limit": over, "repeat_occupation_level": repeat, "certificate_burst": burst, **payments}
+    return writer.truth(pairs, focus_year, planted)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -1282,7 +2053,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale", type=float, help=f"multiplies the number of person-times (default {d.scale:g}); "
                         f"from {_SCALE_XLSX_LIMIT:g} up every file is CSV")  # fmt: skip
     parser.add_argument("--clean", action="store_true",
-                        help="no planted patterns: every rate 0, no underperforming station, no low-pass base")  # fmt: skip
+                        help="no planted patterns: every rate 0 and no planted site (underperforming station, low-pass "
+                        "base, certificate burst, over-claiming base, training-overpaid station)")  # fmt: skip
     helps = {
         "gbk_rate": "share of CSV files encoded GBK/GB18030",
         "bom_rate": "share of CSV files in UTF-8 with BOM",
@@ -1297,6 +2069,15 @@ def _parser() -> argparse.ArgumentParser:
         "ineligible_spending_rate": "share of site-months with a provincial payment for an ineligible item (category other)",
         "noise_rate": "share of names and payees with a trailing space, and of hours and amounts in full-width digits",
         "date_style_rate": "share of files writing dates as 2026/3/5 or 2026年3月5日",
+        "over_yearly_limit_rate": "share of station/base persons attending 4 classes in one year "
+                                  "(no shared day, distinct occupation and level)",
+        "repeat_occupation_level_rate": "share of persons attending a second class of the same occupation and level",
+        "near_retirement_rate": "share of roster rows with a trainee 1-20 days past the statutory retirement date",
+        "uniform_class_rate": "share of classes of 10+ trainees in which everyone passed and gave the same answer",
+        "duplicate_invoice_rate": "share of invoiced payments whose invoice number another site's payment reuses",
+        "duplicate_voucher_rate": "share of payments booked again, whole, by another site in the same month",
+        "out_of_period_payment_rate": "share of payments in the last implementation month's files dated 1-20 days "
+                                      "after the period ends",
     }  # fmt: skip
     for name, text in helps.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, metavar="RATE",
@@ -1307,6 +2088,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--low-pass-base", metavar="CODE",
                         help=f"base with a ~85%% pass rate in the last implementation year "
                         f"(default {d.low_pass_base}; 'none' for no such base)")  # fmt: skip
+    parser.add_argument("--certificate-burst-site", metavar="CODE",
+                        help=f"station or base certifying 4-6 extra classes of 40-60 trainees within 3 days in one "
+                        f"month of the last implementation year (default {d.certificate_burst_site}; 'none' for none)")  # fmt: skip
+    parser.add_argument("--base-over-claim", metavar="CODE",
+                        help=f"base whose equipment costs less than twice the subsidy it was paid "
+                        f"(default {d.base_over_claim}; 'none' for none)")  # fmt: skip
+    parser.add_argument("--training-overpaid-site", metavar="CODE",
+                        help=f"station paying more training money than the limit per roster person-time in the last "
+                        f"implementation year (default {d.training_overpaid_site}; 'none' for none)")  # fmt: skip
     return parser
 
 
@@ -1315,7 +2105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in fields(SampleOptions) if getattr(args, f.name) is not None}
-    for name in ("underperforming_station", "low_pass_base"):
+    for name in _SITE_OPTIONS:
         if name in overrides and overrides[name].lower() in ("", "none"):
             overrides[name] = None
     options = replace(SampleOptions.clean() if args.clean else SampleOptions(), **overrides)
