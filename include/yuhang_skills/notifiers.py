@@ -171,12 +171,29 @@ class Delivery:
     outcome: str  # sent / failed
     attempts: int
     error: str | None = None
+    channel_down: bool = False  # failed every attempt for a reason that is the channel's, not the message's
+
+
+def refused_message(exc: BaseException) -> bool:
+    """Whether the failure is this message's alone: the mail server refused its recipients or its
+    content (a permanent 5xx answer to the message). Retrying cannot help, and the channel works."""
+    import smtplib
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, smtplib.SMTPRecipientsRefused):  # 4xx answers are an outage, 5xx are for good
+            return all(500 <= code < 600 for code, _ in seen.recipients.values())
+        if isinstance(seen, smtplib.SMTPDataError) and 500 <= seen.smtp_code < 600:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def deliver(notifier: BaseNotifier, context: Any, retry: RetryPolicy,
             sleep: Callable[[float], None] = time.sleep) -> Delivery:
     """Send with ``retry.attempts`` tries and growing waits between them; never raises for a
-    channel failure (the error of the last attempt is returned for the alerts log)."""
+    channel failure (the error of the last attempt is returned for the alerts log). A message the
+    server refuses on its own is not retried and does not mark the channel down."""
     waits = retry.waits()
     error = None
     for attempt in range(1, retry.attempts + 1):
@@ -185,7 +202,10 @@ def deliver(notifier: BaseNotifier, context: Any, retry: RetryPolicy,
             return Delivery("sent", attempt)
         except Exception as exc:  # noqa: BLE001 - any failure of the channel is recorded, not raised
             error = f"{type(exc).__name__}: {exc}"[:2000]
+            if refused_message(exc):
+                log.warning("message refused, not retried: %s", error)
+                return Delivery("failed", attempt, error)
             log.warning("delivery attempt %d/%d failed: %s", attempt, retry.attempts, error)
             if attempt < retry.attempts:
                 sleep(waits[attempt - 1])
-    return Delivery("failed", retry.attempts, error)
+    return Delivery("failed", retry.attempts, error, channel_down=True)

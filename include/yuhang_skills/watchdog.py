@@ -836,8 +836,22 @@ def build_missing_list(as_of: str) -> dict[str, Any]:
 
 
 def is_live(plan: Plan, as_of: dt.date, today: dt.date) -> bool:
-    """A run speaks for the present when its as-of date is within the grace days before today."""
-    return as_of >= today - dt.timedelta(days=plan.policy.alerts.backfill_grace_days)
+    """A run speaks for the present when its as-of date is today or within the grace days before
+    it (never a date still to come)."""
+    return today - dt.timedelta(days=plan.policy.alerts.backfill_grace_days) <= as_of <= today
+
+
+def latest_sent_as_of(conn: sa.Connection) -> dt.date | None:
+    """The as-of date of the newest run that delivered anything."""
+    a = warehouse.alerts
+    return conn.execute(sa.select(sa.func.max(a.c.as_of)).where(a.c.outcome == "sent")).scalar()
+
+
+def _as_date(value: Any) -> dt.date:
+    """A date column as read back (SQLite may return text)."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
 
 
 def send_alerts(as_of: str, today: str | None, send: bool, context: Any) -> dict[str, Any]:
@@ -848,12 +862,20 @@ def send_alerts(as_of: str, today: str | None, send: bool, context: Any) -> dict
     plan = Plan.from_settings(settings)
     day = dt.date.fromisoformat(as_of)
     now_day = dt.date.fromisoformat(today) if today else warehouse.shanghai_now().date()
-    if not send or not is_live(plan, day, now_day):
-        reason = "send_alerts is off" if not send else (
-            f"as-of {day} is more than {plan.policy.alerts.backfill_grace_days} day(s) before today {now_day}")
+    engine = _engine(settings)
+    with engine.connect() as conn:
+        newer = latest_sent_as_of(conn)
+    reason = None
+    if not send:
+        reason = "send_alerts is off"
+    elif not is_live(plan, day, now_day):
+        reason = (f"as-of {day} is not between {plan.policy.alerts.backfill_grace_days} day(s) before today "
+                  f"{now_day} and today")
+    elif newer is not None and _as_date(newer) > day:
+        reason = f"a run as of {_as_date(newer)} has already sent alerts; an earlier as-of speaks for the past"
+    if reason:
         log.info("rebuild only, nothing sent: %s", reason)
         return {"as_of": as_of, "mode": "rebuild_only", "reason": reason, "messages": 0}
-    engine = _engine(settings)
     with engine.connect() as conn:
         items = read_missing(conn)
         files = files_to_fix(conn, load_manifest(conn, day), plan)
@@ -874,7 +896,9 @@ def send_alerts(as_of: str, today: str | None, send: bool, context: Any) -> dict
 def dispatch(engine: sa.Engine, plan: Plan, as_of: dt.date, composed: list[Composed], context: Any) -> dict[str, int]:
     """Send each composed message on its channel (with back-off), record it with its items, and
     settle earlier undelivered messages to the same recipient. A channel that failed every attempt
-    is not tried again in this run: its other messages are recorded as failed for the next run."""
+    (unreachable, timing out, answering with server errors) is not tried again in this run: its other
+    messages are recorded as failed for the next run. A message the channel refuses on its own (a
+    mailbox the mail server does not accept) fails alone."""
     from . import notifiers
 
     alerts = plan.policy.alerts
@@ -896,7 +920,7 @@ def dispatch(engine: sa.Engine, plan: Plan, as_of: dt.date, composed: list[Compo
         else:
             notifier = notifiers.build_notifier(alerts.channels[t.channel], message, alerts.retry)
             delivery = notifiers.deliver(notifier, context, alerts.retry)
-            if delivery.outcome == "failed":
+            if delivery.outcome == "failed" and delivery.channel_down:
                 down[t.channel] = delivery.error or "failed"
         counts[delivery.outcome] += 1
         this_run.add((t.channel, t.recipient))

@@ -1,6 +1,6 @@
 """Real servers on 127.0.0.1 for the alert channels: an SMTP server (aiosmtpd) and an HTTP server
 standing in for a DingTalk group robot and a generic webhook. Both can be switched to refuse
-(SMTP 554 / HTTP 500) and back, and both keep what they received for the tests to read."""
+(SMTP 421 / HTTP 500) and back, and both keep what they received for the tests to read."""
 
 from __future__ import annotations
 
@@ -37,8 +37,10 @@ class _SmtpHandler:
         self.server = server
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd hook
-        if self.server.refusing:
-            return "554 5.7.1 Service unavailable, try again later"
+        if self.server.refusing:  # an outage: the server answers, but takes nothing for now
+            return "421 4.3.2 Service not available, closing transmission channel"
+        if address in self.server.unknown_mailboxes:  # this address only, for good
+            return "550 5.1.1 Mailbox unavailable"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -58,6 +60,7 @@ class LoopbackSmtp:
 
         self.mails: list[Mail] = []
         self.refusing = False
+        self.unknown_mailboxes: set[str] = set()
         self.port = free_port()
         self.controller = Controller(_SmtpHandler(self), hostname="127.0.0.1", port=self.port)
 

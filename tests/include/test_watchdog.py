@@ -123,6 +123,7 @@ def test_a_run_is_live_within_the_grace_days_only(plan):
     assert plan.policy.alerts.backfill_grace_days == 1
     assert is_live(plan, today, today) and is_live(plan, dt.date(2026, 10, 11), today)
     assert not is_live(plan, dt.date(2026, 10, 10), today)  # a backfill: rebuild only
+    assert not is_live(plan, dt.date(2026, 10, 13), today)  # a date still to come speaks for no one
 
 
 def test_dingtalk_signature_is_the_one_dingtalk_checks():
@@ -166,7 +167,32 @@ def test_delivery_backs_off_and_records_the_last_error():
     waits.clear()
     failed = deliver(Flaky(9), {}, retry, sleep=waits.append)
     assert (failed.outcome, failed.attempts, waits) == ("failed", 4, [1, 3, 5])
-    assert "refused #4" in failed.error
+    assert "refused #4" in failed.error and failed.channel_down
+
+
+def test_a_refused_mailbox_fails_alone_and_an_outage_takes_the_channel_down():
+    import smtplib
+
+    from yuhang_skills.notifiers import deliver
+    from yuhang_skills.policy import RetryPolicy
+
+    class Refusing:
+        def __init__(self, code: int):
+            self.code, self.calls = code, 0
+
+        def notify(self, context):
+            self.calls += 1
+            raise smtplib.SMTPRecipientsRefused({"typo@sites.test": (self.code, b"answer")})
+
+    retry = RetryPolicy(attempts=3, initial_backoff_seconds=1, backoff_factor=2, max_backoff_seconds=5,
+                        timeout_seconds=1)
+    waits: list[float] = []
+    unknown = Refusing(550)  # this mailbox, for good: no retry, the channel still works
+    failed = deliver(unknown, {}, retry, sleep=waits.append)
+    assert (failed.outcome, failed.attempts, failed.channel_down, unknown.calls, waits) == ("failed", 1, False, 1, [])
+    outage = Refusing(421)  # the server takes nothing for now: retried, then the channel is down for this run
+    failed = deliver(outage, {}, retry, sleep=waits.append)
+    assert (failed.outcome, failed.attempts, failed.channel_down, outage.calls, waits) == ("failed", 3, True, 3, [1, 2])
 
 
 # --- the DAG, end to end ------------------------------------------------------------------------
@@ -407,7 +433,7 @@ def test_watchdog_alerts_escalates_deduplicates_and_recovers(channels, watchdog_
         ("dingtalk", "yuhang_dingtalk", "failed", 3),
         ("webhook", "yuhang_webhook", "sent", 1),
     ]
-    assert "554" in log[0]["error"] and "500" in log[3]["error"]
+    assert "421" in log[0]["error"] and "500" in log[3]["error"]
     assert len(web.calls("/robot/send", ok_only=False)) == 1 + 3 and len(smtp.mails) == 4
     [_, hook] = web.calls("/hook")
     assert [m["kind"] + "/" + m["period"] for m in hook.body["missing"]] == ["survey/2026-09"]  # 6 days now
@@ -446,6 +472,11 @@ def test_watchdog_alerts_escalates_deduplicates_and_recovers(channels, watchdog_
     assert run("2026-10-15", today="2026-10-15")["messages"] == 0
     assert sum("已收到补报" in m.html for m in smtp.mails) == 3  # S01's contact, the town office, the district
     assert len(smtp.mails) == 7 and len(web.calls("/robot/send")) == 2 and len(web.calls("/hook")) == 3
+
+    # --- a rerun of the day before, inside the grace days: the later run spoke already ---------
+    rerun = run("2026-10-14", today="2026-10-15")
+    assert rerun["mode"] == "rebuild_only" and "2026-10-15 has already sent" in rerun["reason"]
+    assert len(smtp.mails) == 7 and len(web.calls("/hook")) == 3
 
     # --- send_alerts off, in 2027: the calendar without an official holiday list -----------------
     quiet = run("2027-02-20", today="2027-02-20", send=False)
