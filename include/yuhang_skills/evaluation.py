@@ -579,12 +579,19 @@ def as_reported(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def integrity_summary(engine: sa.Engine, policy: Policy, years: list[int]) -> list[dict[str, Any]]:
-    """Per integrity check (policy order): findings, rows excluded, and the person-times and
-    money of the evaluated years it took out of the indicators."""
+    """Per integrity check (policy order): its findings, and the rows, person-times and money of
+    the evaluated years it took out of the indicators (each excluded row once, with the check
+    that excluded it; a person-time is out when none of its rows counts, as int_roster_site_year
+    counts it)."""
     with engine.connect() as conn:
-        findings = pd.read_sql(sa.text("select check_name, sites, excluded_rows from integrity_findings"), conn)
-        people = pd.read_sql(sa.text(
-            "select x.check_name, r.site_code, r.class_id, r.person_key, r.period from integrity_exclusions as x "
+        findings = pd.read_sql(sa.text("select check_name, sites from integrity_findings"), conn)
+        roster = pd.read_sql(sa.text(
+            "select x.check_name, r.site_code, r.class_id, r.person_key, r.period, "
+            "(select count(*) from stg_roster as k where k.person_key = r.person_key and k.site_code = r.site_code "
+            " and k.class_id = r.class_id and not exists (select 1 from integrity_exclusions as kx "
+            " where kx.kind = 'roster' and kx.submission_id = k.submission_id and kx.source_row = k.source_row)"
+            ") as counted_rows "
+            "from integrity_exclusions as x "
             "join stg_roster as r on r.submission_id = x.submission_id and r.source_row = x.source_row "
             "where x.kind = 'roster'"), conn)
         money = pd.read_sql(sa.text(
@@ -592,15 +599,16 @@ def integrity_summary(engine: sa.Engine, policy: Policy, years: list[int]) -> li
             "join stg_finance as f on f.submission_id = x.submission_id and f.source_row = x.source_row "
             "where x.kind = 'finance'"), conn)
     in_years = [str(y) for y in years]
-    people = people[people["period"].str[:4].isin(in_years)].drop_duplicates(["site_code", "class_id", "person_key"])
+    roster = roster[roster["period"].str[:4].isin(in_years)]
     money = money[money["period"].str[:4].isin(in_years)]
+    gone = roster[roster["counted_rows"] == 0].drop_duplicates(["site_code", "class_id", "person_key"])
     out = []
     for name, spec in policy.integrity["checks"].items():
         mine = findings[findings["check_name"] == name]
         sites = sorted({s for value in mine["sites"] for s in str(value).split(",") if s})
         out.append({"check_name": name, "severity": spec["severity"], "findings": len(mine),
-                    "excluded_rows": int(mine["excluded_rows"].sum()),
-                    "excluded_person_times": int((people["check_name"] == name).sum()),
+                    "excluded_rows": int((roster["check_name"] == name).sum() + (money["check_name"] == name).sum()),
+                    "excluded_person_times": int((gone["check_name"] == name).sum()),
                     "excluded_fen": int(money.loc[money["check_name"] == name, "amount_fen"].sum()),
                     "sites": ",".join(sites) or None})
     return out

@@ -36,7 +36,7 @@ LONG_COLUMNS = ["finding_key", "year", "subject_kind", "subject", "measure", "th
                 "submission_id", "source_row", "row_site", "row_period", "would_exclude"]
 
 # What each finding means, for evaluators and site contacts. Fields: {sites} {year} {measure}
-# {threshold} {evidence_rows} {excluded_rows}.
+# {threshold} {evidence_rows} {excluded_rows}, and the base rule's {share} and {cap} from the policy.
 EXPLANATIONS: dict[str, tuple[str, str]] = {
     "overlapping_classes": (
         "同一人同时参加了时间重叠的培训班({sites},{year}年);保留最早开班的一期,重叠的人次{excluded_rows}条不计入绩效",
@@ -79,9 +79,9 @@ EXPLANATIONS: dict[str, tuple[str, str]] = {
         "check for a payment claimed twice",
     ),
     "base_equipment_over_rule": (
-        "{sites}已获资助{measure}元,超过按设备投入计算的应得补助{threshold}元(设备投入的50%,最高300万元)",
-        "{sites} was paid {measure} yuan, more than the {threshold} yuan its equipment cost entitles it to "
-        "(50% of the cost, at most 3,000,000)",
+        "{sites}已安排资金{measure}元,超过按已报设备投入计算的应得补助{threshold}元(设备投入的{share},最高{cap}元)",
+        "{sites} was allocated {measure} yuan, more than the {threshold} yuan the equipment cost it reported "
+        "so far entitles it to ({share} of the cost, at most {cap} yuan)",
     ),
     "ineligible_provincial": (
         "省级资金{measure}元用于非规定用途({sites},{year}年),不计入合规支出",
@@ -191,51 +191,50 @@ class CheckResult:
 
 
 def run_checks(engine: sa.Engine, plan: Plan, sql_dir: Path) -> list[CheckResult]:
-    """Run every check, then replace ``integrity_findings`` and ``integrity_exclusions``."""
+    """Run every check in the policy's order and replace ``integrity_findings`` and
+    ``integrity_exclusions``, in one transaction. Each excluding check's rows are recorded before
+    the next check runs, so a row an earlier check excluded does not count toward a later check's
+    limit (a duplicate person-time does not also use up one of the person's yearly subsidies)."""
     verify_checks(plan, sql_dir)
     policy = plan.policy
     shown = int(policy.integrity.get("evidence_rows_shown", 50))
+    texts = {"share": f"{policy.base_subsidy_share * 100:g}%", "cap": f"{policy.base_subsidy_cap_yuan:,}"}
+    findings: list[dict[str, Any]] = []
+    excluded_keys: set[tuple[str, str, int]] = set()
+    results = []
     with engine.begin() as conn:
         for name, table, columns in INDEXES:
             conn.execute(sa.text(f"create index if not exists {name} on {table} ({columns})"))
         names = dict(conn.execute(sa.text("select submission_id, original_name from submissions")).all())
-    findings: list[dict[str, Any]] = []
-    exclusions: dict[tuple[str, str, int], dict[str, Any]] = {}
-    results = []
-    for name in check_names(plan):
-        severity = policy.integrity_check(name)["severity"]
-        started = time.perf_counter()
-        with engine.connect() as conn:
-            rows = pd.DataFrame(conn.execute(sa.text(check_sql(sql_dir, name))).all(), columns=LONG_COLUMNS)
-        mine = _findings(name, severity, rows, names, shown, first_id=len(findings) + 1)
-        excluded = 0
-        if severity == "exclude":
-            for finding, group in mine:
-                for kind, sid, row in group.loc[group["would_exclude"] == 1, ["kind", "submission_id", "source_row"]
-                                                ].itertuples(index=False):
-                    key = (kind, sid, int(row))
-                    if key not in exclusions:
-                        exclusions[key] = {"kind": kind, "submission_id": sid, "source_row": int(row),
-                                           "check_name": name, "finding_id": finding["finding_id"]}
-                        excluded += 1
-        findings.extend(f for f, _ in mine)
-        seconds = time.perf_counter() - started
-        results.append(CheckResult(name, severity, len(mine), excluded, seconds))
-        log.info("integrity check %s: %d finding(s), %d row(s) excluded, %.1f s", name, len(mine), excluded, seconds)
-    with engine.begin() as conn:
         conn.execute(warehouse.integrity_exclusions.delete())
         conn.execute(warehouse.integrity_findings.delete())
+        for name in check_names(plan):
+            severity = policy.integrity_check(name)["severity"]
+            started = time.perf_counter()
+            rows = pd.DataFrame(conn.execute(sa.text(check_sql(sql_dir, name))).all(), columns=LONG_COLUMNS)
+            mine = _findings(name, severity, rows, names, shown, len(findings) + 1, excluded_keys, texts)
+            new = [{"kind": kind, "submission_id": sid, "source_row": row, "check_name": name,
+                    "finding_id": finding["finding_id"]}
+                   for finding, keys in mine for kind, sid, row in keys]
+            excluded_keys.update((r["kind"], r["submission_id"], r["source_row"]) for r in new)
+            if new:
+                warehouse.bulk_insert(conn, warehouse.integrity_exclusions, pd.DataFrame(new))
+            findings.extend(f for f, _ in mine)
+            seconds = time.perf_counter() - started
+            results.append(CheckResult(name, severity, len(mine), len(new), seconds))
+            log.info("integrity check %s: %d finding(s), %d row(s) excluded, %.1f s", name, len(mine), len(new), seconds)
         if findings:
             conn.execute(warehouse.integrity_findings.insert(), findings)
-        if exclusions:
-            warehouse.bulk_insert(conn, warehouse.integrity_exclusions, pd.DataFrame(list(exclusions.values())))
     return results
 
 
-def _findings(name: str, severity: str, rows: pd.DataFrame, names: dict[str, str], shown: int,
-              first_id: int) -> list[tuple[dict[str, Any], pd.DataFrame]]:
-    """One finding per finding_key: the site and year of its first row that would be excluded
-    (else its first row), every site and period involved, and the evidence references."""
+def _findings(name: str, severity: str, rows: pd.DataFrame, names: dict[str, str], shown: int, first_id: int,
+              already: set[tuple[str, str, int]], texts: dict[str, str]
+              ) -> list[tuple[dict[str, Any], list[tuple[str, str, int]]]]:
+    """One finding per finding_key, with the rows it newly excludes (none unless the check's
+    severity is exclude; rows ``already`` excluded by an earlier check stay with it): the site and
+    year of its first row that would be excluded (else its first row), every site and period
+    involved, and the evidence references."""
     if rows.empty:
         return []
     rows = rows.assign(would_exclude=rows["would_exclude"].astype(int))
@@ -247,25 +246,31 @@ def _findings(name: str, severity: str, rows: pd.DataFrame, names: dict[str, str
         lead = group.iloc[0]
         sites = sorted(s for s in group["row_site"].dropna().unique())
         periods = sorted(p for p in group["row_period"].dropna().unique())
-        excluded_rows = int(group["would_exclude"].sum()) if severity == "exclude" else 0
-        evidence = [f"{names.get(sid, sid)} row {int(row)}" + (" (excluded)" if severity == "exclude" and ex else "")
-                    for sid, row, ex in group[["submission_id", "source_row", "would_exclude"]].itertuples(index=False)
-                    if sid is not None and not pd.isna(row)]
+        evidence, excludes = [], []
+        for kind, sid, row, would in group[["kind", "submission_id", "source_row", "would_exclude"]].itertuples(index=False):
+            if sid is None or pd.isna(row):
+                continue
+            ref = (kind, sid, int(row))
+            new = severity == "exclude" and would == 1 and ref not in already and ref not in excludes
+            if new:
+                excludes.append(ref)
+            evidence.append(f"{names.get(sid, sid)} row {int(row)}"
+                            + (" (excluded)" if new or ref in already else ""))
         text = "; ".join(evidence[:shown]) + (f"; … {len(evidence) - shown} more" if len(evidence) > shown else "")
         fields = {"sites": ", ".join(sites) or lead["subject"], "year": "" if pd.isna(lead["year"]) else int(lead["year"]),
                   "measure": _plain(lead["measure"]), "threshold": _plain(lead["threshold"]),
-                  "evidence_rows": len(evidence), "excluded_rows": excluded_rows}
+                  "evidence_rows": len(evidence), "excluded_rows": len(excludes), **texts}
         finding = {
             "finding_id": first_id + n, "check_name": name, "severity": severity,
             "site_code": lead["row_site"] if isinstance(lead["row_site"], str) else lead["subject"],
             "sites": ",".join(sites), "year": None if pd.isna(lead["year"]) else int(lead["year"]),
             "periods": ",".join(periods)[:200] or None, "subject_kind": lead["subject_kind"],
             "subject": str(lead["subject"])[:200], "measure": _decimal(lead["measure"]),
-            "threshold": _decimal(lead["threshold"]), "evidence_rows": len(evidence), "excluded_rows": excluded_rows,
+            "threshold": _decimal(lead["threshold"]), "evidence_rows": len(evidence), "excluded_rows": len(excludes),
             "evidence": text or "no staged rows", "explanation_zh": zh.format(**fields),
             "explanation_en": en.format(**fields),
         }
-        out.append((finding, group))
+        out.append((finding, excludes))
     return out
 
 

@@ -411,8 +411,8 @@ eval_integrity = sa.Table(  # integrity findings per check and what they took ou
     sa.Column("check_name", sa.String(40), primary_key=True),
     sa.Column("severity", sa.String(10), nullable=False),
     sa.Column("findings", sa.Integer, nullable=False),
-    sa.Column("excluded_rows", sa.Integer, nullable=False),
-    sa.Column("excluded_person_times", sa.Integer, nullable=False),  # evaluated years
+    sa.Column("excluded_rows", sa.Integer, nullable=False),  # evaluated years, each row once (integrity_exclusions)
+    sa.Column("excluded_person_times", sa.Integer, nullable=False),  # evaluated years, none of their rows counted
     sa.Column("excluded_fen", sa.BigInteger, nullable=False),  # payments left out, evaluated years
     sa.Column("sites", sa.Text),  # sites with findings
 )
@@ -525,7 +525,8 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> in
     """Insert a DataFrame's rows fast: COPY on PostgreSQL, a driver-level executemany elsewhere.
 
     The frame's columns must be columns of ``table``; missing values become NULL. Values are
-    passed as plain Python objects (dates, ints, floats, bools, str), never re-typed on the way.
+    passed as plain Python objects (ints, floats, bools, str), dates and times as the ISO text
+    both databases read for their date columns (see ``_driver_values``).
     """
     import io
 

@@ -91,8 +91,17 @@ def build_world() -> tuple[World, dict[str, set]]:
     later2 = w.trainee("S03", "S03-D", "ov2", D(2026, 4, 3), D(2026, 4, 5), occupation="焊工")
     w.trainee("S01", "S01-E", "touch", D(2026, 5, 1), D(2026, 5, 5))
     w.trainee("S02", "S02-F", "touch", D(2026, 5, 6), D(2026, 5, 9), occupation="焊工")
-    expected["overlapping_classes"] = {("S02", "ov1"), ("S03", "ov2")}
-    excluded["overlapping_classes"] = {later, later2}
+    # a chain: B overlaps A and is excluded; C overlaps only B, which does not count, so C counts
+    w.trainee("S04", "CH-A", "chain", D(2026, 6, 1), D(2026, 6, 10), occupation="焊工")
+    chain_b = w.trainee("S04", "CH-B", "chain", D(2026, 6, 5), D(2026, 6, 15), occupation="钳工")
+    w.trainee("S04", "CH-C", "chain", D(2026, 6, 12), D(2026, 6, 20), occupation="茶艺师")
+    # an overlapping duplicate does not also use up one of the person's three yearly subsidies
+    w.trainee("S01", "DUP-1", "dup", D(2026, 10, 1), D(2026, 10, 5), occupation="焊工")
+    dup = w.trainee("S02", "DUP-2", "dup", D(2026, 10, 3), D(2026, 10, 6), occupation="钳工")
+    w.trainee("S01", "DUP-3", "dup", D(2026, 11, 2), D(2026, 11, 4), occupation="茶艺师")
+    w.trainee("S01", "DUP-4", "dup", D(2026, 12, 1), D(2026, 12, 3), occupation="育婴员")
+    expected["overlapping_classes"] = {("S02", "ov1"), ("S03", "ov2"), ("S04", "chain"), ("S02", "dup")}
+    excluded["overlapping_classes"] = {later, later2, chain_b, dup}
 
     # yearly_subsidy_limit: 4 trainings in 2026 (planted), 3 in 2026 and one in 2025 (near miss).
     occupations = ["电工", "焊工", "钳工", "茶艺师"]
@@ -268,9 +277,9 @@ def test_exclusions_leave_the_indicators_with_both_figures(checked):
         rows = {(r.site_code, r.year): r for r in conn.execute(sa.text(
             "select site_code, year, person_times, person_times_reported, spend_total_fen, spend_total_fen_reported "
             "from ind_site_year"))}
-    # S02 2026: ov1's overlapping class, y4's fourth training and rep's repeat are left out.
-    assert (rows[("S02", 2026)].person_times_reported - rows[("S02", 2026)].person_times) == 3
-    assert (rows[("S04", 2026)].person_times_reported, rows[("S04", 2026)].person_times) == (3, 1)
+    # S02 2026: ov1's and dup's overlapping classes, y4's fourth training and rep's repeat are left out.
+    assert (rows[("S02", 2026)].person_times_reported - rows[("S02", 2026)].person_times) == 4
+    assert (rows[("S04", 2026)].person_times_reported - rows[("S04", 2026)].person_times) == 3  # 2 ages, chain B
     assert rows[("S01", 2026)].person_times_reported == rows[("S01", 2026)].person_times
     # S06: the payment dated after the implementation period is not counted.
     assert rows[("S06", 2026)].spend_total_fen_reported - rows[("S06", 2026)].spend_total_fen == 100_000

@@ -1,7 +1,7 @@
--- A practical training base paid (plan money, provincial and district) more than its
--- entitlement min(share x equipment cost, cap) (ref_base_rule, from the policy), on the
--- equipment staged so far. measure = paid yuan, threshold = entitlement yuan; the evidence is
--- its equipment payments.
+-- A practical training base allocated more plan money (provincial and district) than its
+-- entitlement min(share x equipment cost, cap) (ref_base_rule, from the policy) on the equipment
+-- it has reported so far: until its purchases are all booked, a finding to review, not a verdict.
+-- measure = allocated yuan, threshold = entitlement yuan; the evidence is its equipment payments.
 with equipment as (
     select site_code, sum(amount_fen) as equipment_fen
     from stg_finance

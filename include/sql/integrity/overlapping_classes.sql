@@ -1,7 +1,9 @@
 -- One person in two classes that share at least one day, at one site or at several.
--- The class that started first (then site, then class id) is kept; the person's rows in every
--- class that overlaps an earlier one would be excluded. One finding per person and later class,
--- its evidence the later class's rows and the earlier class's rows.
+-- Of two overlapping classes the one that started first (then site, then class id) counts; the
+-- person's rows in the later one would be excluded. Only an earlier class that counts itself (it
+-- overlaps no class before it) excludes a later one: in A, B, C where B overlaps A and C overlaps
+-- only B, B is excluded and C counts. One finding per person and excluded class, its evidence the
+-- excluded class's rows and the earlier class's rows.
 -- Only people with more than one roster row can overlap: they are found first, through the
 -- person index, so the pairing never touches the large majority who trained once.
 with repeaters as (
@@ -27,6 +29,7 @@ overlapping as (
         later.source_row as later_source_row,
         later.period as later_period,
         earlier.site_code as earlier_site_code,
+        earlier.class_id as earlier_class_id,
         earlier.submission_id as earlier_submission_id,
         earlier.source_row as earlier_source_row,
         earlier.period as earlier_period
@@ -43,14 +46,29 @@ overlapping as (
         )
 ),
 
+-- classes that overlap an earlier class: they exclude nothing themselves
+overlapped as (
+    select distinct person_key, site_code, class_id
+    from overlapping
+),
+
+excluding as (
+    select o.*
+    from overlapping as o
+    where not exists (
+        select 1 from overlapped as x
+        where x.person_key = o.person_key and x.site_code = o.earlier_site_code and x.class_id = o.earlier_class_id
+    )
+),
+
 evidence as (
     select person_key, site_code, class_id, start_date, later_submission_id as submission_id,
         later_source_row as source_row, site_code as row_site, later_period as row_period, 1 as would_exclude
-    from overlapping
+    from excluding
     union
     select person_key, site_code, class_id, start_date, earlier_submission_id, earlier_source_row,
         earlier_site_code, earlier_period, 0
-    from overlapping
+    from excluding
 )
 
 select

@@ -17,8 +17,12 @@ candidates as (
 
 person_times as (
     select person_key, site_code, class_id, min(start_date) as start_date
-    from stg_roster
+    from stg_roster as r
     where person_key in (select person_key from candidates)
+        and not exists (  -- rows an earlier check (policy order) excluded do not count toward the limit
+            select 1 from integrity_exclusions as x
+            where x.kind = 'roster' and x.submission_id = r.submission_id and x.source_row = r.source_row
+        )
     group by person_key, site_code, class_id
 ),
 
