@@ -205,6 +205,9 @@ def run_checks(engine: sa.Engine, plan: Plan, sql_dir: Path) -> list[CheckResult
     with engine.begin() as conn:
         for name, table, columns in INDEXES:
             conn.execute(sa.text(f"create index if not exists {name} on {table} ({columns})"))
+        if conn.dialect.name == "postgresql":  # fresh statistics, or the planner guesses after a big intake
+            for table in ("stg_roster", "stg_finance", "integrity_exclusions"):
+                conn.execute(sa.text(f"analyze {table}"))
         names = dict(conn.execute(sa.text("select submission_id, original_name from submissions")).all())
         conn.execute(warehouse.integrity_exclusions.delete())
         conn.execute(warehouse.integrity_findings.delete())
