@@ -115,9 +115,14 @@ class RedisDatabase:
         self.client.close()
 
 
+CLAIM_SECONDS = 3600  # a run killed before it could release its database frees it after this
+
+
 def claim_redis_database(token: str) -> RedisDatabase:
     """An empty Redis database (1…15) for this run's broker, claimed with a marker key so that two
-    runs of the test on one machine never share a broker. Raises ClusterError when Redis is down."""
+    runs of the test on one machine never share a broker. A database holding nothing but a claim
+    older than ``CLAIM_SECONDS`` (a run killed before its cleanup) is taken over. Raises
+    ClusterError when Redis is down."""
     import redis
 
     probe = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=0, socket_connect_timeout=3)
@@ -132,7 +137,9 @@ def claim_redis_database(token: str) -> RedisDatabase:
         probe.close()
     for number in range(1, databases):
         client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number, socket_connect_timeout=3)
-        if client.dbsize() == 0 and client.set(_REDIS_CLAIM_KEY, token, nx=True):
+        if client.dbsize() == 1 and client.exists(_REDIS_CLAIM_KEY) and client.ttl(_REDIS_CLAIM_KEY) == -1:
+            client.delete(_REDIS_CLAIM_KEY)  # a claim from before claims expired, its run long gone
+        if client.dbsize() == 0 and client.set(_REDIS_CLAIM_KEY, token, nx=True, ex=CLAIM_SECONDS):
             if client.dbsize() == 1:  # nobody else started using it between the two calls
                 return RedisDatabase(client, number)
             client.delete(_REDIS_CLAIM_KEY)

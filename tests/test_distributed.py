@@ -129,15 +129,18 @@ def cluster(tmp_path_factory, pipeline_files) -> Iterator[dict[str, Any]]:
         print(f"cluster: migrated in {migrated - started:.0f}s, healthy after {time.monotonic() - started:.0f}s; "
               f"workers {nodes}; health {health}")
         yield {"airflow": airflow, "warehouse_url": warehouse_url, "started": started}
-    finally:
-        if airflow is not None:
-            airflow.stop()
-        if redis_db is not None:
-            redis_db.release()
-        for url in (metadata_url, warehouse_url):
-            if url:
-                drop_database(admin, url)
-        admin.dispose()
+    finally:  # every step on its own: one failing must not leave the others' resources behind
+        steps = [airflow.stop] if airflow is not None else []
+        steps += [redis_db.release] if redis_db is not None else []
+        steps += [(lambda u=url: drop_database(admin, u)) for url in (metadata_url, warehouse_url) if url]
+        problems = []
+        for step in [*steps, admin.dispose]:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - reported below, after every step has run
+                problems.append(f"{type(exc).__name__}: {exc}")
+        if problems:
+            raise RuntimeError("cluster cleanup incomplete:\n" + "\n".join(problems))
 
 
 def test_compose_health_checks_pass_on_the_cluster(cluster):
@@ -159,7 +162,7 @@ def test_compose_health_checks_pass_on_the_cluster(cluster):
                 commands[f"healthcheck-{worker.label}"] = (command, {"HOSTNAME": worker.host})
         else:
             commands[f"healthcheck-{name}"] = (command, {"HOSTNAME": get_hostname()})
-    results = airflow.run_commands(commands, timeout=120)
+    results = airflow.run_commands(commands, timeout=240)
     failed = {name: result for name, result in results.items() if result[0] != 0}
     assert not failed, "\n".join(
         f"{name}: {' '.join(commands[name][0])} -> exit {code}\n{output}" for name, (code, output) in failed.items()
@@ -211,7 +214,7 @@ def test_pipeline_on_celery_cluster(cluster, pipeline_files):
             done = [r for r in runs if r["run_type"] == "asset_triggered" and r["state"] in ("success", "failed")]
             return done[-1] if done else None
 
-        indicators = airflow.wait_for("yuhang_indicators to run on the staging asset event", indicators_run, 180)
+        indicators = airflow.wait_for("yuhang_indicators to run on the staging asset event", indicators_run, 300)
         assert indicators["state"] == "success", f"yuhang_indicators ended {indicators['state']}"
 
         evaluation_run = trigger(airflow, dags["yuhang_evaluation"],
