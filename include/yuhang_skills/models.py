@@ -33,7 +33,7 @@ LAYERS: dict[str, list[str]] = {
 
 def reference_rows(plan: Plan) -> dict[sa.Table, list[dict] | pd.DataFrame]:
     policy = plan.policy
-    pro_rate = bool(policy.targets.get("pro_rate_first_year", True))
+    pro_rate = policy.pro_rate_first_year
     per_site: dict[tuple[int, str], dict[str, int]] = {}
     for year in policy.plan_years:
         for programme in ("village", "station", "base"):

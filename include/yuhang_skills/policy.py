@@ -289,6 +289,11 @@ class Policy:
         return self.raw["intake"]
 
     @property
+    def pro_rate_first_year(self) -> bool:
+        """Whether a site's first-year targets count only its active months (targets: in the file)."""
+        return bool(self.targets["pro_rate_first_year"])
+
+    @property
     def integrity(self) -> dict[str, Any]:
         return self.raw["integrity"]
 

@@ -293,7 +293,7 @@ def early_warnings(conn: sa.Connection, plan: Plan, as_of: dt.date,
     if year not in policy.implementation_years:
         return []  # yearly targets hold for the implementation period only
     targets = {(r["programme"], r["indicator"]): (Decimal(r["target"]), r["per_year"]) for r in policy.target_rows()}
-    pro_rate = bool(policy.targets.get("pro_rate_first_year", False))
+    pro_rate = policy.pro_rate_first_year
     reported: dict[str, set[str]] = defaultdict(set)
     for e in expected:
         if e.kind == "roster" and e.period.startswith(f"{year}-") and e.due_date < as_of:
