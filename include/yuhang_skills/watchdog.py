@@ -285,8 +285,8 @@ class EarlyWarning:
 
 def early_warnings(conn: sa.Connection, plan: Plan, as_of: dt.date,
                    expected: Iterable[ExpectedSubmission]) -> list[EarlyWarning]:
-    """Yearly targets of stations and bases projected from this year's months reported so far
-    (months whose roster was due before ``as_of``)."""
+    """Yearly targets of stations and bases projected from this year's months due so far (months
+    whose roster was due before ``as_of``; a month not sent counts as nothing trained)."""
     policy = plan.policy
     rules = policy.alerts.early_warning
     year = as_of.year
@@ -601,10 +601,10 @@ class Renderer:
     def warning_line(self, w: EarlyWarning) -> str:
         site = self.site_label(w.site_code)
         if w.indicator == "pass_rate":
-            return (f"{site} {w.year}年{INDICATOR_ZH[w.indicator]}：截至已报送的 {w.months_reported} 个月，"
+            return (f"{site} {w.year}年{INDICATOR_ZH[w.indicator]}：截至应报的 {w.months_reported} 个月，"
                     f"参加考核 {w.denominator} 人、合格 {w.numerator} 人，合格率 {_pct(w.actual_to_date)}，"
                     f"低于目标 {_pct(w.target)}（差 {_num((w.target - w.projected) * 100)} 个百分点）")
-        return (f"{site} {w.year}年{INDICATOR_ZH[w.indicator]}：已报送 {w.months_reported} 个月共 "
+        return (f"{site} {w.year}年{INDICATOR_ZH[w.indicator]}：应报 {w.months_reported} 个月共 "
                 f"{_num(w.actual_to_date)} 人次，月均 {_num(w.run_rate_per_month or Decimal(0))}，按此推算全年"
                 f"（在册 {w.months_active} 个月）约 {_num(w.projected, '1')} 人次，低于目标 {_num(w.target)} 人次"
                 f"（预计差 {_num(w.projected_shortfall, '1')} 人次）")
@@ -674,7 +674,7 @@ class Renderer:
         if c.warnings:
             lines = [(1, self.warning_line(w)) for w in sorted(c.warnings, key=lambda w: (w.site_code, w.indicator))]
             blocks.append(Block(f"年度目标预警（{len(c.warnings)} 项）", lines,
-                                "按已报送月份的月均进度推算；请督促相关站点/基地在年内补足。"))
+                                "按应报月份的月均进度推算（未报的月份按 0 计）；请督促相关站点/基地在年内补足。"))
             summary.append(f"{len(c.warnings)}项年度目标预警")
         if site_view:
             scope = "、".join(self.site_label(s) for s in t.sites)

@@ -390,7 +390,7 @@ def test_watchdog_alerts_escalates_deduplicates_and_recovers(channels, watchdog_
     assert robot.body["msgtype"] == "markdown" and "报送督办 全区" in robot.body["markdown"]["title"]
     assert "S01 五常街道技能培训站点（五常街道）" in text and "2026年8月" in text and "2026年9月" not in text
     # Early warning with the projection: B02, active from March (target 1000 x 10/12), 20 a month.
-    assert ("B02 数字经济技能实训基地 2026年培训人次：已报送 7 个月共 140 人次，月均 20，按此推算全年（在册 10 个月）"
+    assert ("B02 数字经济技能实训基地 2026年培训人次：应报 7 个月共 140 人次，月均 20，按此推算全年（在册 10 个月）"
             "约 200 人次，低于目标 833.3 人次（预计差 633 人次）") in text
     assert "合格率 80%，低于目标 90%" in text
     assert "S01 五常街道技能培训站点 2026年培训人次" not in text  # 180 in 3 months: on track for 250
