@@ -1,5 +1,8 @@
 """
-### Performance evaluation of the remaining provincial tranche
+### 绩效评估 · Performance evaluation of the remaining provincial tranche
+
+按年度指标对实施期进行百分制绩效评分，确定等级、剩余省级资金的拨付额度、整改追回和全额拨付的差距。
+
 
 Yearly (Asia/Shanghai), scores the implementation years before the evaluation year in the
 财预〔2020〕10号 100-point frame from the indicator tables, grades it, decides how much of the
@@ -19,11 +22,13 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from yuhang_skills.assets import DEFAULT_ARGS, EVALUATION, TAGS
+from yuhang_skills.assets import DEFAULT_ARGS, EVALUATION, ON_FAILURE, TAGS, apply_operations
 
 
 @dag(
     dag_id="yuhang_evaluation",
+    dag_display_name="绩效评估 (yuhang_evaluation)",
+    description="绩效评分、等级、拨付与差距 / Performance evaluation: score, grade, release and gap to full release",
     schedule="0 9 15 2 *",
     start_date=pendulum.datetime(2025, 1, 1, tz="Asia/Shanghai"),
     catchup=False,
@@ -31,11 +36,14 @@ from yuhang_skills.assets import DEFAULT_ARGS, EVALUATION, TAGS
     default_args=DEFAULT_ARGS,
     tags=[*TAGS, "evaluation"],
     doc_md=__doc__,
+    on_failure_callback=ON_FAILURE,
     params={
-        "evaluation_year": Param(None, type=["null", "integer"],
-                                 description="Year of the evaluation; default: evaluation_year in the policy"),
-        "as_of": Param(None, type=["null", "string"], format="date",
-                       description="As-of date (YYYY-MM-DD); default: the run's logical date"),
+        "evaluation_year": Param(None, type=["null", "integer"], title="评估年度 / Evaluation year",
+                                 description="评估年度，默认取政策文件的 evaluation_year / "
+                                             "Year of the evaluation; default: evaluation_year in the policy"),
+        "as_of": Param(None, type=["null", "string"], format="date", title="截止日期 / As-of date",
+                       description="截止日期（YYYY-MM-DD），默认为本次运行的逻辑日期 / "
+                                   "As-of date (YYYY-MM-DD); default: the run's logical date"),
     },
 )
 def yuhang_evaluation():
@@ -55,4 +63,4 @@ def yuhang_evaluation():
     write_outputs(evaluate())
 
 
-yuhang_evaluation()
+apply_operations(yuhang_evaluation())

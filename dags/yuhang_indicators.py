@@ -1,5 +1,8 @@
 """
-### Yearly indicators
+### 年度指标计算 · Yearly indicators
+
+入库数据更新后：重载参考表、运行数据真实性核查、重算年度指标（SQL 模型）。
+
 
 Runs whenever intake publishes new staging data. Reloads the reference tables from the policy
 folder (`include/policy`: sites, targets, code lists, money received, integrity thresholds), runs
@@ -15,11 +18,13 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag, task
 
-from yuhang_skills.assets import DEFAULT_ARGS, INDICATORS, STAGING, TAGS
+from yuhang_skills.assets import DEFAULT_ARGS, INDICATORS, ON_FAILURE, STAGING, TAGS, apply_operations
 
 
 @dag(
     dag_id="yuhang_indicators",
+    dag_display_name="年度指标计算 (yuhang_indicators)",
+    description="真实性核查与年度指标 / Integrity checks and yearly indicators, on every new staging data",
     schedule=[STAGING],
     start_date=pendulum.datetime(2025, 7, 1, tz="Asia/Shanghai"),
     catchup=False,
@@ -27,6 +32,7 @@ from yuhang_skills.assets import DEFAULT_ARGS, INDICATORS, STAGING, TAGS
     default_args=DEFAULT_ARGS,
     tags=[*TAGS, "indicators"],
     doc_md=__doc__,
+    on_failure_callback=ON_FAILURE,
 )
 def yuhang_indicators():
     @task
@@ -50,4 +56,4 @@ def yuhang_indicators():
     reference() >> integrity_checks() >> models()
 
 
-yuhang_indicators()
+apply_operations(yuhang_indicators())

@@ -1,5 +1,8 @@
 """
-### Intake of site submissions
+### 站点报送入库 · Intake of site submissions
+
+每天早上接收各站点报送的文件：存档、解析、按数据规范校验，合格的行入库，不合格的行连同原因隔离。
+
 
 Every morning (Asia/Shanghai) picks up the files sites dropped under the inbox
 (`<inbox>/<YYYY-MM>/<site code>/<kind>.csv|xlsx`), archives each one by sha256, parses and
@@ -17,11 +20,13 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from yuhang_skills.assets import DEFAULT_ARGS, STAGING, TAGS
+from yuhang_skills.assets import DEFAULT_ARGS, ON_FAILURE, STAGING, TAGS, apply_operations, intake_deadline
 
 
 @dag(
     dag_id="yuhang_intake",
+    dag_display_name="站点报送入库 (yuhang_intake)",
+    description="每日接收、校验、入库站点报送文件 / Daily intake: archive, validate and stage the sites' files",
     schedule="0 6 * * *",
     start_date=pendulum.datetime(2025, 7, 1, tz="Asia/Shanghai"),
     catchup=False,
@@ -29,10 +34,15 @@ from yuhang_skills.assets import DEFAULT_ARGS, STAGING, TAGS
     default_args=DEFAULT_ARGS,
     tags=[*TAGS, "intake"],
     doc_md=__doc__,
+    on_failure_callback=ON_FAILURE,
+    deadline=intake_deadline(),
     params={
-        "inbox": Param(None, type=["null", "string"], description="Inbox folder; default: variable yuhang_inbox"),
-        "as_of": Param(None, type=["null", "string"], format="date",
-                       description="As-of date (YYYY-MM-DD); default: the run's logical date"),
+        "inbox": Param(None, type=["null", "string"], title="收件箱 / Inbox",
+                       description="收件箱目录，默认取变量 yuhang_inbox / Inbox folder; default: variable yuhang_inbox"),
+        "as_of": Param(None, type=["null", "string"], format="date", title="截止日期 / As-of date",
+                       description="截止日期（YYYY-MM-DD），此日之后收到的文件留待以后处理；默认为本次运行的逻辑日期 / "
+                                   "As-of date (YYYY-MM-DD): files received later wait for a later run; "
+                                   "default: the run's logical date"),
     },
 )
 def yuhang_intake():
@@ -66,4 +76,4 @@ def yuhang_intake():
     ingested >> all_files_ingested(published)
 
 
-yuhang_intake()
+apply_operations(yuhang_intake())

@@ -1,5 +1,8 @@
 """
-### Submissions watchdog: missing and rejected submissions, alerts, early warning
+### 报送监测与预警 · Submissions watchdog: missing and rejected submissions, alerts, early warning
+
+每天早上核对应报未报、被退回的文件和年度目标预警，按站点、街镇和区数据组分别提醒（邮件、钉钉、Webhook），同一事项不重复打扰。
+
 
 Every morning (Asia/Shanghai) builds the expected-submission calendar from the site registry and
 the policy's cadence and due dates (a due date on a weekend or public holiday moves to the next
@@ -26,11 +29,13 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from yuhang_skills.assets import DEFAULT_ARGS, TAGS
+from yuhang_skills.assets import DEFAULT_ARGS, ON_FAILURE, TAGS, apply_operations
 
 
 @dag(
     dag_id="yuhang_watchdog",
+    dag_display_name="报送监测与预警 (yuhang_watchdog)",
+    description="应报未报、退回文件与目标预警提醒 / Missing and rejected submissions, early warnings, alerts",
     schedule="0 9 * * *",
     start_date=pendulum.datetime(2025, 7, 1, tz="Asia/Shanghai"),
     catchup=False,
@@ -38,14 +43,18 @@ from yuhang_skills.assets import DEFAULT_ARGS, TAGS
     default_args=DEFAULT_ARGS,
     tags=[*TAGS, "alerts"],
     doc_md=__doc__,
+    on_failure_callback=ON_FAILURE,
     params={
-        "as_of": Param(None, type=["null", "string"], format="date",
-                       description="As-of date (YYYY-MM-DD); default: the run's logical date"),
-        "today": Param(None, type=["null", "string"], format="date",
-                       description="Today (YYYY-MM-DD) for deciding whether the run is live; default: "
+        "as_of": Param(None, type=["null", "string"], format="date", title="截止日期 / As-of date",
+                       description="截止日期（YYYY-MM-DD），默认为本次运行的逻辑日期 / "
+                                   "As-of date (YYYY-MM-DD); default: the run's logical date"),
+        "today": Param(None, type=["null", "string"], format="date", title="今天 / Today",
+                       description="用来判断本次运行是否为当日运行（是否发送提醒），默认为上海时间今天 / "
+                                   "Today (YYYY-MM-DD) for deciding whether the run is live; default: "
                                    "today in Asia/Shanghai"),
-        "send_alerts": Param(True, type="boolean",
-                             description="Send alerts when the run is live; false rebuilds the tables only"),
+        "send_alerts": Param(True, type="boolean", title="发送提醒 / Send alerts",
+                             description="当日运行时发送提醒；false 只重建表，不发送 / "
+                                         "Send alerts when the run is live; false rebuilds the tables only"),
     },
 )
 def yuhang_watchdog():
@@ -73,4 +82,4 @@ def yuhang_watchdog():
     send_alerts(missing_list(expected_calendar()))
 
 
-yuhang_watchdog()
+apply_operations(yuhang_watchdog())

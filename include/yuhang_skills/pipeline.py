@@ -19,6 +19,7 @@ from .rectification import load_decisions
 from .policy import Plan
 from .report_html import write_html_report
 from .reporting import write_workbook
+from .operations import PrerequisiteMissing
 from .settings import SQL_DIR, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,30 @@ def build_data_docs(settings: Settings) -> Path:
     return data_docs.write_index(settings.data_docs_dir)
 
 
+def _has_rows(engine: Any, table: str) -> bool:
+    import sqlalchemy as sa
+
+    if not sa.inspect(engine).has_table(table):
+        return False
+    with engine.connect() as conn:
+        return conn.execute(sa.text(f"select 1 from {table} limit 1")).first() is not None
+
+
+def require_staged_data(engine: Any) -> None:
+    """Stop with "run yuhang_intake first" (in Chinese and English) while nothing was ingested."""
+    if not _has_rows(engine, "submissions"):
+        raise PrerequisiteMissing("yuhang_intake", "数据仓库还没有数据（没有任何已接收的报送文件）",
+                                  "no data yet (the warehouse has no submissions)")
+
+
+def require_indicators(engine: Any) -> None:
+    """Stop with the DAG to run first while the indicator tables are missing or empty."""
+    require_staged_data(engine)
+    if not _has_rows(engine, "ind_site_year"):
+        raise PrerequisiteMissing("yuhang_indicators", "还没有年度指标（ind_site_year 为空或不存在）",
+                                  "no indicators yet (ind_site_year is missing or empty)")
+
+
 def load_reference() -> dict[str, int]:
     """Reload the reference tables from the policy folder; returns row counts."""
     settings, plan = _context()
@@ -118,6 +143,7 @@ def run_integrity_checks() -> dict[str, Any]:
     from . import integrity
 
     settings, plan = _context()
+    require_staged_data(warehouse.make_engine(settings.warehouse_url))
     results = integrity.run_checks(warehouse.make_engine(settings.warehouse_url), plan, SQL_DIR)
     return {r.name: {"severity": r.severity, "findings": r.findings, "excluded_rows": r.excluded_rows,
                      "seconds": round(r.seconds, 2)} for r in results}
@@ -126,6 +152,7 @@ def run_integrity_checks() -> dict[str, Any]:
 def build_models() -> dict[str, int]:
     """Rebuild the SQL models (indicators), leaving out what the integrity checks excluded."""
     settings, _ = _context()
+    require_staged_data(warehouse.make_engine(settings.warehouse_url))
     return models.build_models(warehouse.make_engine(settings.warehouse_url), SQL_DIR)
 
 
@@ -134,6 +161,7 @@ def run_evaluation(evaluation_year: int | None, as_of: str) -> dict[str, Any]:
     means none) and replace its rows in the eval_* tables."""
     settings, plan = _context()
     engine = warehouse.make_engine(settings.warehouse_url)
+    require_indicators(engine)
     year = int(evaluation_year or plan.policy.evaluation_year)
     decisions = load_decisions(settings.rectifications_path, plan)
     log.info("%d rectification decision(s) from %s", len(decisions.by_key), settings.rectifications_path)

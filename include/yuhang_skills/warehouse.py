@@ -585,3 +585,35 @@ def _iso(value: Any) -> Any:
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
+
+
+# Failures of the pipeline's own runs (failure_alerts.py) -------------------------------------------
+task_failures = sa.Table(  # a failed task's error, first lines only, for its run's failure alert
+    "task_failures", metadata,
+    sa.Column("failure_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dag_id", sa.String(100), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("task_id", sa.String(250), nullable=False),
+    sa.Column("map_index", sa.Integer, nullable=False),
+    sa.Column("try_number", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text),  # personal numbers masked
+    sa.Column("log_url", sa.Text),
+    sa.Column("failed_at", sa.DateTime, nullable=False),  # Asia/Shanghai wall time
+)
+failure_alerts = sa.Table(  # every failure/deadline message per recipient, channel and failure, with its outcome
+    "failure_alerts", metadata,
+    sa.Column("failure_alert_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(20), nullable=False),  # task_failure / deadline_missed
+    sa.Column("dag_id", sa.String(100), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("item_key", sa.String(400), nullable=False),  # dag/task/hash of the first error line, or deadline/dag/run
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("recipient", sa.String(200), nullable=False),
+    sa.Column("subject", sa.String(300), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),  # sent / failed / not_configured
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("sent_at", sa.DateTime),
+)

@@ -45,6 +45,72 @@ def test_dag_house_rules(dag_bag, dag_id):
         assert task.retries >= 2, task.task_id
 
 
+def _has_cjk(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def _has_latin_words(text: str) -> bool:
+    return sum(ch.isascii() and ch.isalpha() for ch in text) >= 10
+
+
+@pytest.mark.parametrize("dag_id", [p.stem for p in DAG_FILES])
+def test_dag_speaks_chinese_and_english(dag_bag, dag_id):
+    """The UI shows a Chinese display name with the English id, a bilingual description, and
+    every param described in both languages."""
+    dag = dag_bag.dags[dag_id]
+    assert dag.dag_display_name.endswith(f"({dag_id})") and _has_cjk(dag.dag_display_name), dag.dag_display_name
+    assert dag.description and _has_cjk(dag.description) and _has_latin_words(dag.description)
+    assert _has_cjk(dag.doc_md.splitlines()[1])  # the heading
+    for name, param in dag.params.items():
+        description = param.description or ""
+        assert _has_cjk(description) and _has_latin_words(description), (name, description)
+
+
+@pytest.mark.parametrize("dag_id", [p.stem for p in DAG_FILES])
+def test_failures_are_told_fail_fast_and_time_out(dag_bag, dag_id):
+    """Every DAG has the failure notifier; every task records its error for it, retries only
+    transient errors (its callable is wrapped by the classifier) and has the policy's timeout."""
+    from yuhang_skills.assets import TASK_TIMEOUTS
+    from yuhang_skills.failure_alerts import PipelineFailureNotifier, record_task_failure
+
+    dag = dag_bag.dags[dag_id]
+    callbacks = dag.on_failure_callback if isinstance(dag.on_failure_callback, list) else [dag.on_failure_callback]
+    assert any(isinstance(c, PipelineFailureNotifier) for c in callbacks)
+    for task in dag.tasks:
+        partial = getattr(task, "partial_kwargs", None)
+        assert getattr(task.python_callable, "_yuhang_fail_fast", False), task.task_id
+        timeout = partial["execution_timeout"] if partial is not None else task.execution_timeout
+        assert timeout == TASK_TIMEOUTS.get(task.task_id, TASK_TIMEOUTS["default"]), task.task_id
+        callbacks = task.on_failure_callback if isinstance(task.on_failure_callback, list) else [task.on_failure_callback]
+        assert record_task_failure in callbacks, task.task_id
+
+
+def test_operations_settings_match_the_policy(dag_bag):
+    """assets.py repeats the policy's operations section (DAG files may not read files when parsed)."""
+    import datetime as dt
+
+    import yaml
+    from airflow.sdk import DeadlineReference
+
+    from yuhang_skills import assets
+
+    ops = yaml.safe_load((DAGS_DIR.parent / "include" / "policy" / "yuhang.yaml").read_text(encoding="utf-8"))["operations"]
+    assert assets.RETRIES == ops["retries"] and assets.DEFAULT_ARGS["retries"] == ops["retries"]
+    assert assets.RETRY_DELAY == dt.timedelta(minutes=ops["retry_delay_minutes"])
+    assert assets.TASK_TIMEOUTS == {k: dt.timedelta(minutes=v) for k, v in ops["task_timeout_minutes"].items()}
+    task_ids = {t.task_id for d in dag_bag.dags.values() for t in d.tasks}
+    assert set(assets.TASK_TIMEOUTS) - {"default"} <= task_ids  # no timeout for a task that does not exist
+    assert assets.INTAKE_DEADLINE == dt.time.fromisoformat(ops["intake_deadline"])
+    intake = dag_bag.dags["yuhang_intake"]
+    minute, hour = str(intake.schedule).split()[:2]  # the schedule the deadline's interval counts from
+    assert assets.INTAKE_SCHEDULE_TIME == dt.time(int(hour), int(minute))
+    (alert,) = intake.deadline
+    assert isinstance(alert.reference, type(DeadlineReference.DAGRUN_LOGICAL_DATE))
+    finish_by = dt.datetime.combine(dt.date(2026, 12, 3), dt.time.fromisoformat(ops["intake_deadline"]))
+    assert alert.interval == finish_by - dt.datetime.combine(dt.date(2026, 12, 3), dt.time(int(hour), int(minute)))
+    assert alert.callback.path == "yuhang_skills.failure_alerts.intake_deadline_missed"
+
+
 PROBE = r"""
 import importlib.util, json, sys, os
 # Baseline: a trivial DAG with the same constructs pays Airflow's own one-time lazy loading
