@@ -10,17 +10,15 @@ webhook). A second failing run with the same error is not told again.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from loopback_servers import LoopbackHttp, LoopbackSmtp, free_port
+from loopback_servers import free_port
 
 PROJECT = Path(__file__).resolve().parents[2]
-SECRET = "SECtest-robot-secret-failures"
 DISTRICT = "skills-data@hrss.yuhang.example"
 
 
@@ -117,27 +115,12 @@ def _submission_row() -> dict:
 
 
 # --- the failure notifier on a real failing run ----------------------------------------------------
-@pytest.fixture
-def channels(monkeypatch):
-    with LoopbackSmtp() as smtp, LoopbackHttp(SECRET) as web:
-        monkeypatch.setenv("AIRFLOW_CONN_YUHANG_SMTP", json.dumps({
-            "conn_type": "smtp", "host": "127.0.0.1", "port": smtp.port,
-            "extra": {"from_email": "pipeline@hrss.yuhang.example", "disable_ssl": True, "disable_tls": True,
-                      "retry_limit": 0, "timeout": 5}}))
-        monkeypatch.setenv("AIRFLOW_CONN_YUHANG_DINGTALK", json.dumps({
-            "conn_type": "http", "host": f"http://127.0.0.1:{web.port}/robot/send?access_token=robot-token",
-            "password": SECRET}))
-        monkeypatch.setenv("AIRFLOW_CONN_YUHANG_WEBHOOK", json.dumps({
-            "conn_type": "http", "host": f"http://127.0.0.1:{web.port}/hook"}))
-        yield smtp, web
-
-
-def test_a_failed_run_tells_the_district_team_once(airflow_db, warehouse_url, tmp_path, monkeypatch, channels):
+def test_a_failed_run_tells_the_district_team_once(airflow_db, warehouse_url, tmp_path, monkeypatch, alert_channels):
     from zoneinfo import ZoneInfo
 
     from airflow.dag_processing.dagbag import DagBag
 
-    smtp, web = channels
+    smtp, web = alert_channels
     monkeypatch.setenv("YUHANG_WAREHOUSE_URL", warehouse_url)
     monkeypatch.setenv("YUHANG_VAR_DIR", str(tmp_path / "var"))
     dag = DagBag(dag_folder=str(PROJECT / "dags" / "yuhang_evaluation.py")).get_dag("yuhang_evaluation")
@@ -191,10 +174,10 @@ def _unescape(text: str) -> str:
     return html.unescape(text)
 
 
-def test_deadline_alert_goes_out_once_per_run(warehouse_url, monkeypatch, tmp_path, channels):
+def test_deadline_alert_goes_out_once_per_run(warehouse_url, monkeypatch, tmp_path, alert_channels):
     from yuhang_skills.failure_alerts import send_deadline_alert
 
-    smtp, web = channels
+    smtp, web = alert_channels
     monkeypatch.setenv("YUHANG_WAREHOUSE_URL", warehouse_url)
     monkeypatch.setenv("YUHANG_VAR_DIR", str(tmp_path / "var"))
     context = {"dag_run": {"dag_id": "yuhang_intake", "dag_run_id": "scheduled__2026-12-03T06:00:00+08:00",
