@@ -85,3 +85,18 @@ def test_dev_airflow_standalone_starts_healthy_on_localhost_only(tmp_path):
     finally:
         stop(process)
     assert health(port) is None
+
+
+def test_local_and_compose_configuration_speak_asia_shanghai():
+    """Schedules and the trigger form's dates are Asia/Shanghai locally and under docker-compose.
+    Airflow 3 removed [webserver] default_ui_timezone (the UI uses the browser's zone): setting it
+    would only earn a lint warning, so neither configuration does."""
+    import yaml
+
+    dev = (PROJECT_DIR / "dev").read_text()
+    assert 'AIRFLOW__CORE__DEFAULT_TIMEZONE="${AIRFLOW__CORE__DEFAULT_TIMEZONE:-Asia/Shanghai}"' in dev
+    assert 'AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"' in dev
+    compose = yaml.safe_load((PROJECT_DIR / "docker-compose.yaml").read_text())
+    assert compose["x-airflow-common"]["environment"]["AIRFLOW__CORE__DEFAULT_TIMEZONE"] == "Asia/Shanghai"
+    for text in (dev, (PROJECT_DIR / "docker-compose.yaml").read_text()):
+        assert "DEFAULT_UI_TIMEZONE" not in text.upper()

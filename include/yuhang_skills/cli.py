@@ -171,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("YUHANG_WAREHOUSE_URL", "YUHANG_INBOX", "YUHANG_OUTPUT_DIR", "YUHANG_ARCHIVE_DIR",
                      "YUHANG_DATA_DOCS_DIR", "YUHANG_RECTIFICATIONS_PATH"):
             os.environ.pop(name, None)  # settings of real runs never point the demo elsewhere
+        # Its runs go to Airflow metadata of its own too, so they never show in the local UI
+        # (var/airflow) beside runs over the real warehouse.
+        airflow_home = var_dir / "airflow"
+        os.environ["AIRFLOW_HOME"] = str(airflow_home.resolve())
+        os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{airflow_home.resolve() / 'airflow.db'}"
         inbox = var_dir / "inbox"
         summary = generate(inbox, SampleOptions(seed=args.seed, scale=args.scale))
         print(f"sample inbox: {inbox} ({summary['files']['total']:,} files, seed {args.seed})")

@@ -1,0 +1,137 @@
+"""The README's commands work as written.
+
+Every command of a ```bash block in README.md must be listed in COVERAGE with the test or CI step
+that runs it (a new command without one fails here). The cheap ones run here literally, from a
+shell in the project folder with a clean environment; the demo runs at a small scale in a folder
+of its own (CI runs the literal `./dev demo`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+README = PROJECT / "README.md"
+
+# command (regular expression over the command with comments stripped) -> where it runs
+COVERAGE: list[tuple[str, str]] = [
+    (r"\./dev demo", ".ci/run; tests/test_readme_commands.py::test_dev_demo_runs_in_a_sandbox_of_its_own"),
+    (r"\./dev test( -p no:cacheprovider)?", ".ci/run"),
+    (r"\./dev test tests/include/test_policy\.py -q", "tests/test_readme_commands.py::test_cheap_commands_run_as_written"),
+    (r"\./dev test -m distributed -s", "tests/test_distributed.py::test_pipeline_on_celery_cluster"),
+    (r"\./dev setup", "tests/test_readme_commands.py::test_cheap_commands_run_as_written"),
+    (r"\./dev airflow standalone",
+     "tests/test_dev_standalone.py::test_dev_airflow_standalone_starts_healthy_on_localhost_only"),
+    (r"\.venv/bin/yuhang-pipeline run --help", "tests/test_readme_commands.py::test_cheap_commands_run_as_written"),
+    (r"\.venv/bin/yuhang-pipeline run --inbox \S+ --as-of \S+( --warehouse \S+ --output-dir \S+)?",
+     "tests/test_end_to_end.py::test_headline_matches_an_independent_computation"),
+    (r"\.venv/bin/yuhang-pipeline status", "tests/test_readme_commands.py::test_cheap_commands_run_as_written"),
+    (r"\.venv/bin/yuhang-pipeline watchdog --as-of \S+( --send)?",
+     "tests/include/test_cli_ops.py::test_watchdog_command_rebuilds_only_unless_send"),
+    (r"export AIRFLOW_CONN_YUHANG_(SMTP|DINGTALK|WEBHOOK)=.*",
+     "tests/test_readme_commands.py::test_connection_examples_are_valid_connections"),
+    (r"\.venv/bin/yuhang-sample .*", "tests/include/test_sample.py"),
+    (r"\.venv/bin/python scripts/benchmark_(intake|integrity)\.py .*", "not run by the tests: minutes at scale 115"),
+    (r"cp \.env\.example \.env && chmod 600 \.env", "tests/test_docker_compose.py"),
+    (r"\$EDITOR \.env", "manual step"),
+    (r"docker compose .*", "tests/test_docker_compose.py (static: no Docker daemon on the test machine)"),
+]
+
+
+def readme_commands() -> list[str]:
+    """Each command of the README's bash blocks: comments stripped, continuation lines joined."""
+    commands: list[str] = []
+    for block in re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S):
+        pending = ""
+        quote_open = False
+        for raw in block.splitlines():
+            line = raw if quote_open else re.sub(r"(^|\s)#.*$", "", raw).rstrip()
+            if not line.strip() and not pending:
+                continue
+            pending = f"{pending} {line.strip()}" if pending else line.strip()
+            quote_open = pending.count("'") % 2 == 1
+            if pending.endswith("\\"):
+                pending = pending[:-1].rstrip()
+                continue
+            if not quote_open:
+                commands.append(pending)
+                pending = ""
+    return commands
+
+
+def test_every_readme_command_says_where_it_runs():
+    commands = readme_commands()
+    assert len(commands) >= 15
+    uncovered = [c for c in commands if not any(re.fullmatch(p, c) for p, _ in COVERAGE)]
+    assert uncovered == [], "README commands no test or CI step runs: add them to COVERAGE"
+    ci = (PROJECT / ".ci" / "run").read_text()
+    for _, where in COVERAGE:
+        for ref in re.findall(r"(tests/[\w/]+\.py)(?:::(\w+))?", where):
+            path, name = ref
+            source = (PROJECT / path).read_text(encoding="utf-8")
+            assert not name or f"def {name}(" in source, ref
+        if where.startswith(".ci/run"):
+            assert "./dev test" in ci
+    assert "./dev demo" in ci
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "YUHANG_", "PYTEST", "VIRTUAL_ENV"))}
+    return {**env, **extra}
+
+
+def shell(command: str, env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", command], cwd=PROJECT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_cheap_commands_run_as_written(tmp_path):
+    env = clean_env(YUHANG_VAR_DIR=str(tmp_path / "var"))  # status reads this folder, not the project's var/
+    commands = readme_commands()
+    for command in ("./dev setup", ".venv/bin/yuhang-pipeline run --help", ".venv/bin/yuhang-pipeline status",
+                    "./dev test tests/include/test_policy.py -q"):
+        assert command in commands
+        result = shell(command, env)
+        assert result.returncode == 0, (command, result.stdout[-2000:], result.stderr[-2000:])
+        if "status" in command:
+            assert "no data yet: run yuhang_intake first" in result.stdout
+            assert str(tmp_path / "var" / "warehouse.sqlite") in result.stdout
+        if "--help" in command:
+            assert "--as-of" in result.stdout and "--inbox" in result.stdout
+        if "test_policy" in command:
+            assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+def test_connection_examples_are_valid_connections():
+    from airflow.models.connection import Connection
+
+    exports = [c for c in readme_commands() if c.startswith("export AIRFLOW_CONN_")]
+    assert len(exports) == 3
+    for command in exports:
+        name, value = re.fullmatch(r"export (AIRFLOW_CONN_\w+)='(.*)'", command, flags=re.S).groups()
+        spec = json.loads(value)
+        connection = Connection.from_json(value, conn_id=name.removeprefix("AIRFLOW_CONN_").lower())
+        assert connection.conn_type == spec["conn_type"] and connection.host == spec["host"]
+
+
+@pytest.mark.parametrize("scale", ["0.1"])
+def test_dev_demo_runs_in_a_sandbox_of_its_own(tmp_path, scale):
+    """`./dev demo` (small scale, own folder): the headline, and its runs recorded in
+    <var-dir>/demo/airflow, not in the local UI's metadata."""
+    env = clean_env(AIRFLOW_HOME=str(tmp_path / "ui-airflow"))
+    result = shell(f"./dev demo --scale {scale} --var-dir {tmp_path / 'var'}", env, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "2027 performance evaluation (as of 2027-02-15)" in out
+    for label in ("score", "released", "recoveries", "net release", "integrity", "workbook", "report", "tables",
+                  "run times"):
+        assert re.search(rf"^  {label} +\S", out, flags=re.M), label
+    assert (tmp_path / "var" / "demo" / "airflow" / "airflow.db").is_file()
+    assert not (tmp_path / "ui-airflow" / "airflow.db").exists()
+    assert (tmp_path / "var" / "demo" / "outputs" / "evaluation_2027.xlsx").is_file()
