@@ -58,32 +58,87 @@ def stop(process: subprocess.Popen) -> None:
         pass
 
 
+def api(port: int, token: str, method: str, path: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v2{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read() or b"{}")
+
+
+def wait_for(what: str, check, timeout: float, process: subprocess.Popen, log_path: Path):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log_path.read_text(errors="replace")[-4000:]
+        value = check()
+        if value:
+            return value
+        time.sleep(2)
+    pytest.fail(f"{what}: not within {timeout}s\n{log_path.read_text(errors='replace')[-4000:]}")
+
+
 def test_dev_airflow_standalone_starts_healthy_on_localhost_only(tmp_path):
+    """Start as the README says, wait for health, then run the evaluation from the REST API (as the
+    UI's trigger button does) over an empty warehouse: it fails at once with "run yuhang_intake
+    first" and the failure notifier, run by the real dag-processor, e-mails the district team."""
+    from tests.include.loopback_servers import LoopbackSmtp
+
     port = free_port()
     home = tmp_path / "airflow"
-    env = clean_env(AIRFLOW_HOME=str(home), AIRFLOW__API__PORT=str(port))
-    log_path = tmp_path / "standalone.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(["./dev", "airflow", "standalone"], cwd=PROJECT_DIR, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        state = None
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log_path.read_text(errors="replace")[-4000:]
-            state = health(port)
-            if state and all((state.get(c) or {}).get("status") == "healthy"
-                             for c in ("metadatabase", "scheduler", "dag_processor", "triggerer")):
-                break
-            time.sleep(2)
-        else:
-            pytest.fail(f"not healthy after {READY_TIMEOUT}s: {state}\n{log_path.read_text(errors='replace')[-4000:]}")
-        assert listening_addresses(port) == {"127.0.0.1"}
-        assert (home / "airflow.db").is_file()  # the metadata database is the test's own
-        output = log_path.read_text(errors="replace")
-        assert "FileNotFoundError" not in output
-    finally:
-        stop(process)
+    with LoopbackSmtp() as smtp:
+        env = clean_env(
+            AIRFLOW_HOME=str(home), AIRFLOW__API__PORT=str(port),
+            # REST API tokens without a password (GET /auth/token), as the distributed test does
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
+            YUHANG_VAR_DIR=str(tmp_path / "var"),  # the default, empty warehouse of a fresh clone
+            AIRFLOW_CONN_YUHANG_SMTP=json.dumps({
+                "conn_type": "smtp", "host": "127.0.0.1", "port": smtp.port,
+                "extra": {"from_email": "pipeline@hrss.yuhang.example", "disable_ssl": True, "disable_tls": True,
+                          "retry_limit": 0, "timeout": 5}}))
+        log_path = tmp_path / "standalone.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(["./dev", "airflow", "standalone"], cwd=PROJECT_DIR, env=env, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            def healthy():
+                state = health(port)
+                return state and all((state.get(c) or {}).get("status") == "healthy"
+                                     for c in ("metadatabase", "scheduler", "dag_processor", "triggerer"))
+
+            wait_for("scheduler, dag-processor and triggerer healthy", healthy, READY_TIMEOUT, process, log_path)
+            assert listening_addresses(port) == {"127.0.0.1"}
+            assert (home / "airflow.db").is_file()  # the metadata database is the test's own
+            assert "FileNotFoundError" not in log_path.read_text(errors="replace")
+
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/auth/token", timeout=30) as answer:
+                token = json.loads(answer.read())["access_token"]
+
+            def parsed():
+                try:
+                    return api(port, token, "GET", "/dags/yuhang_evaluation")
+                except OSError:
+                    return None
+
+            dag = wait_for("yuhang_evaluation parsed", parsed, 120, process, log_path)
+            assert dag["dag_display_name"] == "绩效评估 (yuhang_evaluation)"
+            run = api(port, token, "POST", "/dags/yuhang_evaluation/dagRuns",
+                      {"logical_date": dag["next_dagrun_logical_date"], "conf": {"as_of": "2027-02-15"}})
+            api(port, token, "PATCH", "/dags/yuhang_evaluation", {"is_paused": False})
+            run_path = f"/dags/yuhang_evaluation/dagRuns/{run['dag_run_id']}"
+
+            def finished():
+                state = api(port, token, "GET", run_path)["state"]
+                return state if state in ("success", "failed") else None
+
+            assert wait_for("the evaluation run to finish", finished, 180, process, log_path) == "failed"
+            evaluate = api(port, token, "GET", f"{run_path}/taskInstances/evaluate")
+            assert (evaluate["state"], evaluate["try_number"]) == ("failed", 1)  # no retries
+            mail = wait_for("the failure alert", lambda: smtp.to("skills-data@hrss.yuhang.example"), 120, process,
+                            log_path)
+            assert "yuhang_evaluation" in mail[0].subject
+            assert "run yuhang_intake first" in mail[0].html and run["dag_run_id"] in mail[0].html
+        finally:
+            stop(process)
     assert health(port) is None
 
 
