@@ -5,6 +5,7 @@ process group is stopped at the end."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -137,6 +138,22 @@ def test_dev_airflow_standalone_starts_healthy_on_localhost_only(tmp_path):
                             log_path)
             assert "yuhang_evaluation" in mail[0].subject
             assert "run yuhang_intake first" in mail[0].html and run["dag_run_id"] in mail[0].html
+
+            # The intake's Deadline Alert, end to end: a run whose logical date is 3 hours ago is past
+            # its deadline (2 hours after it) when created; the scheduler marks it missed and the
+            # triggerer's callback tells the district team.
+            inbox = tmp_path / "inbox"
+            inbox.mkdir()
+            logical = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3)).replace(microsecond=0)
+            late = api(port, token, "POST", "/dags/yuhang_intake/dagRuns",
+                       {"logical_date": logical.isoformat(), "conf": {"inbox": str(inbox)}})
+            api(port, token, "PATCH", "/dags/yuhang_intake", {"is_paused": False})
+
+            def deadline_mail():
+                return [m for m in smtp.to("skills-data@hrss.yuhang.example")
+                        if "not finished by its deadline" in m.subject and late["dag_run_id"] in m.html]
+
+            assert wait_for("the deadline alert", deadline_mail, 180, process, log_path)
         finally:
             stop(process)
     assert health(port) is None
