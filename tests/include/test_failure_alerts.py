@@ -189,3 +189,28 @@ def test_deadline_alert_goes_out_once_per_run(warehouse_url, monkeypatch, tmp_pa
     assert len(mail) == 1 and "yuhang_intake" in mail[0].subject and "not finished by its deadline" in mail[0].subject
     assert web.calls("/robot/send")[0].signature_valid
     assert web.calls("/hook")[0].body["event"] == "deadline_missed"
+
+
+def test_a_transient_error_is_retried_and_still_told_when_the_warehouse_is_down(airflow_db, tmp_path, monkeypatch,
+                                                                                  alert_channels):
+    """The warehouse (PostgreSQL) refuses connections: the evaluation's task is retried (transient),
+    fails after its last try, and the failure alert still goes out without the warehouse."""
+    from zoneinfo import ZoneInfo
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    smtp, web = alert_channels
+    monkeypatch.setenv("YUHANG_WAREHOUSE_URL", f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/test")
+    monkeypatch.setenv("YUHANG_VAR_DIR", str(tmp_path / "var"))
+    dag = DagBag(dag_folder=str(PROJECT / "dags" / "yuhang_evaluation.py")).get_dag("yuhang_evaluation")
+    for task in dag.tasks:
+        task.retry_delay = dt.timedelta(seconds=1)  # the real retries, without 5 minutes between them
+    dag_run = dag.test(logical_date=dt.datetime(2027, 2, 15, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai")),
+                       run_conf={"as_of": "2027-02-15"})
+    assert dag_run.state == "failed"
+    evaluate = dag_run.get_task_instance("evaluate")
+    assert (evaluate.state, evaluate.try_number) == ("failed", dag.default_args["retries"] + 1)
+    mails = smtp.to(DISTRICT)
+    assert len(mails) == 1 and dag_run.run_id in _unescape(mails[0].html)
+    assert "error not recorded: see the log" in _unescape(mails[0].html)  # the warehouse kept nothing
+    assert len(web.calls("/hook")) == 1 and web.calls("/robot/send")[0].signature_valid
