@@ -50,6 +50,23 @@ class Failure:
         return f"{self.dag_id}/{self.task_id}/{hashlib.sha256(first.encode()).hexdigest()[:16]}"
 
 
+def shanghai_time(value: Any) -> str | None:
+    """A moment (datetime or ISO text, UTC when naive) as Asia/Shanghai wall time, for people."""
+    from zoneinfo import ZoneInfo
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+        return aware.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S (Asia/Shanghai)")
+    return str(value)
+
+
 def _plan_and_engine() -> tuple[Any, Any]:
     from . import warehouse
     from .policy import Plan
@@ -84,11 +101,15 @@ def record_task_failure(context: Any) -> None:
         plan, engine = _plan_and_engine()
         ti = context["ti"]
         lines = int(plan.policy.raw["operations"]["failure_alerts"]["error_lines"])
-        with engine.begin() as conn:
-            conn.execute(warehouse.task_failures.insert().values(
-                dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=ti.map_index if ti.map_index is not None else -1,
-                try_number=ti.try_number or 0, error=error_text(context.get("exception"), lines),
-                log_url=getattr(ti, "log_url", None), failed_at=warehouse.shanghai_now()))
+        try:
+            with engine.begin() as conn:
+                conn.execute(warehouse.task_failures.insert().values(
+                    dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id,
+                    map_index=ti.map_index if ti.map_index is not None else -1, try_number=ti.try_number or 0,
+                    error=error_text(context.get("exception"), lines), log_url=getattr(ti, "log_url", None),
+                    failed_at=warehouse.shanghai_now()))
+        finally:
+            engine.dispose()
     except Exception:  # noqa: BLE001 - bookkeeping only
         log.exception("could not record the task failure for the failure alert")
 
@@ -100,8 +121,9 @@ def run_failures(engine: Any, dag_id: str, run_id: str) -> list[Failure]:
     from . import warehouse
 
     t = warehouse.task_failures
-    rows = engine.connect().execute(sa.select(t).where(t.c.dag_id == dag_id, t.c.run_id == run_id)
-                                    .order_by(t.c.failure_id)).all() if engine is not None else []
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t).where(t.c.dag_id == dag_id, t.c.run_id == run_id)
+                            .order_by(t.c.failure_id)).all()
     latest: dict[tuple[str, int], Failure] = {}
     for r in rows:
         latest[(r.task_id, r.map_index)] = Failure(r.dag_id, r.run_id, r.task_id, r.map_index, r.try_number, r.error,
@@ -216,6 +238,8 @@ class PipelineFailureNotifier(BaseNotifier):
         except Exception:  # noqa: BLE001 - the warehouse may be what failed: tell without the record
             log.exception("warehouse unavailable: the failure alert goes out without de-duplication")
             failures = []
+            if engine is not None:
+                engine.dispose()
             engine = None
             if plan is None:
                 from .policy import Plan
@@ -226,10 +250,15 @@ class PipelineFailureNotifier(BaseNotifier):
             failures = [Failure(dag_id, run_id, ti.task_id, ti.map_index if ti.map_index is not None else -1,
                                 ti.try_number or 0, None, getattr(ti, "log_url", None))]
         name = getattr(dag, "dag_display_name", None)
-        logical = context.get("logical_date") or getattr(dag_run, "logical_date", None)
+        logical = shanghai_time(context.get("logical_date") or getattr(dag_run, "logical_date", None))
         message = failure_message(plan, dag_id, name, run_id, logical, failures)
         message = Message(mask_personal_numbers(message.subject), message.markdown, message.html, message.payload)
-        return tell_district(plan, engine, TASK_FAILURE, dag_id, run_id, [f.key for f in failures], message, context)
+        try:
+            return tell_district(plan, engine, TASK_FAILURE, dag_id, run_id, [f.key for f in failures], message,
+                                 context)
+        finally:
+            if engine is not None:
+                engine.dispose()
 
 
 def deadline_message(plan: Any, dag_id: str, run_id: str, logical_date: Any, deadline_time: Any) -> Message:
@@ -259,9 +288,14 @@ def send_deadline_alert(context: dict[str, Any]) -> dict[str, int]:
         from .settings import load_settings
 
         plan, engine = Plan.from_settings(load_settings(use_airflow=True)), None
-    message = deadline_message(plan, dag_id, run_id, dag_run.get("logical_date"), deadline.get("deadline_time"))
-    return tell_district(plan, engine, DEADLINE_MISSED, dag_id, run_id, [f"deadline/{dag_id}/{run_id}"], message,
-                         context)
+    message = deadline_message(plan, dag_id, run_id, shanghai_time(dag_run.get("logical_date")),
+                               shanghai_time(deadline.get("deadline_time")))
+    try:
+        return tell_district(plan, engine, DEADLINE_MISSED, dag_id, run_id, [f"deadline/{dag_id}/{run_id}"], message,
+                             context)
+    finally:
+        if engine is not None:
+            engine.dispose()
 
 
 async def intake_deadline_missed(context: dict[str, Any], **_: Any) -> None:

@@ -139,7 +139,7 @@ def test_a_failed_run_tells_the_district_team_once(airflow_db, warehouse_url, tm
     assert len(mails) == 1
     mail = mails[0]
     assert "yuhang_evaluation" in mail.subject and "evaluate" in mail.subject
-    for text in ("绩效评估 (yuhang_evaluation)", dag_run.run_id, "run yuhang_intake first",
+    for text in ("绩效评估 (yuhang_evaluation)", dag_run.run_id, "2027-02-15 09:00:00 (Asia/Shanghai)", "run yuhang_intake first",
                  "请先运行 yuhang_intake", "/dags/yuhang_evaluation/runs/", "/tasks/evaluate"):
         assert text in mail.html or text in _unescape(mail.html), text
     robot = web.calls("/robot/send")
@@ -187,6 +187,7 @@ def test_deadline_alert_goes_out_once_per_run(warehouse_url, monkeypatch, tmp_pa
     assert send_deadline_alert(context) == {"deduplicated": 3}
     mail = smtp.to(DISTRICT)
     assert len(mail) == 1 and "yuhang_intake" in mail[0].subject and "not finished by its deadline" in mail[0].subject
+    assert "2026-12-03 06:00:00 (Asia/Shanghai)" in mail[0].html and "2026-12-03 08:00:00" in mail[0].html
     assert web.calls("/robot/send")[0].signature_valid
     assert web.calls("/hook")[0].body["event"] == "deadline_missed"
 
@@ -214,3 +215,11 @@ def test_a_transient_error_is_retried_and_still_told_when_the_warehouse_is_down(
     assert len(mails) == 1 and dag_run.run_id in _unescape(mails[0].html)
     assert "error not recorded: see the log" in _unescape(mails[0].html)  # the warehouse kept nothing
     assert len(web.calls("/hook")) == 1 and web.calls("/robot/send")[0].signature_valid
+
+
+def test_times_in_messages_are_shanghai_wall_times():
+    from yuhang_skills.failure_alerts import shanghai_time
+
+    assert shanghai_time("2026-12-02T22:00:00Z") == "2026-12-03 06:00:00 (Asia/Shanghai)"
+    assert shanghai_time(dt.datetime(2026, 12, 3, 0, 0, tzinfo=dt.timezone.utc)) == "2026-12-03 08:00:00 (Asia/Shanghai)"
+    assert shanghai_time(None) is None
