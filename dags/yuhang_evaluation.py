@@ -3,7 +3,6 @@
 
 按年度指标对实施期进行百分制绩效评分，确定等级、剩余省级资金的拨付额度、整改追回和全额拨付的差距。
 
-
 Yearly (Asia/Shanghai), scores the implementation years before the evaluation year in the
 财预〔2020〕10号 100-point frame from the indicator tables, grades it, decides how much of the
 performance tranche is released under the policy's rule (banded, linear or DLI tranches), deducts

@@ -3,7 +3,6 @@
 
 入库数据更新后：重载参考表、运行数据真实性核查、重算年度指标（SQL 模型）。
 
-
 Runs whenever intake publishes new staging data. Reloads the reference tables from the policy
 folder (`include/policy`: sites, targets, code lists, money received, integrity thresholds), runs
 the integrity checks (`include/sql/integrity`: double counting and subsidy-fraud patterns, into

@@ -3,7 +3,6 @@
 
 每天早上接收各站点报送的文件：存档、解析、按数据规范校验，合格的行入库，不合格的行连同原因隔离。
 
-
 Every morning (Asia/Shanghai) picks up the files sites dropped under the inbox
 (`<inbox>/<YYYY-MM>/<site code>/<kind>.csv|xlsx`), archives each one by sha256, parses and
 validates it against its Great Expectations suite (`expectations/<kind>_suite.json`), stages the

@@ -3,7 +3,6 @@
 
 每天早上核对应报未报、被退回的文件和年度目标预警，按站点、街镇和区数据组分别提醒（邮件、钉钉、Webhook），同一事项不重复打扰。
 
-
 Every morning (Asia/Shanghai) builds the expected-submission calendar from the site registry and
 the policy's cadence and due dates (a due date on a weekend or public holiday moves to the next
 working day; years without an official holiday calendar use the policy's provisional list and are
