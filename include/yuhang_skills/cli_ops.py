@@ -261,7 +261,7 @@ def format_status(report: dict[str, Any]) -> str:
         run = (airflow.get("runs") or {}).get(dag_id)
         when = (f"{run['state']:<8} {_shanghai(run['logical_date'] or run['start_date'])}, ended "
                 f"{_shanghai(run['end_date'])}") if run else "no run recorded"
-        lines.append(f"    {dag_id:<18} {when:<44} {evidence[dag_id]}")
+        lines.append(f"    {dag_id:<18} {when:<50} {evidence[dag_id]}")
     if report.get("empty"):
         lines.append(f"  {report['empty']}")
         return "\n".join(lines)
