@@ -18,7 +18,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from loopback_servers import LoopbackHttp, LoopbackSmtp, dingtalk_sign_is_valid
+from loopback_servers import dingtalk_sign_is_valid
+from conftest import loopback_channels
 
 PROJECT = Path(__file__).resolve().parents[2]
 POLICY = PROJECT / "include" / "policy" / "yuhang.yaml"
@@ -277,17 +278,8 @@ def _seed_warehouse(url: str) -> None:
 @pytest.fixture
 def channels(monkeypatch):
     """The loopback servers, and the three Airflow connections pointing at them."""
-    with LoopbackSmtp() as smtp, LoopbackHttp(SECRET) as web:
-        monkeypatch.setenv("AIRFLOW_CONN_YUHANG_SMTP", json.dumps({
-            "conn_type": "smtp", "host": "127.0.0.1", "port": smtp.port,
-            "extra": {"from_email": "watchdog@hrss.yuhang.example", "disable_ssl": True, "disable_tls": True,
-                      "retry_limit": 0, "timeout": 5}}))
-        monkeypatch.setenv("AIRFLOW_CONN_YUHANG_DINGTALK", json.dumps({
-            "conn_type": "http", "host": f"http://127.0.0.1:{web.port}/robot/send?access_token=robot-token",
-            "password": SECRET}))
-        monkeypatch.setenv("AIRFLOW_CONN_YUHANG_WEBHOOK", json.dumps({
-            "conn_type": "http", "host": f"http://127.0.0.1:{web.port}/hook"}))
-        yield smtp, web
+    with loopback_channels(monkeypatch, SECRET, "watchdog@hrss.yuhang.example") as servers:
+        yield servers
 
 
 @pytest.fixture
