@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import itertools
 import re
+import sys
 import unicodedata
 import warnings
 from dataclasses import dataclass, field
@@ -58,22 +59,77 @@ def header_lookup(kind_contract: dict[str, Any]) -> dict[str, str]:
     return lookup
 
 
+# The delimiter and size limits of the CSV reader: a cell may be as large as the file (over-long text
+# is a row problem the suite reports, never a reason to refuse the file).
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+_FIX_CSV_EN = "save it again as \"CSV UTF-8 (comma delimited)\""
+_FIX_CSV_ZH = "请另存为“CSV UTF-8(逗号分隔)”后重新报送"
+
+
+def _line_and_column(data: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and byte column of ``offset`` in ``data``."""
+    line = data.count(b"\n", 0, offset) + 1
+    start = data.rfind(b"\n", 0, offset) + 1
+    return line, offset - start + 1
+
+
 def _decode_csv(data: bytes, encodings: list[str]) -> tuple[str, str]:
+    """The text of a CSV and its encoding as stored in ``submissions.encoding`` (utf-8, utf-8-bom,
+    gb18030); a file that is no CSV text is refused saying what it is and where it breaks."""
+    if data.startswith(b"PK\x03\x04") or data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise FileRejected(
+            f"this is an Excel workbook named .csv; rename it to .xlsx (or {_FIX_CSV_EN})",
+            f"这是一个 Excel 工作簿却以 .csv 命名;请改名为 .xlsx(或{_FIX_CSV_ZH})",
+            "file_type",
+        )
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise FileRejected(
+            f"cannot decode as any of {', '.join(encodings)}: the file is UTF-16 (Unicode text); {_FIX_CSV_EN}",
+            f"无法识别文件编码(已尝试 {', '.join(encodings)}):该文件为 UTF-16 编码;{_FIX_CSV_ZH}",
+            "file_encoding",
+        )
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line, column = _line_and_column(data, nul)
+        raise FileRejected(
+            f"the file holds a NUL byte at line {line}, byte {column}: it is not plain CSV text; {_FIX_CSV_EN}",
+            f"文件第 {line} 行第 {column} 个字节处含空字符(NUL),不是纯文本 CSV;{_FIX_CSV_ZH}",
+            "file_encoding",
+        )
+    first_error: UnicodeDecodeError | None = None
     for enc in encodings:
         try:
             text = data.decode(enc)
-        except UnicodeDecodeError:
+        except UnicodeDecodeError as exc:
+            first_error = first_error or exc
             continue
-        return text, ("utf-8-bom" if enc == "utf-8-sig" and data.startswith(b"\xef\xbb\xbf") else enc)
+        if enc.replace("_", "-").lower().startswith("utf-8"):
+            return text.removeprefix("\ufeff"), ("utf-8-bom" if data.startswith(b"\xef\xbb\xbf") else "utf-8")
+        return text, enc
+    where = where_zh = ""
+    if first_error is not None:
+        line, column = _line_and_column(data, first_error.start)
+        where = f" (first bad byte 0x{data[first_error.start]:02x} at line {line}, byte {column})"
+        where_zh = f"(首个无法识别的字节 0x{data[first_error.start]:02x} 位于第 {line} 行第 {column} 个字节)"
     raise FileRejected(
-        f"cannot decode as any of {', '.join(encodings)}",
-        f"无法识别文件编码(已尝试 {', '.join(encodings)})",
+        f"cannot decode as any of {', '.join(encodings)}{where}; {_FIX_CSV_EN}",
+        f"无法识别文件编码(已尝试 {', '.join(encodings)}){where_zh};{_FIX_CSV_ZH}",
         "file_encoding",
     )
 
 
-def _read_xlsx_grid(path: Path) -> tuple[list[list[Any]], str]:
-    """All cells of the first sheet as a list of rows (CSV is read in ``read_submission``)."""
+def _sheet_has_header(ws: Any, lookup: dict[str, str], search: int, need: int) -> bool:
+    for row in itertools.islice(ws.iter_rows(values_only=True), search):
+        if len({lookup[fold(c)] for c in row if c is not None and fold(c) in lookup}) >= need:
+            return True
+    return False
+
+
+def _read_xlsx_grid(path: Path, lookup: dict[str, str] | None = None, search: int = 15,
+                    need: int = 3) -> tuple[list[list[Any]], str]:
+    """All cells of the sheet holding the submission as a list of rows (CSV is read in
+    ``read_submission``): the only visible sheet, or the only visible sheet with a header row;
+    hidden sheets (drafts) are never read, and several candidate sheets are refused by name."""
     suffix = path.suffix.lower()
     if suffix == ".xlsx":
         import openpyxl
@@ -87,8 +143,23 @@ def _read_xlsx_grid(path: Path) -> tuple[list[list[Any]], str]:
                 "file_readable",
             ) from exc
         try:
-            ws = wb.worksheets[0]
-            rows = [list(r) for r in ws.iter_rows(values_only=True)]
+            visible = [ws for ws in wb.worksheets if getattr(ws, "sheet_state", "visible") == "visible"]
+            if not visible:
+                raise FileRejected("the workbook has no visible sheet; unhide the sheet with the data",
+                                   "工作簿中没有可见的工作表;请取消隐藏数据所在的工作表", "file_readable")
+            chosen = visible[0]
+            if len(visible) > 1 and lookup is not None:
+                candidates = [ws for ws in visible if _sheet_has_header(ws, lookup, search, need)]
+                if len(candidates) > 1:
+                    names = ", ".join(repr(ws.title) for ws in candidates)
+                    raise FileRejected(
+                        f"the workbook has several visible sheets with a header row ({names}); keep the data in one "
+                        f"sheet and delete or hide the others",
+                        f"工作簿中有多个带表头的可见工作表({names});请只保留一个数据工作表,删除或隐藏其他工作表",
+                        "file_readable")
+                if candidates:
+                    chosen = candidates[0]
+            rows = [list(r) for r in chosen.iter_rows(values_only=True)]
         finally:
             wb.close()
         return rows, "xlsx"
@@ -123,8 +194,67 @@ def _blank_rows(cells: pd.DataFrame) -> np.ndarray:
     return blank
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _physical_lines(text: str) -> int:
+    """Lines of a text as a person counts them, without any CSV parsing."""
+    if not text:
+        return 0
+    return len(_LINE_BREAK.findall(text)) + (0 if text.endswith(("\n", "\r")) else 1)
+
+
+def _breaks(values: Any) -> np.ndarray:
+    """Line breaks inside each cell of a sequence of cells."""
+    return np.fromiter((len(_LINE_BREAK.findall(v)) if isinstance(v, str) and ("\n" in v or "\r" in v) else 0
+                        for v in values), dtype=np.int64)
+
+
+def _other_delimiter(text: str, lookup: dict[str, str], need: int, search: int) -> str | None:
+    """The delimiter (; tab |) that would have made a header of the first rows, if any."""
+    for delimiter in (";", "\t", "|"):
+        rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        for row in itertools.islice(rows, search):
+            if len({lookup[fold(c)] for c in row if fold(c) in lookup}) >= need:
+                return delimiter
+    return None
+
+
+def _check_swallowed_lines(text: str, row_lines: np.ndarray, row_breaks: np.ndarray,
+                           cells_of: Callable[[int], list[Any]], width: int, first_line: int) -> None:
+    """Refuse a CSV whose parse does not account for its physical lines, or in which an unbalanced
+    quote made several lines one cell (rows would be lost without anyone seeing them)."""
+    physical = _physical_lines(text)
+    consumed = int(row_lines.sum())
+    if row_breaks.any():
+        starts = first_line + np.concatenate([[0], np.cumsum(row_lines)[:-1]])
+        threshold = max(2, (width - 1) // 2)
+        for i in np.flatnonzero(row_breaks):
+            for value in cells_of(int(i)):
+                if not isinstance(value, str) or not _LINE_BREAK.search(value):
+                    continue
+                inner = _LINE_BREAK.split(value)[1:]
+                if any(line.count(",") >= threshold for line in inner):
+                    start = int(starts[i])
+                    end = min(start + int(row_lines[i]) - 1, physical)
+                    raise FileRejected(
+                        f"an unbalanced quote (\") in line {start} makes lines {start}-{end} a single cell, so "
+                        f"{end - start} row(s) would be lost; close or remove the quote in line {start}",
+                        f"第 {start} 行有未闭合的引号(\"),使第 {start}-{end} 行成为一个单元格,将丢失 {end - start} 行;"
+                        f"请闭合或删除第 {start} 行的引号",
+                        "file_readable")
+    if consumed != physical:
+        raise FileRejected(
+            f"the file has {physical} lines but {consumed} were read as rows; check the quotes (\") and line ends; "
+            f"{_FIX_CSV_EN}",
+            f"文件共有 {physical} 行,但读到 {consumed} 行;请检查引号(\")和换行;{_FIX_CSV_ZH}",
+            "file_readable")
+
+
 def read_submission(path: Path, kind_contract: dict[str, Any], inbox_contract: dict[str, Any]) -> ParsedFile:
     search = int(inbox_contract["header_search_rows"])
+    lookup = header_lookup(kind_contract)
+    need = int(inbox_contract["header_min_matches"])
     text = None
     if path.suffix.lower() == ".csv":
         text, encoding = _decode_csv(path.read_bytes(), list(inbox_contract["csv_encodings"]))
@@ -133,9 +263,7 @@ def read_submission(path: Path, kind_contract: dict[str, Any], inbox_contract: d
         except csv.Error as exc:
             raise FileRejected(f"malformed CSV: {exc}", f"CSV 格式错误: {exc}", "file_readable") from exc
     else:
-        grid, encoding = _read_xlsx_grid(path)
-    lookup = header_lookup(kind_contract)
-    need = int(inbox_contract["header_min_matches"])
+        grid, encoding = _read_xlsx_grid(path, lookup, search, need)
     header_idx = None
     for i, row in enumerate(grid[:search]):
         matches = {lookup[fold(c)] for c in row if c is not None and fold(c) in lookup}
@@ -143,6 +271,14 @@ def read_submission(path: Path, kind_contract: dict[str, Any], inbox_contract: d
             header_idx = i
             break
     if header_idx is None:
+        delimiter = _other_delimiter(text, lookup, need, search) if text else None
+        if delimiter:
+            shown = {"\t": "tab", ";": "';'", "|": "'|'"}[delimiter]
+            raise FileRejected(
+                f"the columns are separated by {shown}, not by commas; {_FIX_CSV_EN}",
+                f"各列以 {shown} 分隔而不是逗号;{_FIX_CSV_ZH}",
+                "header_found",
+            )
         raise FileRejected(
             f"no header row found in the first {search} rows (need at least {need} known column names)",
             f"前 {search} 行中未找到表头(至少需要 {need} 个可识别的列名)",
@@ -176,14 +312,25 @@ def read_submission(path: Path, kind_contract: dict[str, Any], inbox_contract: d
         )
     width = len(header)
     cells = None
+    head_lines = np.array([1 + int(_breaks(r).sum()) for r in grid[:header_idx + 1]], dtype=np.int64)
     if text is not None and not any("\n" in c or "\r" in c for r in grid[:header_idx + 1] for c in r):
         cells = _csv_body(text, header_idx + 1, width)
+        if cells is not None and len(cells):
+            row_breaks = np.zeros(len(cells), dtype=np.int64)
+            if _physical_lines(text) != header_idx + 1 + len(cells):  # some cells hold line breaks
+                row_breaks = sum((_breaks(cells[c].to_numpy(dtype=object)) for c in cells), row_breaks)
+            n_head = len(head_lines)
+            _check_swallowed_lines(text, np.concatenate([head_lines, 1 + row_breaks]),
+                                   np.concatenate([np.zeros(n_head, dtype=np.int64), row_breaks]),
+                                   lambda i: cells.iloc[i - n_head].tolist() if i >= n_head else [], width, 1)
     if cells is None:
         if text is not None:  # the tolerant reader: every record, padded to the header's width
             try:
                 grid = list(csv.reader(io.StringIO(text, newline="")))
             except csv.Error as exc:
                 raise FileRejected(f"malformed CSV: {exc}", f"CSV 格式错误: {exc}", "file_readable") from exc
+            breaks = np.array([int(_breaks(r).sum()) for r in grid], dtype=np.int64)
+            _check_swallowed_lines(text, 1 + breaks, breaks, lambda i: grid[i], width, 1)
         # cells past the header's width belong to no column: every record is cut or padded to it
         body = [[*r[:width], *([None] * (width - len(r)))] for r in grid[header_idx + 1:]]
         cells = pd.DataFrame(body, dtype=object) if body else pd.DataFrame(index=pd.RangeIndex(0), dtype=object)
@@ -195,9 +342,13 @@ def read_submission(path: Path, kind_contract: dict[str, Any], inbox_contract: d
     )
     frame["source_row"] = np.arange(header_idx + 2, header_idx + 2 + len(cells), dtype=np.int64)
     # Blank lines (every cell empty) are layout, not data: dropped, and counted nowhere.
+    blank = _blank_rows(cells) if len(cells) else np.zeros(0, dtype=bool)
     if len(cells):
-        frame = frame.loc[~_blank_rows(cells)]
+        frame = frame.loc[~blank]
     if encoding == "xlsx":  # typed Excel cells become the text a person sees in them
+        if "id_number" in frame:  # a number in Excel has lost the ID's last digits and any X
+            frame["_id_typed_number"] = frame["id_number"].map(
+                lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).astype(bool)
         for canonical in columns:
             frame[canonical] = frame[canonical].map(render_cell, na_action="ignore")
     return ParsedFile(
@@ -284,25 +435,38 @@ def _to_dates(s: pd.Series) -> pd.Series:
 
 
 _NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?$")
+# Thousands separators are accepted only where they group three digits: 1,234.50 and 12,345 are read,
+# 1234,50 (a decimal comma) and 1,2,3 are left as written, so the cell is refused with its reason.
+_GROUPED = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+# Money has at most this many digits before the point (NUMERIC(14,2)): anything longer is an error
+# in that cell, never an overflow that stops the file.
+MAX_MONEY_DIGITS = 12
+
+
+def _number_text(s: pd.Series) -> pd.Series:
+    text = s.astype("string").str.replace(r"[¥￥元]|^RMB", "", regex=True).str.strip()
+    grouped = text.str.fullmatch(_GROUPED.pattern, na=False)
+    return text.where(~grouped, text.str.replace(",", "", regex=False)).astype(object).where(text.notna(), None)
 
 
 def number_text(s: pd.Series) -> pd.Series:
-    """Numbers as plain text: thousands separators, currency signs (¥ ￥ RMB) and 元 removed."""
-    text = s.astype("string").str.replace(r"[,¥￥元]|^RMB", "", regex=True).str.strip()
-    return text.astype(object).where(s.notna(), None)
+    """Numbers as plain text: currency signs (¥ ￥ RMB) and 元 removed, thousands separators removed
+    where they group three digits (anything else with a comma stays as written and fails its check)."""
+    return on_distinct(s.astype(object), _number_text).astype(object).where(s.notna(), None)
 
 
 def to_numbers(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     text = number_text(s).astype("string")
-    ok = text.str.fullmatch(_NUMBER.pattern, na=False)
+    ok = text.str.fullmatch(_NUMBER.pattern, na=False) & (text.str.len() <= 30)
     values = pd.to_numeric(text.where(ok), errors="coerce").astype("float64")
     return values, s.notna() & ~ok
 
 
 def to_fen(s: pd.Series) -> pd.Series:
-    """Exact integer fen from decimal text with at most two decimals (else NA); no floats involved."""
+    """Exact integer fen from decimal text with at most two decimals and MAX_MONEY_DIGITS digits
+    before the point (else NA); no floats involved."""
     text = number_text(s).astype("string")
-    parts = text.str.extract(r"^(?P<int>\d+)(?:\.(?P<frac>\d{1,2}))?$")
+    parts = text.str.extract(rf"^(?P<int>\d{{1,{MAX_MONEY_DIGITS}}})(?:\.(?P<frac>\d{{1,2}}))?$")
     frac = parts["frac"].fillna("").str.ljust(2, "0")
     ok = parts["int"].notna()
     fen = pd.Series(pd.NA, index=s.index, dtype="Int64")
