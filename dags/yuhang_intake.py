@@ -8,9 +8,12 @@ Every morning (Asia/Shanghai) picks up the files sites dropped under the inbox
 validates it against its Great Expectations suite (`expectations/<kind>_suite.json`), stages the
 rows that pass and quarantines the rest with their reasons. One mapped task per site folder
 (folders with little new data share one), and one transaction per file: a bad file never fails
-the others. Files received after the run's as-of day wait for a later run.
+the others: a file that breaks is recorded as `failed` and the last task fails the run naming it,
+after everything else was published. Files received after the run's as-of day wait for a later
+run; they and anything else not processed (links, special files) are listed in
+`intake_not_processed`.
 
-Tables: `submissions`, `stg_roster`, `stg_finance`, `stg_survey`, `stg_outcomes`,
+Tables: `submissions`, `submission_arrivals`, `intake_not_processed`, `stg_roster`, `stg_finance`, `stg_survey`, `stg_outcomes`,
 `quarantine`, `validation_runs`. Publishes the `yuhang_staging` asset.
 """
 
@@ -64,15 +67,18 @@ def yuhang_intake():
 
         return pipeline.publish_staging()
 
-    @task
-    def all_files_ingested(summary: dict) -> dict:
-        """Leaf task: fails the run (after publishing what did go in) when any site failed."""
-        return summary
+    @task(trigger_rule="all_done")
+    def all_files_ingested(summaries: list[dict] | None, published: dict | None) -> dict:
+        """Leaf task: fails the run (at once: the error is deterministic) naming every file that failed,
+        after everything good was published."""
+        from yuhang_skills import pipeline
+
+        return pipeline.intake_verdict(list(summaries or []), published)
 
     ingested = ingest_site.expand_kwargs(discover())
     published = publish()
     ingested >> published
-    ingested >> all_files_ingested(published)
+    all_files_ingested(ingested, published)
 
 
 apply_operations(yuhang_intake())

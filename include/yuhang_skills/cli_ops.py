@@ -209,7 +209,7 @@ def status_report(warehouse_url: str, plan: Any, today: dt.date, metadata_url: s
             }
             if not submissions:
                 report["empty"] = "no data yet: run yuhang_intake first / 还没有数据：请先运行 yuhang_intake"
-                report["missing_today"], report["failed_files"] = None, []
+                report["missing_today"], report["failed_files"], report["not_processed"] = None, [], []
                 return report
             manifest = watchdog.load_manifest(conn, today)
             items = watchdog.find_missing(watchdog.expected_submissions(plan, today), manifest, plan, today)
@@ -219,6 +219,7 @@ def status_report(warehouse_url: str, plan: Any, today: dt.date, metadata_url: s
                 for m in sorted((m for m in items if m.status == "open"),
                                 key=lambda m: (-m.days_overdue, m.site_code, m.kind, m.period))]
             report["failed_files"] = failed_files(conn)
+            report["not_processed"] = not_processed_files(conn)
     finally:
         engine.dispose()
     return report
@@ -238,7 +239,24 @@ def failed_files(conn: Any) -> list[dict[str, Any]]:
                             .order_by(s.c.received_at, s.c.submission_id)).mappings():
         latest[(row["site_code"], row["period"], row["kind"])] = dict(row)
     return [{**r, "message": (r["message"] or "").splitlines()[0][:100] if r["message"] else None}
-            for _, r in sorted(latest.items()) if r["status"] in ("rejected", "failed")]
+            for _, r in sorted(latest.items()) if r["status"] in FAILED_STATUSES]
+
+
+# The latest file's statuses that leave a site, period and kind without usable data.
+FAILED_STATUSES = ("rejected", "no_rows_accepted", "failed")
+
+
+def not_processed_files(conn: Any) -> list[dict[str, Any]]:
+    """Files the last intake run saw and did not process, with the reason (``intake_not_processed``)."""
+    import sqlalchemy as sa
+
+    from . import warehouse
+
+    t = warehouse.intake_not_processed
+    if not sa.inspect(conn).has_table(t.name):
+        return []
+    return [dict(r) for r in conn.execute(sa.select(t.c.relative_path, t.c.reason_code, t.c.reason_en, t.c.as_of)
+                                          .order_by(t.c.relative_path)).mappings()]
 
 
 def format_status(report: dict[str, Any]) -> str:
@@ -282,11 +300,17 @@ def format_status(report: dict[str, Any]) -> str:
     if missing:
         lines.append(f"    every item: `yuhang-pipeline watchdog --as-of {report['today']}`, then table missing_submissions")
     failed = report["failed_files"]
-    lines.append(f"  failed files   {len(failed)} (latest file of a site, period and kind rejected or failed)")
+    lines.append(f"  failed files   {len(failed)} (latest file of a site, period and kind rejected, with no row "
+                 f"accepted, or failed)")
     lines += [f"    {f['site_code']:<5} {f['period']} {f['kind']:<9} {f['original_name']}: {f['status']}"
               + (f" — {f['message']}" if f["message"] else "") for f in failed[:SCREEN_ROWS]]
     if len(failed) > SCREEN_ROWS:
         lines.append(f"    … and {len(failed) - SCREEN_ROWS} more (table submissions)")
+    skipped = report.get("not_processed") or []
+    lines.append(f"  not processed  {len(skipped)} file(s) the last intake run did not process")
+    lines += [f"    {f['reason_en']}" for f in skipped[:SCREEN_ROWS]]
+    if len(skipped) > SCREEN_ROWS:
+        lines.append(f"    … and {len(skipped) - SCREEN_ROWS} more (table intake_not_processed)")
     return "\n".join(lines)
 
 

@@ -17,8 +17,10 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 import re
-import shutil
+import stat
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from . import identity, warehouse
+from . import identity, operations, warehouse
 from .parsing import (FileRejected, ParsedFile, clean_text, number_text, on_distinct, read_submission, to_codes,
                       to_dates, to_fen, to_numbers)
 from .policy import Plan
@@ -42,15 +44,22 @@ _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 class InboxFile:
     """One file found under the inbox, with what its place says about it."""
 
-    path: str
-    relative_path: str
+    path: str  # the file system path; "hex:<bytes>" when the name is not valid UTF-8
+    relative_path: str  # as shown to people and stored (shortened when over MAX_NAME characters)
     site_code: str
     period: str
     kind: str
     problem: str | None = None  # set when the place or name breaks the contract
+    problem_zh: str | None = None
+    skip: str | None = None  # set when the file is not processed at all (a link, not a regular file ...)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def fs_path(self) -> Path:
+        if self.path.startswith("hex:"):
+            return Path(os.fsdecode(bytes.fromhex(self.path[4:])))
+        return Path(self.path)
 
 
 @dataclass
@@ -64,35 +73,184 @@ class _Pending:
     staged: pd.DataFrame | None = None
 
 
+# submissions.original_name and quarantine.source_file hold this many characters
+MAX_NAME = 500
+
+
+def shown_name(rel_bytes: bytes) -> tuple[str, bool]:
+    """A relative path as text people can read and every table can store: (text, valid UTF-8).
+    A name that is not UTF-8 (often GBK from a Windows zip) is shown decoded as GB18030 when that
+    works, else with its bytes escaped; a name over MAX_NAME characters keeps its start and end."""
+    try:
+        text, valid = rel_bytes.decode("utf-8"), True
+    except UnicodeDecodeError:
+        valid = False
+        try:
+            text = rel_bytes.decode("gb18030")
+        except UnicodeDecodeError:
+            text = rel_bytes.decode("utf-8", "backslashreplace")
+    text = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
+    if len(text) > MAX_NAME:
+        text = f"{text[:240]}…{text[-240:]}"
+    return text, valid
+
+
+def _months_allowed(plan: Plan, kind: str) -> list[int]:
+    spec = plan.policy.submissions[kind]
+    if spec.get("months"):
+        return [int(m) for m in spec["months"]]
+    return {"monthly": list(range(1, 13)), "quarterly": [3, 6, 9, 12], "yearly": [12]}[spec["cadence"]]
+
+
+def layout_problem(plan: Plan, site: str, period: str, kind: str) -> tuple[str, str] | None:
+    """What the contract says against a file of ``kind`` from ``site`` in ``period`` (en, zh), or None:
+    the kinds each programme submits, the months a kind's folder may be, the implementation period."""
+    spec = plan.policy.submissions[kind]
+    programme = plan.sites_by_code[site].programme
+    if programme not in spec["programmes"]:
+        takers = ", ".join(spec["programmes"])
+        return (f"a {programme} site does not submit {kind} (only {takers} sites do); put the file in the right "
+                f"site's folder or remove it",
+                f"{programme} 类站点不报送 {kind}(仅 {takers} 报送),请放入正确站点目录或删除")
+    months = _months_allowed(plan, kind)
+    if int(period[5:7]) not in months:
+        allowed = ", ".join(f"{m:02d}" for m in months)
+        return (f"{kind} is filed under months {allowed} only ({spec['cadence']}); move the file to the folder "
+                f"{period[:4]}-MM of the period it covers",
+                f"{kind} 只能放在 {allowed} 月的目录下({spec['cadence']}),请移到所属期间的目录")
+    window = plan.policy.intake["accepted_periods"]
+    first_p, last_p = str(window["first"]), str(window["last"])
+    if not first_p <= period <= last_p:
+        return (f"period {period} lies outside the periods the programme reports ({first_p} to {last_p}); check the "
+                f"folder name",
+                f"期间 {period} 不在项目报送期间 {first_p} 至 {last_p} 内,请检查目录名")
+    return None
+
+
 def discover(inbox: Path, plan: Plan) -> list[InboxFile]:
-    """Every file under ``inbox``, sorted, each with its site, period and kind or its problem."""
+    """Every file under ``inbox``, sorted, each with its site, period and kind or its problem.
+
+    Links are never followed (a link, or anything whose real path leaves the inbox, is listed with
+    ``skip`` set), nor are special files read; names that are not UTF-8 are shown readably."""
     kinds = plan.contract["kinds"]
     extensions = {f".{e}" for e in plan.contract["inbox"]["extensions"]}
+    root = os.fsencode(inbox)
+    real_root = os.path.realpath(root)
     found: list[InboxFile] = []
-    for path in sorted(p for p in inbox.rglob("*") if p.is_file()):
-        rel = path.relative_to(inbox)
-        if any(part.startswith(".") for part in rel.parts) or path.name.startswith("~$"):
+    entries: list[tuple[bytes, str | None]] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        rel_folder = os.path.relpath(folder, root)
+        hidden = [d for d in dirs if d.startswith(b".")]
+        for d in sorted(dirs):
+            full = os.path.join(folder, d)
+            if os.path.islink(full) and not d.startswith(b"."):
+                entries.append((full, "link"))
+        dirs[:] = [d for d in dirs if d not in hidden and not os.path.islink(os.path.join(folder, d))]
+        if rel_folder != b"." and any(part.startswith(b".") for part in rel_folder.split(os.sep.encode())):
+            continue
+        for name in files:
+            entries.append((os.path.join(folder, name), None))
+    for full, skip in sorted(entries):
+        rel = os.path.relpath(full, root)
+        parts_b = rel.split(os.sep.encode())
+        name_b = parts_b[-1]
+        if name_b.startswith(b".") or name_b.startswith(b"~$"):
             continue  # hidden files and Office lock files are not submissions
-        parts = rel.parts
+        text, valid = shown_name(rel)
+        mode = os.lstat(full).st_mode
+        if skip is None and stat.S_ISLNK(mode):
+            skip = "link"
+        elif skip is None and not stat.S_ISREG(mode):
+            skip = "not_a_regular_file"
+        elif skip is None and not os.path.realpath(full).startswith(real_root + os.sep.encode()):
+            skip = "outside_inbox"
+        path_field = os.fsdecode(full) if valid else "hex:" + full.hex()
+        parts = text.split("/")
         period = parts[0] if len(parts) == 3 else ""
         site = parts[1].upper() if len(parts) == 3 else ""
-        stem = path.stem.split("_")[0].split(" ")[0].split("(")[0].lower()
-        problem = None
-        if len(parts) != 3:
+        filename = parts[-1]
+        suffix = Path(filename).suffix
+        stem = Path(filename).stem.split("_")[0].split(" ")[0].split("(")[0].lower()
+        problem = problem_zh = None
+        if not valid:
+            problem = (f"the file name is not valid UTF-8 text (it reads as {text!r} in GBK); rename it to "
+                       f"<kind>.csv or <kind>.xlsx and send it again")
+            problem_zh = f"文件名不是 UTF-8 编码(按 GBK 读作 {text!r}),请改名为 <类型>.csv 或 <类型>.xlsx 后重新报送"
+        elif len(os.fsdecode(rel)) > MAX_NAME:
+            problem = f"the path is longer than {MAX_NAME} characters; use <YYYY-MM>/<site code>/<kind>.<csv|xlsx>"
+            problem_zh = f"文件路径超过 {MAX_NAME} 个字符,请按 <年-月>/<站点编码>/<类型>.<csv|xlsx> 存放"
+        elif len(parts) != 3:
             problem = "file is not at <YYYY-MM>/<site code>/<kind>.<csv|xlsx>"
         elif not _PERIOD.match(period):
             problem = f"period folder {period!r} is not YYYY-MM"
         elif site not in plan.sites_by_code:
-            problem = f"site folder {parts[1]!r} is not a registered site code"
-        elif path.suffix.lower() not in extensions:
-            problem = f"file type {path.suffix!r} is not one of {sorted(extensions)}"
+            problem = f"site folder {_visible(parts[1])} is not a registered site code"
+        elif suffix.lower() not in extensions:
+            problem = f"file type {suffix!r} is not one of {sorted(extensions)}"
         elif stem not in kinds:
-            problem = f"file name {path.name!r} does not start with a submission kind ({', '.join(kinds)})"
+            problem = f"file name {filename!r} does not start with a submission kind ({', '.join(kinds)})"
+        else:
+            layout = layout_problem(plan, site, period, stem)
+            if layout:
+                problem, problem_zh = layout
         # Only a registered site code and a YYYY-MM period are recorded as such; any other folder
         # name stays visible in relative_path (and the reason) but never in a key column.
-        found.append(InboxFile(str(path), str(rel), site if site in plan.sites_by_code else "",
-                               period if _PERIOD.match(period) else "", stem if stem in kinds else "unknown", problem))
+        found.append(InboxFile(path_field, text, site if site in plan.sites_by_code else "",
+                               period if _PERIOD.match(period) else "", stem if stem in kinds else "unknown",
+                               problem, problem_zh, skip))
     return found
+
+
+_INVISIBLE = re.compile(r"[\u0000-\u001f\u007f-\u009f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+
+
+def _visible(text: str) -> str:
+    """``text`` quoted, with invisible characters (zero-width spaces, BOMs, controls) spelled out as
+    ``\\u200b`` so a site code that looks right but is not says why."""
+    return "'" + _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "'"
+
+
+SKIP_REASONS = {
+    "link": ("a link (symbolic link or shortcut) is not a submission: put the file itself in the inbox",
+             "链接(符号链接/快捷方式)不作为报送文件:请把文件本身放入收件箱"),
+    "outside_inbox": ("the file's real location is outside the inbox: put the file itself in the inbox",
+                      "文件实际位置在收件箱之外:请把文件本身放入收件箱"),
+    "not_a_regular_file": ("not a regular file (a device, pipe or socket)", "不是普通文件(设备、管道或套接字)"),
+    "received_after_as_of": ("received after the run's as-of day: a later run takes it",
+                             "在本次运行截止日之后收到:由以后的运行处理"),
+    "processing_failed": ("processing failed and the file could not be recorded: the data team must check it",
+                          "处理失败且无法登记:数据组需检查该文件"),
+    "unreadable": ("the file could not be read (permissions or I/O error): the data team must check the inbox",
+                   "文件无法读取(权限或读写错误):数据组需检查收件箱"),
+}
+
+
+def record_not_processed(engine: sa.Engine, items: list[tuple[InboxFile, str, str | None]], as_of: dt.date) -> int:
+    """List files a run did not process, and why; one row per file (a rerun replaces its row)."""
+    if not items:
+        return 0
+    t = warehouse.intake_not_processed
+    now = warehouse.shanghai_now()
+    rows = []
+    for item, code, detail in items:
+        en, zh = SKIP_REASONS[code]
+        rows.append({"relative_path": item.relative_path, "reason_code": code,
+                     "reason_en": f"{item.relative_path}: {en}" + (f" ({detail})" if detail else ""),
+                     "reason_zh": f"{item.relative_path}: {zh}" + (f"({detail})" if detail else ""),
+                     "as_of": as_of, "seen_at": now})
+    with engine.begin() as conn:
+        paths = [r["relative_path"] for r in rows]
+        for start in range(0, len(paths), 500):
+            conn.execute(t.delete().where(t.c.relative_path.in_(paths[start:start + 500])))
+        conn.execute(t.insert(), rows)
+    return len(rows)
+
+
+def _size(item: InboxFile) -> int:
+    try:
+        return os.lstat(item.fs_path()).st_size
+    except OSError:
+        return 0
 
 
 def site_batches(files: list[InboxFile], task_bytes: int, task_max_sites: int) -> list[list[InboxFile]]:
@@ -101,7 +259,7 @@ def site_batches(files: list[InboxFile], task_bytes: int, task_max_sites: int) -
     by_site: dict[str, list[InboxFile]] = {}
     for f in files:
         by_site.setdefault(f.site_code, []).append(f)
-    sized = sorted(((sum(Path(f.path).stat().st_size for f in group), site, group) for site, group in by_site.items()),
+    sized = sorted(((sum(_size(f) for f in group), site, group) for site, group in by_site.items()),
                    key=lambda t: (-t[0], t[1]))
     batches: list[tuple[int, list[str], list[InboxFile]]] = []
     for size, site, group in sized:
@@ -122,16 +280,34 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def archive(path: Path, sha: str, archive_dir: Path) -> Path:
-    """Copy into the content-addressed archive; an existing copy is never rewritten."""
-    target = archive_dir / sha[:2] / f"{sha}{path.suffix.lower()}"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(target.suffix + ".part")
-        shutil.copyfile(path, tmp)
-        tmp.replace(target)
-        target.chmod(0o444)
-    return target
+def archive_copy(path: Path, archive_dir: Path, suffix: str) -> tuple[Path, str, int]:
+    """Copy ``path`` into the content-addressed archive, hashing the bytes as they are copied:
+    the archive, its name and everything parsed afterwards (from the archived copy) are the same
+    bytes even when the site's file is rewritten meanwhile. Returns (archived path, sha256, size).
+    The archive is readable by the service's user only; an existing copy is never rewritten."""
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    size = 0
+    fd, tmp_name = tempfile.mkstemp(dir=archive_dir, prefix=".incoming-", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, open(path, "rb", buffering=0) as src:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                h.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+        sha = h.hexdigest()
+        target = archive_dir / sha[:2] / f"{sha}{suffix.lower()}"
+        if target.exists():
+            tmp.unlink()
+        else:
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            tmp.chmod(0o400)
+            tmp.replace(target)
+        return target, sha, size
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def period_bounds(period: str, kind: str, cadence: str) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -154,9 +330,11 @@ def _site_matches(frame: pd.DataFrame) -> pd.Series:
     return (site.isna() | (site == frame["_folder_site"])).astype(bool)
 
 
-def _within(dates: pd.Series, frame: pd.DataFrame, tolerance_days: int) -> pd.Series:
-    tol = pd.Timedelta(days=tolerance_days)
-    return (dates.isna() | ((dates >= frame["_period_first"] - tol) & (dates <= frame["_period_last"] + tol))).astype(bool)
+def _within(dates: pd.Series, frame: pd.DataFrame, tolerance: dict[str, int]) -> pd.Series:
+    """Dates inside their folder's period, ``tolerance['before']`` days before its first day and
+    ``tolerance['after']`` days after its last day included (policy intake.date_tolerance_days)."""
+    before, after = pd.Timedelta(days=int(tolerance["before"])), pd.Timedelta(days=int(tolerance["after"]))
+    return (dates.isna() | ((dates >= frame["_period_first"] - before) & (dates <= frame["_period_last"] + after))).astype(bool)
 
 
 def _distinct_number(values: pd.Series) -> pd.Series:
@@ -168,10 +346,13 @@ def _distinct_number(values: pd.Series) -> pd.Series:
 def _prepare_roster(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
     enums = ctx["enums"]
     ids = identity.parse_ids(frame["id_number"], reference_date=ctx["today"])
-    fmt = ids["format_ok"].astype(bool)
-    checksum = ids["checksum_ok"].astype(bool) | ~fmt
-    birth_ok = ids["birth_date_ok"].astype(bool) | ~(fmt & checksum)
-    province = ids["province_ok"].astype(bool) | ~(fmt & checksum)
+    # An Excel number cell cannot hold an ID number: its own reason replaces the checks it would fail.
+    typed = (frame["_id_typed_number"].fillna(False).astype(bool) if "_id_typed_number" in frame
+             else pd.Series(False, index=frame.index))
+    fmt = ids["format_ok"].astype(bool) | typed
+    checksum = ids["checksum_ok"].astype(bool) | ~fmt | typed
+    birth_ok = ids["birth_date_ok"].astype(bool) | ~(fmt & checksum) | typed
+    province = ids["province_ok"].astype(bool) | ~(fmt & checksum) | typed
     id_valid = ids["valid"].astype(bool)
     start, _ = to_dates(frame["start_date"])
     end, _ = to_dates(frame["end_date"])
@@ -209,6 +390,7 @@ def _prepare_roster(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
             # The suite only asks "present?" and "twice in one class?" of names and IDs: it gets each
             # value's number among the batch's distinct values, which are cheap to compare and hash.
             "name_number": _distinct_number(name_key),
+            "id_is_text": ~typed,
             "id_format_ok": fmt,
             "id_checksum_ok": checksum,
             "id_birth_date_ok": birth_ok,
@@ -303,9 +485,14 @@ def _prepare_survey(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
     return checked, staged
 
 
+# Counts and years are whole numbers the warehouse's INTEGER columns hold; anything beyond is an
+# error in that cell ("missing or not a whole number"), never an overflow of the file.
+_MAX_WHOLE = 2**31 - 1
+
+
 def _whole_numbers(s: pd.Series) -> pd.Series:
     values, _ = to_numbers(s)
-    return values.where(values == values.round(0))
+    return values.where((values == values.round(0)) & (values.abs() <= _MAX_WHOLE))
 
 
 def _prepare_outcomes(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -359,6 +546,8 @@ class Intake:
         self.plan = plan
         self.engine = engine or warehouse.make_engine(settings.warehouse_url)
         self.today = today or warehouse.shanghai_now().date()
+        self._copies: dict[str, tuple[Path, str, int, dt.datetime | None]] = {}  # path -> archived copy
+        self.run_started = warehouse.shanghai_now()
         warehouse.create_schema(self.engine)
 
     def ingest(self, item: InboxFile) -> dict[str, Any]:
@@ -366,13 +555,20 @@ class Intake:
 
     def ingest_many(self, items: list[InboxFile]) -> list[dict[str, Any]]:
         """Ingest files, validating all files of one kind in one suite run (GX's fixed cost per
-        run dominates small files); each file is still parsed, judged and written on its own."""
+        run dominates small files); each file is still parsed, judged and written on its own, and
+        an error in one file becomes that file's ``failed`` row without touching the others."""
+        from zoneinfo import ZoneInfo
+
+        # When this call first saw what it sees (to the microsecond, so two runs in one second differ)
+        self.run_started = dt.datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
         results: list[dict[str, Any] | None] = [None] * len(items)
         pending: dict[str, list[tuple[int, _Pending]]] = {}
         for n, item in enumerate(items):
             try:
                 started = self._start(item)
-            except Exception as exc:  # noqa: BLE001 - recorded as rejected with the error
+            except Exception as exc:  # noqa: BLE001 - recorded as failed with the error
+                if operations.is_transient(exc):
+                    raise  # the database went away: the task is retried, nothing is recorded wrongly
                 log.exception("%s could not be ingested", item.relative_path)
                 started = self.record_failure(item, exc)
             if isinstance(started, _Pending):
@@ -384,26 +580,68 @@ class Intake:
                 results[n] = result
         return [r for r in results if r is not None]
 
+    def _not_processed(self, item: InboxFile, code: str, detail: str | None = None) -> dict[str, Any]:
+        record_not_processed(self.engine, [(item, code, detail)], self.today)
+        en, _ = SKIP_REASONS[code]
+        return {"submission_id": None, "file": item.relative_path, "status": "not_processed", "reason": code,
+                "message": f"{item.relative_path}: {en}" + (f" ({detail})" if detail else ""), "skipped": True}
+
+    def _arrive(self, item: InboxFile, sha: str, submission_id: str,
+                mtime: dt.datetime | None) -> tuple[dt.datetime, bool]:
+        """Record the arrival of these bytes at this path unless they are what the path held when last
+        seen; returns when the pipeline first saw the path hold them (this time), and whether that is now."""
+        a = warehouse.submission_arrivals
+        with self.engine.begin() as conn:
+            last = conn.execute(sa.select(a.c.sha256, a.c.first_seen_at).where(a.c.relative_path == item.relative_path)
+                                .order_by(a.c.arrival_id.desc()).limit(1)).first()
+            if last is not None and last.sha256 == sha:
+                return last.first_seen_at.replace(microsecond=0), False
+            now = self.run_started  # one instant per run: files arriving together are ordered by their time
+            conn.execute(a.insert(), [{"relative_path": item.relative_path, "sha256": sha, "submission_id": submission_id,
+                                       "first_seen_at": now, "file_mtime": mtime}])
+            return now.replace(microsecond=0), True
+
     def _start(self, item: InboxFile) -> "dict[str, Any] | _Pending":
-        path = Path(item.path)
-        sha = sha256_of(path)
+        if item.skip:
+            return self._not_processed(item, item.skip)
+        path = item.fs_path()
+        try:
+            mtime = self._wall_time(os.stat(path).st_mtime)
+            archived, sha, size = archive_copy(path, self.settings.archive_dir, path.suffix)
+        except OSError as exc:
+            return self._not_processed(item, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}")
         submission_id = f"{sha}:{item.site_code or '-'}:{item.period or '-'}:{item.kind}"
+        self._copies[item.path] = (archived, sha, size, mtime)
+        first_seen, arrived_now = self._arrive(item, sha, submission_id, mtime)
         with self.engine.connect() as conn:
             known = conn.execute(
                 sa.select(warehouse.submissions.c.status).where(warehouse.submissions.c.submission_id == submission_id)
             ).scalar()
-        if known is not None and known != "failed":
+        # Known bytes are skipped, unless they arrive again after other versions (a resend of v1
+        # after v2): then they are read again from the archive to become current once more.
+        if known is not None and known != "failed" and not (arrived_now and known in USABLE_STATUSES):
             return {"submission_id": submission_id, "file": item.relative_path, "status": known, "skipped": True}
-        record, context = self._new_record(item, path, sha, submission_id)
+        record, context = self._new_record(item, submission_id, first_seen)
         try:
             if item.problem:
-                raise FileRejected(item.problem, _zh_problem(item.problem), "file_location")
-            parsed = read_submission(path, self.plan.contract["kinds"][item.kind], self.plan.contract["inbox"])
+                raise FileRejected(item.problem, item.problem_zh or _zh_problem(item.problem), "file_location")
+            if item.period and item.kind in self.plan.policy.submissions and period_bounds(
+                    item.period, item.kind, self.plan.policy.submissions[item.kind]["cadence"])[0].date() > self.today:
+                raise FileRejected(
+                    f"period {item.period} has not begun on {self.today}: check the folder name",
+                    f"期间 {item.period} 在 {self.today} 尚未开始:请检查目录名", "file_location")
+            parsed = read_submission(archived, self.plan.contract["kinds"][item.kind], self.plan.contract["inbox"])
         except FileRejected as rejected:
             return self._reject(record, context, rejected)
         first, last = period_bounds(item.period, item.kind, self.plan.policy.submissions[item.kind]["cadence"])
         parsed.frame = parsed.frame.assign(_folder_site=item.site_code, _period_first=first, _period_last=last)
         return _Pending(item, parsed, record, context)
+
+    def _wall_time(self, timestamp: float) -> dt.datetime:
+        from zoneinfo import ZoneInfo
+
+        moment = dt.datetime.fromtimestamp(timestamp, tz=ZoneInfo(self.plan.policy.timezone))
+        return moment.replace(tzinfo=None, microsecond=0)
 
     def _validate_batch(self, kind: str, batch: list["_Pending"]) -> list[dict[str, Any]]:
         from .validation import runner_for
@@ -418,7 +656,7 @@ class Intake:
                 "policy": self.plan.policy,
                 "today": self.today,
                 "pii_key": self.settings.pii_key,
-                "tolerance": int(self.plan.policy.intake["period_tolerance_days"]),
+                "tolerance": self.plan.policy.intake["date_tolerance_days"].get(kind, {"before": 0, "after": 0}),
             }
             checked, staged = PREPARERS[kind](rows, ctx)
             combined = checked.assign(file_key=rows["file_key"].to_numpy())
@@ -445,23 +683,33 @@ class Intake:
         return results
 
     def record_failure(self, item: InboxFile, exc: Exception) -> dict[str, Any]:
-        """Record a file whose processing broke unexpectedly as rejected, with the error."""
-        path = Path(item.path)
-        sha = sha256_of(path)
-        submission_id = f"{sha}:{item.site_code or '-'}:{item.period or '-'}:{item.kind}"
-        record, context = self._new_record(item, path, sha, submission_id)
+        """Record a file whose processing broke unexpectedly as ``failed``, with the error (the
+        next run tries it again); when even that cannot be written, list it as not processed."""
         first_line = (str(exc).splitlines() or [""])[0]
-        detail = f"{type(exc).__name__}: {first_line}"[:300]
-        result = self._reject(record, context, FileRejected(
-            f"processing failed ({detail}); it is retried on the next run", f"处理失败({detail}),下次运行将重试",
-            "file_processed"), status="failed")
-        return result
+        detail = operations.mask_personal_numbers(f"{type(exc).__name__}: {first_line}")[:300]
+        try:
+            if item.path not in self._copies:
+                path = item.fs_path()
+                self._copies[item.path] = (*archive_copy(path, self.settings.archive_dir, path.suffix),
+                                           self._wall_time(os.stat(path).st_mtime))
+            _, sha, _, _ = self._copies[item.path]
+            submission_id = f"{sha}:{item.site_code or '-'}:{item.period or '-'}:{item.kind}"
+            record, context = self._new_record(item, submission_id, warehouse.shanghai_now())
+            return self._reject(record, context, FileRejected(
+                f"processing failed ({detail}); the data team is alerted and it is retried on the next run",
+                f"处理失败({detail}),已通知数据组,下次运行将重试", "file_processed"), status="failed")
+        except Exception as again:  # noqa: BLE001 - the last resort: the file is still listed
+            if operations.is_transient(again):
+                raise
+            log.exception("%s could not be recorded as failed", item.relative_path)
+            result = self._not_processed(item, "processing_failed", detail)
+            result["status"] = "failed"
+            return result
 
-    def _new_record(self, item: InboxFile, path: Path, sha: str, submission_id: str) -> tuple[dict, dict]:
-        from zoneinfo import ZoneInfo
-
-        archived = archive(path, sha, self.settings.archive_dir)
-        received = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=ZoneInfo(self.plan.policy.timezone))
+    def _new_record(self, item: InboxFile, submission_id: str, first_seen: dt.datetime) -> tuple[dict, dict]:
+        archived, sha, size, mtime = self._copies[item.path]
+        # The file's time is evidence of when the site sent it, never later than the pipeline saw it.
+        received = min(mtime, first_seen) if mtime is not None else first_seen
         record: dict[str, Any] = {
             "submission_id": submission_id,
             "sha256": sha,
@@ -470,8 +718,8 @@ class Intake:
             "kind": item.kind,
             "original_name": item.relative_path,
             "archive_path": str(archived),
-            "size_bytes": path.stat().st_size,
-            "received_at": received.replace(tzinfo=None, microsecond=0),
+            "size_bytes": size,
+            "received_at": received,
             "ingested_at": warehouse.shanghai_now(),
             "version": None,
             "is_current": False,
@@ -490,7 +738,8 @@ class Intake:
         self._write(record, None, None, pd.DataFrame([dict(context, source_row=None, column_name=None, value=None,
                                                            expectation=rejected.expectation,
                                                            reason_zh=f"{name}: {rejected.reason_zh}",
-                                                           reason_en=f"{name}: {rejected.reason_en}")]),
+                                                           reason_en=f"{name}: {rejected.reason_en}",
+                                                           severity="error")]),
                     record["kind"])
         return {"submission_id": record["submission_id"], "file": name, "status": status,
                 "message": record["message"], "skipped": False}
@@ -509,15 +758,25 @@ class Intake:
         """Judge one file from its rows' failures and write it: staging, quarantine, manifest."""
         item, parsed, record, context, staged = pending.item, pending.parsed, pending.record, pending.context, pending.staged
         frame = parsed.frame
+        columns = self.plan.contract["kinds"][item.kind]["columns"]
+        warning_columns = {c for c, spec in columns.items() if spec.get("invalid") == "warning"}
+        failures = failures.assign(severity=np.where(failures["column_name"].isin(warning_columns), "warning", "error"))
+        errors = failures[failures["severity"] == "error"]
+        warnings_ = failures[failures["severity"] == "warning"]
         failed_rows = np.zeros(len(frame), dtype=bool)
-        failed_rows[failures["row_index"].to_numpy(dtype=np.int64)] = True
-        site_mismatch = failures["expectation"].str.endswith("(site_code_matches_folder)").any()
+        failed_rows[errors["row_index"].to_numpy(dtype=np.int64)] = True
+        # A bad optional value: the row still counts, the value is not staged (its reason is kept).
+        for column, idx in warnings_.groupby("column_name").indices.items():
+            if column in staged:
+                rows_ = warnings_["row_index"].to_numpy(dtype=np.int64)[idx]
+                staged.loc[staged.index[rows_], column] = None
+        site_mismatch = errors["expectation"].str.endswith("(site_code_matches_folder)").any()
         if site_mismatch:
             # The folder says one site and the rows another: nothing in the file can be trusted.
             failed_rows[:] = True
             status = "rejected"
         elif failed_rows.all() and len(frame):
-            status = "rejected"
+            status = "no_rows_accepted"
         elif failed_rows.any():
             status = "partially_accepted"
         else:
@@ -533,6 +792,13 @@ class Intake:
         message = None
         if parsed.unknown_columns:
             message = f"ignored columns not in the contract: {', '.join(parsed.unknown_columns)}"
+        if status == "no_rows_accepted":
+            message = (f"{item.relative_path}: no row accepted, every one of the {len(frame)} row(s) has an error "
+                       f"(the reasons are listed per row); correct them and send the file again")
+        if len(warnings_):
+            note = (f"{warnings_['row_index'].nunique()} row(s) with an invalid optional value: the value was left "
+                    f"empty and the row counted (severity warning)")
+            message = f"{message}; {note}" if message else note
         if site_mismatch:
             message = f"{item.relative_path}: site_code column differs from site folder {item.site_code}; file rejected"
         record.update(status=status, rows_read=len(frame), rows_staged=int(good.sum()),
@@ -557,7 +823,7 @@ class Intake:
             # Rows that passed every check are still quarantined, with the file-level reason.
             extra = pd.DataFrame({"row_index": np.flatnonzero(failed_rows)})
             extra = extra[~extra["row_index"].isin(failures["row_index"])]
-            extra = extra.assign(expectation="site_code_matches_folder", column_name="site_code",
+            extra = extra.assign(expectation="site_code_matches_folder", column_name="site_code", severity="error",
                                  reason_zh="文件中其他行的站点编码与提交目录不一致,整份文件退回",
                                  reason_en="other rows of this file name another site than its folder; the whole file is rejected")
             failures = pd.concat([failures, extra], ignore_index=True)
@@ -574,6 +840,10 @@ class Intake:
         for column, idx in failures.groupby("column_name").indices.items():
             if column in display:
                 values[idx] = display[column].to_numpy()[position[idx]]
+        # Invisible characters (a zero-width space after V24) are spelled out, so the value shown is
+        # the value refused.
+        values = np.array([_INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", v) if isinstance(v, str) else v
+                           for v in values], dtype=object)
         out = pd.DataFrame(
             {
                 "submission_id": context["submission_id"],
@@ -588,6 +858,8 @@ class Intake:
                 "expectation": failures["expectation"].to_numpy(),
                 "reason_zh": failures["reason_zh"].to_numpy(),
                 "reason_en": failures["reason_en"].to_numpy(),
+                "severity": (failures["severity"].fillna("error").to_numpy() if "severity" in failures
+                             else "error"),
             }
         ).sort_values(["source_row", "column_name"], kind="stable")
         return out
@@ -609,13 +881,20 @@ class Intake:
                 conn.execute(warehouse.validation_runs.insert(), [validation])
 
 
+# Statuses whose rows may become the current data of a site, period and kind; a file refused
+# outright, refused row by row, or broken in processing leaves the previous version current.
+USABLE_STATUSES = ("accepted", "partially_accepted")
+
+
 def publish(engine: sa.Engine) -> dict[str, int]:
     """Number the versions of each site/period/kind and keep only the current one in staging.
 
-    The current version is the latest received file that was not rejected outright; a rejected
-    resubmission leaves the previous data in place (and its site is told why).
+    Versions are ordered by arrival as the pipeline saw them (``submission_arrivals``: when a path
+    was first seen holding these bytes), so a correction whose file time is older still wins and a
+    resend of earlier bytes makes them current again; the file's time breaks ties within one
+    run. The current version is the latest arrival that was accepted in whole or in part.
     """
-    s = warehouse.submissions
+    s, a = warehouse.submissions, warehouse.submission_arrivals
     with engine.begin() as conn:
         rows = conn.execute(
             sa.select(s.c.submission_id, s.c.site_code, s.c.period, s.c.kind, s.c.received_at, s.c.original_name,
@@ -625,9 +904,17 @@ def publish(engine: sa.Engine) -> dict[str, int]:
                                             "original_name", "status"])
         if frame.empty:
             return {"submissions": 0, "current": 0, "superseded": 0}
-        frame = frame.sort_values(["site_code", "period", "kind", "received_at", "original_name", "submission_id"])
+        arrivals = pd.DataFrame(conn.execute(
+            sa.select(a.c.submission_id, sa.func.max(a.c.first_seen_at).label("arrived_at"),
+                      sa.func.max(a.c.arrival_id).label("arrival_id")).group_by(a.c.submission_id)).all(),
+            columns=["submission_id", "arrived_at", "arrival_id"])
+        frame = frame.merge(arrivals, on="submission_id", how="left")
+        frame["arrived_at"] = pd.to_datetime(frame["arrived_at"]).fillna(pd.to_datetime(frame["received_at"]))
+        frame["arrival_id"] = frame["arrival_id"].fillna(0)
+        frame = frame.sort_values(["site_code", "period", "kind", "arrived_at", "received_at", "original_name",
+                                   "arrival_id", "submission_id"])
         frame["version"] = frame.groupby(["site_code", "period", "kind"]).cumcount() + 1
-        usable = frame[~frame["status"].isin(["rejected", "failed"])]
+        usable = frame[frame["status"].isin(USABLE_STATUSES)]
         current_ids = set(usable.groupby(["site_code", "period", "kind"])["submission_id"].last())
         frame["is_current"] = frame["submission_id"].isin(current_ids)
         for sid, version, current in frame[["submission_id", "version", "is_current"]].itertuples(index=False):
@@ -660,7 +947,7 @@ def reconcile(engine: sa.Engine) -> list[dict[str, Any]]:
     s, q = warehouse.submissions, warehouse.quarantine
     quarantined = (
         sa.select(q.c.submission_id, sa.func.count(sa.distinct(q.c.source_row)).label("n"))
-        .where(q.c.source_row.is_not(None)).group_by(q.c.submission_id).subquery()
+        .where(q.c.source_row.is_not(None), q.c.severity != "warning").group_by(q.c.submission_id).subquery()
     )
     query = sa.select(s.c.original_name, s.c.rows_read, s.c.rows_staged, s.c.rows_quarantined,
                       sa.func.coalesce(quarantined.c.n, 0).label("distinct_quarantined")).select_from(

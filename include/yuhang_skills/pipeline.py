@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,22 +47,45 @@ def as_of_date(value: str | dt.date | dt.datetime | None, timezone: str = "Asia/
 def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
     """Files under the inbox received by the end of the as-of day (Asia/Shanghai), grouped per
     site folder (one mapped task each, small folders packed together by the policy's
-    ``intake.task_bytes`` / ``task_max_sites``); files outside any site folder form their own group."""
+    ``intake.task_bytes`` / ``task_max_sites``); files outside any site folder form their own group.
+
+    A file's time is evidence, not authority: one dated in the future counts as received now. Every
+    file not handed to a task (received after the as-of day, a link, not a regular file) is listed
+    in ``intake_not_processed`` with the reason, which replaces the previous run's list."""
     settings, plan = _context()
     inbox_dir = Path(inbox) if inbox else settings.inbox_dir
     if not inbox_dir.is_dir():
         raise FileNotFoundError(f"inbox folder {inbox_dir} does not exist")
-    cutoff = dt.datetime.combine(dt.date.fromisoformat(as_of) + dt.timedelta(days=1), dt.time(),
-                                 tzinfo=ZoneInfo(plan.policy.timezone)).timestamp()
+    tz = ZoneInfo(plan.policy.timezone)
+    cutoff = dt.datetime.combine(dt.date.fromisoformat(as_of) + dt.timedelta(days=1), dt.time(), tzinfo=tz).timestamp()
+    now = dt.datetime.now(tz).timestamp()
     found = intake.discover(inbox_dir, plan)
     # Tables exist before the mapped tasks start, so parallel tasks never race to create them.
-    warehouse.create_schema(warehouse.make_engine(settings.warehouse_url))
-    ready = [f for f in found if Path(f.path).stat().st_mtime < cutoff]
-    if len(ready) < len(found):
-        log.info("%d file(s) received after %s are left for a later run", len(found) - len(ready), as_of)
+    engine = warehouse.make_engine(settings.warehouse_url)
+    warehouse.create_schema(engine)
+    ready, skipped = [], []
+    for f in found:
+        if f.skip:
+            skipped.append((f, f.skip, None))
+            continue
+        try:
+            received = min(os.lstat(f.fs_path()).st_mtime, now)
+        except OSError as exc:
+            skipped.append((f, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}"))
+            continue
+        if received < cutoff:
+            ready.append(f)
+        else:
+            skipped.append((f, "received_after_as_of", dt.datetime.fromtimestamp(received, tz).strftime("%Y-%m-%d %H:%M")))
+    with engine.begin() as conn:
+        conn.execute(warehouse.intake_not_processed.delete())
+    intake.record_not_processed(engine, skipped, dt.date.fromisoformat(as_of))
+    engine.dispose()
+    for f, code, detail in skipped:
+        log.warning("not processed: %s: %s%s", f.relative_path, code, f" ({detail})" if detail else "")
     batches = intake.site_batches(ready, int(plan.policy.intake["task_bytes"]), int(plan.policy.intake["task_max_sites"]))
-    log.info("%d submission file(s) from %d site folder(s) under %s, in %d task(s)", len(ready),
-             len({f.site_code for f in ready}), inbox_dir, len(batches))
+    log.info("%d submission file(s) from %d site folder(s) under %s, in %d task(s); %d not processed", len(ready),
+             len({f.site_code for f in ready}), inbox_dir, len(batches), len(skipped))
     return [{"site_code": batch_label(batch), "files": [f.to_dict() for f in batch], "as_of": as_of}
             for batch in sorted(batches, key=batch_label)]
 
@@ -72,19 +96,50 @@ def batch_label(batch: list[intake.InboxFile]) -> str:
 
 
 def ingest_site(site_code: str, files: list[dict[str, Any]], as_of: str) -> dict[str, Any]:
-    """Ingest one site's files; a file that breaks unexpectedly is recorded as rejected with the
-    error and the site's other files still go in."""
+    """Ingest one site's files. A file that breaks is recorded as ``failed`` with the error and
+    never touches the others; the task itself succeeds (only a lost database connection fails it,
+    to be retried), and the intake's last task fails the run naming every failed file."""
     settings, plan = _context()
     runner = intake.Intake(settings, plan, today=dt.date.fromisoformat(as_of))
-    results = runner.ingest_many([intake.InboxFile(**item) for item in files])
+    try:
+        results = runner.ingest_many([intake.InboxFile(**item) for item in files])
+    finally:
+        runner.engine.dispose()
     for result in results:
         log.info("%s: %s", result["file"], {k: v for k, v in result.items() if k not in ("submission_id", "file")})
     statuses = [r["status"] for r in results]
-    failed = [r["file"] for r in results if r["status"] == "failed"]
-    if failed:
-        # The site's other files are in; failing the task makes the run say so and retries these.
-        raise RuntimeError(f"{len(failed)} file(s) of {site_code} could not be processed: {failed}")
-    return {"site_code": site_code, "files": len(results), **{s: statuses.count(s) for s in sorted(set(statuses))}}
+    failed = [{"file": r["file"], "message": r.get("message")} for r in results if r["status"] == "failed"]
+    for f in failed:
+        log.error("failed: %s", f["message"])
+    return {"site_code": site_code, "files": len(results), "failed_files": failed,
+            **{s: statuses.count(s) for s in sorted(set(statuses))}}
+
+
+class IntakeIncomplete(RuntimeError):
+    """Files of this run could not be processed (deterministic: the run fails without retries, after
+    everything else was published); the message lists them."""
+
+
+def intake_verdict(site_summaries: list[dict[str, Any]] | None, published: dict[str, Any] | None) -> dict[str, Any]:
+    """The intake run's last word: what went in, and a failure naming every file that broke in
+    processing or every site task that did not finish, raised after the good files were published
+    so the evaluation runs for everyone else."""
+    summaries = [s for s in (site_summaries or []) if s]
+    failed = [f for s in summaries for f in s.get("failed_files", [])]
+    totals: dict[str, int] = {}
+    for s in summaries:
+        for key, value in s.items():
+            if key not in ("site_code", "failed_files") and isinstance(value, int):
+                totals[key] = totals.get(key, 0) + value
+    verdict = {"sites": len(summaries), **totals, "failed_files": failed, "published": published is not None}
+    if failed or published is None:
+        lines = [f"  {f['message'] or f['file']}" for f in failed[:50]]
+        more = f"\n  … and {len(failed) - 50} more (table submissions, status failed)" if len(failed) > 50 else ""
+        raise IntakeIncomplete(
+            f"{len(failed)} file(s) failed in processing (the other files were published"
+            f"{'' if published is not None else ' - NOT: publish did not finish'}); "
+            f"处理失败的文件 {len(failed)} 个:\n" + "\n".join(lines) + more)
+    return verdict
 
 
 def publish_staging() -> dict[str, Any]:

@@ -214,7 +214,7 @@ def submissions_summary(engine: sa.Engine) -> pd.DataFrame | None:
         current=files["is_current"].astype(bool).astype(int),
         accepted=(files["status"] == "accepted").astype(int),
         partially_accepted=(files["status"] == "partially_accepted").astype(int),
-        rejected=(files["status"] == "rejected").astype(int),
+        rejected=files["status"].isin(["rejected", "no_rows_accepted"]).astype(int),  # the site must send it again
         received_at=pd.to_datetime(files["received_at"]),
     )
     return files.groupby(["site_code", "kind"], sort=True).agg(

@@ -81,7 +81,9 @@ submissions = sa.Table(
     sa.Column("ingested_at", sa.DateTime, nullable=False),
     sa.Column("version", sa.Integer),
     sa.Column("is_current", sa.Boolean, nullable=False, default=False),
-    sa.Column("status", sa.String(24), nullable=False),  # accepted / partially_accepted / rejected / failed (processing error, retried on the next run)
+    # accepted / partially_accepted / no_rows_accepted (every row refused) / rejected (the file itself
+    # refused) / failed (processing error, retried on the next run)
+    sa.Column("status", sa.String(24), nullable=False),
     sa.Column("rows_read", sa.Integer, nullable=False),
     sa.Column("rows_staged", sa.Integer, nullable=False),
     sa.Column("rows_quarantined", sa.Integer, nullable=False),
@@ -104,6 +106,31 @@ quarantine = sa.Table(
     sa.Column("expectation", sa.String(120), nullable=False),
     sa.Column("reason_zh", sa.Text, nullable=False),
     sa.Column("reason_en", sa.Text, nullable=False),
+    # error: the row is not staged; warning: an optional value was set to null and the row staged
+    sa.Column("severity", sa.String(8), nullable=False, server_default="error"),
+)
+# Every time the intake first saw a file's content at a path: the order of versions is the order
+# of arrival (a file's modification time is evidence, not authority), and a resend of earlier
+# bytes is a new arrival that makes that content current again.
+submission_arrivals = sa.Table(
+    "submission_arrivals", metadata,
+    sa.Column("arrival_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("relative_path", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("submission_id", sa.String(120), nullable=False, index=True),
+    sa.Column("first_seen_at", sa.DateTime, nullable=False),  # Asia/Shanghai wall time
+    sa.Column("file_mtime", sa.DateTime),  # as the file said, for the record
+)
+# Files the intake saw but did not process in a run, and why (received after the as-of day, a link,
+# a path outside the inbox, a name that is not valid text ...). Rebuilt by every run.
+intake_not_processed = sa.Table(
+    "intake_not_processed", metadata,
+    sa.Column("relative_path", sa.Text, nullable=False),
+    sa.Column("reason_code", sa.String(40), nullable=False),
+    sa.Column("reason_zh", sa.Text, nullable=False),
+    sa.Column("reason_en", sa.Text, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("seen_at", sa.DateTime, nullable=False),
 )
 validation_runs = sa.Table(
     "validation_runs", metadata,
@@ -264,6 +291,7 @@ def make_engine(url: str) -> Engine:
 
 def create_schema(engine: Engine) -> None:
     metadata.create_all(engine)
+    add_missing_columns(engine, (quarantine,))  # a warehouse made before quarantine.severity
 
 
 def replace_rows(conn: sa.Connection, table: sa.Table, rows: Iterable[dict[str, Any]]) -> int:

@@ -47,8 +47,10 @@ MISSING, RESOLVED, REJECTED, EARLY_WARNING = "missing", "resolved", "rejected", 
 # A file in one of these states means the site did submit (failed = our processing error, retried).
 RECEIVED_STATUSES = ("accepted", "partially_accepted", "failed")
 # The latest file of a site/period/kind in one of these states is sent back to the site's contact.
-FIX_STATUSES = ("rejected", "partially_accepted")
-STATUS_ZH = {"rejected": "整份退回", "partially_accepted": "部分接收"}
+# no_rows_accepted: the file was read but every row was refused; for the site it is a refusal.
+REFUSED_STATUSES = ("rejected", "no_rows_accepted")
+FIX_STATUSES = ("rejected", "no_rows_accepted", "partially_accepted")
+STATUS_ZH = {"rejected": "整份退回", "no_rows_accepted": "所有行均未接收", "partially_accepted": "部分接收"}
 INDICATOR_ZH = {"person_times": "培训人次", "pass_rate": "培训合格率"}
 FOUR_PLACES = Decimal("0.0001")
 
@@ -231,7 +233,7 @@ def find_missing(expected: Iterable[ExpectedSubmission], manifest: list[dict[str
         key = item_key(row["site_code"], row["kind"], row["period"])
         if row["status"] in RECEIVED_STATUSES:
             first_received.setdefault(key, row["received_at"])
-        elif row["status"] == "rejected":
+        elif row["status"] in REFUSED_STATUSES:
             rejected[key].append(row["received_at"])
     items = []
     for e in expected:
