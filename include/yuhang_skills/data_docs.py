@@ -6,6 +6,10 @@ Pages are rendered with GX's own Data Docs renderers into ``<data_docs_dir>`` (d
 (``validations/<kind>/<site>/<run>.html``, one per suite run over a site's new files of one
 kind). The validated frames hold no clear personal data (ID numbers and names are already
 keyed hashes), so neither do the pages.
+
+A suite run covers several sites' files of one kind; each site gets its own page, showing its
+own rows only (``result_for_rows``). Every value a site sent is HTML-escaped before GX renders
+it, so a payee such as ``<img src=x onerror=…>`` is shown as text and never runs in the page.
 """
 
 from __future__ import annotations
@@ -23,6 +27,57 @@ def _render(document_source: Any, renderer: str) -> str:
 
     document = getattr(renderers, renderer)().render(document_source)
     return DefaultJinjaPageView().render(document)
+
+
+_VALUE_KEYS = ("unexpected_list", "partial_unexpected_list")
+_INDEX_KEYS = ("unexpected_index_list", "partial_unexpected_index_list")
+
+
+def _neutral(value: Any) -> Any:
+    """A site's value as inert text: strings escaped, containers walked."""
+    if isinstance(value, str):
+        return html.escape(value, quote=True)
+    if isinstance(value, dict):
+        return {_neutral(k): _neutral(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_neutral(v) for v in value]
+    return value
+
+
+def result_for_rows(result: Any, rows: set[int]) -> Any:
+    """A copy of a suite result that shows only the failures of ``rows`` (row positions in the
+    validated frame), counts recomputed for them, every site value escaped."""
+    import copy
+    from collections import Counter
+
+    result = copy.deepcopy(result)
+    for r in result.results:
+        data = r.result or {}
+        index = data.get("unexpected_index_list")
+        if index is None:
+            for key in _VALUE_KEYS + ("partial_unexpected_counts",):
+                if key in data:
+                    data[key] = _neutral(data[key])
+            continue
+        values = data.get("unexpected_list") or [None] * len(index)
+        keep = [(i, v) for i, v in zip(index, values) if (i if isinstance(i, int) else -1) in rows]
+        kept_values = [_neutral(v) for _, v in keep]
+        data["element_count"] = len(rows)
+        data["unexpected_count"] = len(keep)
+        data["unexpected_percent"] = 100.0 * len(keep) / len(rows) if rows else 0.0
+        data["unexpected_index_list"] = [i for i, _ in keep]
+        data["partial_unexpected_index_list"] = [i for i, _ in keep][:20]
+        data["unexpected_list"] = kept_values
+        data["partial_unexpected_list"] = kept_values[:20]
+        counted = Counter(v if not isinstance(v, (dict, list)) else repr(v) for v in kept_values)
+        data["partial_unexpected_counts"] = [{"value": v, "count": c} for v, c in counted.most_common(20)]
+        for key in ("unexpected_percent_total", "unexpected_percent_nonmissing"):
+            if key in data:
+                data[key] = data["unexpected_percent"]
+        data.pop("unexpected_index_query", None)
+        r.success = not keep
+    result.success = all(r.success for r in result.results)
+    return result
 
 
 def write_validation_page(docs_dir: Path, kind: str, site_code: str, sha256s: list[str], result: Any) -> Path:

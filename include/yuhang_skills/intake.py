@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -748,11 +749,19 @@ class Intake:
         """Data Docs are a view for people: failing to render one never stops the intake."""
         from . import data_docs
 
-        try:
-            data_docs.write_validation_page(self.settings.data_docs_dir, kind, batch[0].item.site_code,
-                                            [p.record["sha256"] for p in batch], outcome.result)
-        except Exception:  # noqa: BLE001
-            log.warning("Data Docs page for %s/%s could not be written", kind, batch[0].item.site_code, exc_info=True)
+        # One page per site: the suite ran over several sites' files, each page shows its site's rows only.
+        offsets = np.cumsum([0] + [len(p.parsed.frame) for p in batch])
+        by_site: dict[str, list[int]] = {}
+        for i, p in enumerate(batch):
+            by_site.setdefault(p.item.site_code, []).append(i)
+        for site, members in by_site.items():
+            rows = set(itertools.chain.from_iterable(range(offsets[i], offsets[i + 1]) for i in members))
+            try:
+                data_docs.write_validation_page(self.settings.data_docs_dir, kind, site,
+                                                [batch[i].record["sha256"] for i in members],
+                                                data_docs.result_for_rows(outcome.result, rows))
+            except Exception:  # noqa: BLE001
+                log.warning("Data Docs page for %s/%s could not be written", kind, site, exc_info=True)
 
     def _finish(self, pending: "_Pending", failures: pd.DataFrame, outcome: Any) -> dict[str, Any]:
         """Judge one file from its rows' failures and write it: staging, quarantine, manifest."""
