@@ -92,6 +92,12 @@ EXPLANATIONS: dict[str, tuple[str, str]] = {
         "一笔{measure}元的支出发生在实施期之外({sites},{year}年),不计入绩效",
         "a payment of {measure} yuan falls outside the implementation period ({sites}, {year}); it does not count",
     ),
+    "resubmitted_in_another_period": (
+        "{sites}把同一批数据在{measure}个期间重复报送(同一人同一培训班,或同一凭证号、金额和收款单位);"
+        "最早期间的计入,重复的{excluded_rows}条不计入绩效",
+        "{sites} sent the same rows again under {measure} periods (the same person in the same class, or the same "
+        "voucher, amount and payee); the earliest period's rows count, the {excluded_rows} repeat(s) do not",
+    ),
     "training_paid_beyond_roster": (
         "{sites}在{year}年按花名册每人次支付培训资金{measure}元,超过每人次{threshold}元的上限,支付的人次多于花名册",
         "{sites} paid {measure} yuan of training money per roster person-time in {year}, above {threshold} "

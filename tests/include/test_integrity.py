@@ -197,6 +197,15 @@ def build_world() -> tuple[World, dict[str, set]]:
     w.trainee("V01", "V01-T", "v1", D(2026, 8, 3), D(2026, 8, 5), occupation="茶艺师")
     w.payment("V01", "2026-08", category="training_subsidy", fen=10_000_000)
     expected["training_paid_beyond_roster"] = {("S07", "S07")}
+
+    # resubmitted_in_another_period: S10's May payment booked again in its June ledger (planted: the
+    # June copy is excluded); the same voucher number with another amount in July (near miss: ledgers
+    # that number vouchers from 1 every month).
+    w.payment("S10", "2026-05", pay_date=D(2026, 5, 20), voucher="记-RS1", payee="重复供应商", fen=50_000)
+    repeat = w.payment("S10", "2026-06", pay_date=D(2026, 5, 20), voucher="记-RS1", payee="重复供应商", fen=50_000)
+    w.payment("S10", "2026-07", pay_date=D(2026, 7, 20), voucher="记-RS1", payee="重复供应商", fen=70_000)
+    expected["resubmitted_in_another_period"] = {("S10", "记-RS1")}
+    excluded["resubmitted_in_another_period"] = {repeat}
     return w, {"findings": expected, "excluded": excluded}
 
 
@@ -229,7 +238,7 @@ def _findings(engine) -> pd.DataFrame:
 
 CHECKS = ["overlapping_classes", "yearly_subsidy_limit", "repeat_occupation_level", "outside_working_age",
           "certificate_burst", "uniform_class", "duplicate_invoice", "duplicate_voucher", "base_equipment_over_rule",
-          "ineligible_provincial", "payment_outside_period", "training_paid_beyond_roster"]
+          "ineligible_provincial", "payment_outside_period", "resubmitted_in_another_period", "training_paid_beyond_roster"]
 
 
 def test_every_check_of_the_policy_is_tested():
@@ -246,7 +255,8 @@ def test_planted_case_is_found_and_near_miss_is_not(checked, check):
 
 @pytest.mark.parametrize("check", [c for c in CHECKS if c in {"overlapping_classes", "yearly_subsidy_limit",
                                                                  "repeat_occupation_level", "outside_working_age",
-                                                                 "duplicate_invoice", "payment_outside_period"}])
+                                                                 "duplicate_invoice", "payment_outside_period",
+                                                                 "resubmitted_in_another_period"}])
 def test_excluding_checks_exclude_exactly_the_later_rows(checked, check):
     engine, _, truth, _ = checked
     with engine.connect() as conn:
