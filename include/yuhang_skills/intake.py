@@ -311,6 +311,18 @@ def archive_copy(path: Path, archive_dir: Path, suffix: str) -> tuple[Path, str,
         raise
 
 
+def received_time(mtime: dt.datetime | None, seen: dt.datetime, as_of: dt.date) -> dt.datetime:
+    """When a file counts as received (Asia/Shanghai wall time): its modification time is evidence of
+    when the site sent it, but never later than when the pipeline saw it (a time in the future is a
+    wrong clock). A run whose as-of day has not begun yet by the wall clock (a replay of a simulated
+    calendar, like the demo) has no present to compare with: the file's time stands."""
+    if mtime is None:
+        return seen
+    if seen < dt.datetime.combine(as_of, dt.time()):
+        return mtime
+    return min(mtime, seen)
+
+
 def period_bounds(period: str, kind: str, cadence: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     """First and last day the data of a submission may describe."""
     month = pd.Period(period, freq="M")
@@ -709,8 +721,7 @@ class Intake:
 
     def _new_record(self, item: InboxFile, submission_id: str, first_seen: dt.datetime) -> tuple[dict, dict]:
         archived, sha, size, mtime = self._copies[item.path]
-        # The file's time is evidence of when the site sent it, never later than the pipeline saw it.
-        received = min(mtime, first_seen) if mtime is not None else first_seen
+        received = received_time(mtime, first_seen, self.today)
         record: dict[str, Any] = {
             "submission_id": submission_id,
             "sha256": sha,

@@ -58,7 +58,7 @@ def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"inbox folder {inbox_dir} does not exist")
     tz = ZoneInfo(plan.policy.timezone)
     cutoff = dt.datetime.combine(dt.date.fromisoformat(as_of) + dt.timedelta(days=1), dt.time(), tzinfo=tz).timestamp()
-    now = dt.datetime.now(tz).timestamp()
+    now_wall = dt.datetime.now(tz).replace(tzinfo=None)
     found = intake.discover(inbox_dir, plan)
     # Tables exist before the mapped tasks start, so parallel tasks never race to create them.
     engine = warehouse.make_engine(settings.warehouse_url)
@@ -69,7 +69,8 @@ def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
             skipped.append((f, f.skip, None))
             continue
         try:
-            received = min(os.lstat(f.fs_path()).st_mtime, now)
+            mtime = dt.datetime.fromtimestamp(os.lstat(f.fs_path()).st_mtime, tz).replace(tzinfo=None)
+            received = intake.received_time(mtime, now_wall, dt.date.fromisoformat(as_of)).replace(tzinfo=tz).timestamp()
         except OSError as exc:
             skipped.append((f, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}"))
             continue
