@@ -118,6 +118,24 @@ def _decode_csv(data: bytes, encodings: list[str]) -> tuple[str, str]:
     )
 
 
+_ROW_NUMBER = re.compile(rb"<(?:\w+:)?row\b[^>]*?\br=\"(\d+)\"")
+
+
+def _xlsx_last_row(path: Path, part: str | None) -> int | None:
+    """The highest row number stored in a worksheet's XML (None when it cannot be told)."""
+    import zipfile
+
+    if not part:
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = archive.read(part.lstrip("/"))
+    except (KeyError, OSError, zipfile.BadZipFile):
+        return None
+    numbers = _ROW_NUMBER.findall(data)
+    return max(int(n) for n in numbers) if numbers else 0
+
+
 def _sheet_has_header(ws: Any, lookup: dict[str, str], search: int, need: int) -> bool:
     for row in itertools.islice(ws.iter_rows(values_only=True), search):
         if len({lookup[fold(c)] for c in row if c is not None and fold(c) in lookup}) >= need:
@@ -159,9 +177,22 @@ def _read_xlsx_grid(path: Path, lookup: dict[str, str] | None = None, search: in
                         "file_readable")
                 if candidates:
                     chosen = candidates[0]
+            # A sheet's stored dimension (A1:Q2) may understate its rows, and openpyxl's read-only mode
+            # then stops early: read to the last row present, and check against a count of the
+            # sheet's rows made from its XML without openpyxl.
+            chosen.reset_dimensions()
             rows = [list(r) for r in chosen.iter_rows(values_only=True)]
+            stored = _xlsx_last_row(path, getattr(chosen, "_worksheet_path", None))
+            if stored is not None and stored > len(rows):
+                raise FileRejected(
+                    f"sheet {chosen.title!r} has {stored} rows but {len(rows)} could be read; open it in Excel and "
+                    f"save it again",
+                    f"工作表 {chosen.title!r} 共有 {stored} 行,但只能读取 {len(rows)} 行;请用 Excel 打开后重新保存",
+                    "file_readable")
         finally:
             wb.close()
+        while rows and all(v is None for v in rows[-1]):
+            rows.pop()  # trailing empty rows are formatting, not data
         return rows, "xlsx"
     raise FileRejected(f"unsupported file type {suffix!r}", f"不支持的文件类型 {suffix}", "file_type")
 

@@ -211,6 +211,28 @@ def two_candidate_sheets(b: Box):
 
 
 @case
+def understated_dimension(b: Box):
+    """An XLSX whose stored dimension says A1:Q2 although it holds 4 data rows (openpyxl's
+    read-only mode stops at the dimension)."""
+    import re
+    import zipfile
+
+    rel = f"{PERIOD}/V21/roster.xlsx"
+    path = b.path(b.claim(rel))
+    write_xlsx(path, "roster", [roster_row("V21") for _ in range(4)])
+    source = zipfile.ZipFile(io.BytesIO(path.read_bytes()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename.startswith("xl/worksheets/sheet"):
+                data = re.sub(rb'<dimension ref="[^"]+"', b'<dimension ref="A1:Q2"', data)
+            target.writestr(item, data)
+    path.write_bytes(out.getvalue())
+    return rel
+
+
+@case
 def bad_optional_values(b: Box):  # class 6
     return b.csv(f"{PERIOD}/V11/roster.csv", "roster",
                  [roster_row("V11", satisfaction="一般"), roster_row("V11", satisfaction="5"),
@@ -461,6 +483,10 @@ def test_a_hidden_draft_sheet_is_never_read(run):
     rel = run.inputs["hidden_draft_sheet"]
     assert counts(run, rel) == ("accepted", 2, 2, 0)
     assert run.staged("roster", rel)["class_id"].tolist() == ["FINAL", "FINAL"]
+
+
+def test_a_wrong_sheet_dimension_hides_no_row(run):
+    assert counts(run, run.inputs["understated_dimension"]) == ("accepted", 4, 4, 0)
 
 
 def test_several_candidate_sheets_are_refused_by_name(run):
