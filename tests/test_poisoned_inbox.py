@@ -1,0 +1,143 @@
+"""A run with a poisoned file of every class next to the sample inbox still evaluates everyone else.
+
+The clean sample's headline is computed independently from its files first (tests/test_end_to_end
+``independent_headline``); then one file per class of bad input is added, the three real DAGs run
+through ``dag.test()``, and the headline must be the clean one while every poisoned file is
+recorded with its status and reason (or listed as not processed) and every row adds up.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from test_end_to_end import AS_OF, independent_headline
+
+WHEN = dt.datetime(2027, 2, 1, 10, 0).timestamp()  # before the as-of day: every file is due for this run
+
+
+def _csv(header: list[str], rows: list[list[str]], delimiter: str = ",") -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+FINANCE = ["站点编码", "凭证号", "支付日期", "金额(元)", "资金来源", "支出类别", "收款单位", "发票号", "摘要"]
+SURVEY = ["站点编码", "调查对象", "调查日期", "评价"]
+
+
+def poison(inbox: Path, outside: Path) -> dict[str, str]:
+    """One poisoned file per class; returns relative path (as recorded) -> expected status."""
+    files: dict[str, tuple[bytes, str]] = {
+        # 1: an amount that overflowed, alone in a resubmission: no row accepted, March stays as it was
+        "2026-03/S01/finance_v9.csv": (_csv(FINANCE, [["S01", "记-X1", "2026-03-10", "99999999999999999999.99", "省级",
+                                                       "师资培训", "某公司", "FPX1", ""]]), "no_rows_accepted"),
+        "2026-03/S02/survey_v9.csv": (_csv(SURVEY, [["S02", "劳动者", "2026-03-1\x005", "满意"]]), "rejected"),
+        # 2: layout: a village's survey, a survey in a non-quarter month, a period outside the programme
+        "2026-03/V01/survey.csv": (_csv(SURVEY, [["V01", "劳动者", "2026-03-15", "满意"]]), "rejected"),
+        "2026-04/S01/survey.csv": (_csv(SURVEY, [["S01", "劳动者", "2026-03-15", "满意"]]), "rejected"),
+        "2030-05/S01/finance.csv": (_csv(FINANCE, [["S01", "记-X2", "2030-05-10", "100.00", "省级", "师资培训", "某公司",
+                                                    "FPX2", ""]]), "rejected"),
+        # 2: a May ledger in the June folder
+        "2026-06/S03/finance_v9.csv": (_csv(FINANCE, [["S03", "记-X3", "2026-05-10", "100.00", "省级", "师资培训",
+                                                       "某公司", "FPX3", ""]]), "no_rows_accepted"),
+        # 4: a decimal comma
+        "2026-06/S04/finance_v9.csv": (_csv(FINANCE, [["S04", "记-X4", "2026-06-10", "1234,50", "省级", "师资培训",
+                                                       "某公司", "FPX4", ""]]), "no_rows_accepted"),
+        # 5: an unbalanced quote
+        "2026-06/S05/finance_v9.csv": (_csv(FINANCE, [["S05", f"记-Y{i}", "2026-06-10", "10.00", "省级", "师资培训",
+                                                       "某公司", f"FPY{i}", ""] for i in range(6)]).replace(
+            b",\xe6\x9f\x90\xe5\x85\xac\xe5\x8f\xb8,FPY1", b',"\xe6\x9f\x90\xe5\x85\xac\xe5\x8f\xb8,FPY1'), "rejected"),
+        # 8: an Excel file named .csv, a ;-separated file
+        "2026-06/S06/finance_v9.csv": (b"PK\x03\x04" + b"\x00" * 64, "rejected"),
+        "2026-06/S07/finance_v9.csv": (_csv(FINANCE, [["S07", "记-X7", "2026-06-10", "10.00", "省级", "师资培训", "某公司",
+                                                       "FPX7", ""]], delimiter=";"), "rejected"),
+    }
+    expected = {}
+    for rel, (data, status) in files.items():
+        path = inbox / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        os.utime(path, (WHEN, WHEN))
+        expected[rel] = status
+    # 1: a file name that is not UTF-8
+    gbk = os.path.join(os.fsencode(inbox / "2026-06" / "S08"), "台账.csv".encode("gbk"))
+    os.makedirs(os.path.dirname(gbk), exist_ok=True)
+    with open(gbk, "wb") as fh:
+        fh.write(files["2026-03/S01/finance_v9.csv"][0])
+    os.utime(gbk, (WHEN, WHEN))
+    expected["2026-06/S08/台账.csv"] = "rejected"
+    # 7: a link to a file outside the inbox
+    outside.write_bytes(files["2026-03/S01/finance_v9.csv"][0])
+    (inbox / "2026-06" / "S09").mkdir(parents=True, exist_ok=True)
+    (inbox / "2026-06" / "S09" / "finance_v9.csv").symlink_to(outside)
+    expected["2026-06/S09/finance_v9.csv"] = "not_processed"
+    return expected
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, airflow_db):
+    from yuhang_skills import cli
+    from yuhang_skills.sample import SampleOptions, generate
+
+    root = tmp_path_factory.mktemp("poisoned")
+    inbox = root / "inbox"
+    generate(inbox, SampleOptions.clean(scale=0.5))
+    clean = independent_headline(inbox)
+    expected = poison(inbox, root / "outside.csv")
+    saved = {k: os.environ.get(k) for k in ("YUHANG_VAR_DIR", "YUHANG_WAREHOUSE_URL")}
+    os.environ["YUHANG_VAR_DIR"] = str(root / "var")
+    os.environ["YUHANG_WAREHOUSE_URL"] = f"sqlite:///{root / 'var' / 'warehouse.sqlite'}"
+    try:
+        result = cli.run_dags(AS_OF, None, inbox)
+        engine = sa.create_engine(os.environ["YUHANG_WAREHOUSE_URL"])
+        yield {"result": result, "clean": clean, "expected": expected, "engine": engine}
+        engine.dispose()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_the_evaluation_runs_for_everyone_else_unchanged(run):
+    headline, clean = run["result"]["headline"], run["clean"]
+    with run["engine"].connect() as conn:
+        points = {r.indicator: Decimal(str(r.points)) for r in conn.execute(sa.text(
+            "select indicator, points from eval_indicator where evaluation_year = 2027"))}
+        person_times = {(r.site_code, r.year): r.person_times for r in conn.execute(sa.text(
+            "select site_code, year, person_times from ind_site_year where person_times > 0"))}
+    assert points == clean["points"]
+    assert person_times == clean["person_times"]
+    for key in ("score", "released_yuan", "recoveries_yuan", "net_released_yuan"):
+        assert Decimal(headline[key]) == clean[key], key
+    assert headline["grade"] == clean["grade"]
+
+
+def test_every_poisoned_file_is_recorded_with_its_status_and_rows_add_up(run):
+    with run["engine"].connect() as conn:
+        subs = {r.original_name: r for r in conn.execute(sa.text(
+            "select original_name, status, rows_read, rows_staged, rows_quarantined, is_current, message "
+            "from submissions"))}
+        skipped = {r.relative_path: r.reason_code for r in conn.execute(sa.text(
+            "select relative_path, reason_code from intake_not_processed"))}
+        failed = conn.execute(sa.text("select count(*) from submissions where status = 'failed'")).scalar_one()
+    assert failed == 0
+    for rel, status in run["expected"].items():
+        if status == "not_processed":
+            assert skipped.get(rel) == "link", skipped
+            continue
+        sub = subs[rel]
+        assert sub.status == status and not sub.is_current and sub.rows_staged == 0, (rel, sub)
+        assert sub.rows_read == sub.rows_staged + sub.rows_quarantined and sub.message.startswith(rel), sub
+    assert all(s.rows_read == s.rows_staged + s.rows_quarantined for s in subs.values())
