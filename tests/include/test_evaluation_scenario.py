@@ -468,7 +468,7 @@ def test_rerun_replaces_the_year_and_the_fingerprint_covers_the_decisions(scenar
             counts = conn.execute(sa.text(f"select count(*) from {table.name}")).scalar_one()
         assert counts == {"eval_indicator": 10, "eval_site": 17, "eval_district": 1, "eval_gap": 14,
                           "eval_release": 1, "eval_rectification": 7, "eval_plan_2027": 25,
-                          "eval_excellent_station": 5, "eval_integrity": 12}[table.name]
+                          "eval_excellent_station": 5, "eval_integrity": 13}[table.name]
     without = evaluate(engine, scenario_plan, 2027, AS_OF)
     assert without.input_fingerprint != results["banded"].input_fingerprint
     # without decisions S03 2025 and B01 2025 are overdue as well: S03 300,000 x (1 - 0.96) = 12,000 more
