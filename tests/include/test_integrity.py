@@ -46,8 +46,9 @@ class World:
 
     def trainee(self, site: str, class_id: str, person: str, start: dt.date, end: dt.date, *,
                 occupation: str = "电工", level: str = "primary", passed: bool = True, satisfaction: str | None = None,
-                birth: dt.date = D(1990, 1, 1), sex: str = "M", age: int = 36) -> tuple[str, int]:
-        f = self._file(site, start.strftime("%Y-%m"), "roster")
+                birth: dt.date = D(1990, 1, 1), sex: str = "M", age: int = 36,
+                period: str | None = None) -> tuple[str, int]:
+        f = self._file(site, period or start.strftime("%Y-%m"), "roster")
         row = f["next_row"]
         f["next_row"] += 1
         self.roster.append({
@@ -316,3 +317,34 @@ def test_a_check_without_its_sql_file_is_refused(tmp_path):
         (tmp_path / "integrity" / f"{name}.sql").write_text("select 1", encoding="utf-8")
     with pytest.raises(ValueError, match="no SQL file for \\['overlapping_classes'\\]"):
         integrity.verify_checks(plan, tmp_path)
+
+
+def test_a_class_filed_again_under_another_period_is_found_and_its_repeat_excluded(warehouse_url):
+    """resubmitted_in_another_period, roster: V20 files class RS-C (ending in August) in its July
+    and its August roster (planted: the August copy is excluded); the same person in another class
+    in September is no finding (near miss)."""
+    plan = Plan.from_settings(load_settings())
+    engine = warehouse.make_engine(warehouse_url)
+    warehouse.create_schema(engine)
+    w = World()
+    w.trainee("V20", "RS-C", "rs-p", D(2026, 7, 28), D(2026, 8, 2), period="2026-07")
+    repeat = w.trainee("V20", "RS-C", "rs-p", D(2026, 7, 28), D(2026, 8, 2), period="2026-08")
+    w.trainee("V20", "RS-D", "rs-p", D(2026, 9, 7), D(2026, 9, 9), occupation="焊工", period="2026-09")
+    with engine.begin() as conn:
+        conn.execute(warehouse.submissions.insert(), [{k: v for k, v in f.items() if k != "next_row"}
+                                                      for f in w.files.values()])
+        conn.execute(warehouse.stg_roster.insert(), w.roster)
+    models.load_reference(engine, plan)
+    integrity.run_checks(engine, plan, SQL_DIR)
+    found = _findings(engine)
+    mine = found[found["check_name"] == "resubmitted_in_another_period"]
+    assert mine[["site_code", "subject", "excluded_rows", "evidence_rows"]].values.tolist() == [["V20", "rs-p", 1, 2]]
+    assert float(mine.iloc[0]["measure"]) == 2 and "2 periods" in mine.iloc[0]["explanation_en"]
+    # Only this check sees it (overlapping_classes pairs different classes): the repeat is excluded,
+    # once, and nothing else.
+    with engine.connect() as conn:
+        excluded = conn.execute(sa.text(
+            "select s.original_name, x.source_row, x.check_name from integrity_exclusions as x join submissions as s "
+            "on s.submission_id = x.submission_id")).all()
+    assert [(n, r, c) for n, r, c in excluded] == [(*repeat, "resubmitted_in_another_period")]
+    engine.dispose()
