@@ -223,22 +223,33 @@ def test_every_row_is_accounted_for(run):
     assert rows[3] == 0  # the clean sample has nothing to quarantine
 
 
-def test_rerun_changes_nothing(run):
+def test_a_rerun_over_the_same_inbox_is_a_new_run_with_the_same_rows(run):
+    """Intake and models are idempotent; the evaluation writes a second run whose rows equal the
+    first's, and the first run's rows stay as they were."""
     tables = ["submissions", "stg_roster", "stg_finance", "stg_survey", "stg_outcomes", "quarantine",
-              "ind_site_year", "ind_site_year_spending", "eval_indicator", "eval_site", "eval_gap", "eval_release",
-              "eval_rectification", "eval_plan_2027", "eval_excellent_station"]
-    volatile = {"evaluated_at", "ingested_at", "run_at"}
+              "ind_site_year", "ind_site_year_spending"]
+    eval_tables = ["eval_indicator", "eval_site", "eval_gap", "eval_release", "eval_rectification", "eval_plan_2027",
+                   "eval_excellent_station", "eval_village", "eval_submissions"]
+    volatile = {"evaluated_at", "ingested_at", "run_at", "run_id"}
 
-    def snapshot():
+    def snapshot(run_id=None):
         out = {}
         with run["engine"].connect() as conn:
-            for table in tables:
-                result = conn.execute(sa.text(f"select * from {table}"))
+            for table in (eval_tables if run_id else tables):
+                result = conn.execute(sa.text(f"select * from {table}" + (" where run_id = :r" if run_id else "")),
+                                      {"r": run_id})
                 keep = [i for i, c in enumerate(result.keys()) if c not in volatile]
                 out[table] = sorted(tuple(str(row[i]) for i in keep) for row in result)
         return out
 
-    before = snapshot()
+    first = run["result"]["headline"]["run_id"]
+    before, first_rows = snapshot(), snapshot(first)
     second = run["rerun"]()
     assert second["headline"]["score"] == run["result"]["headline"]["score"]
+    assert second["headline"]["run_id"] > first
     assert snapshot() == before
+    assert snapshot(first) == first_rows
+    assert snapshot(second["headline"]["run_id"]) == first_rows
+    from yuhang_skills import runs
+
+    assert runs.diff(run["engine"], first, second["headline"]["run_id"]) == []

@@ -156,27 +156,96 @@ def build_models() -> dict[str, int]:
     return models.build_models(warehouse.make_engine(settings.warehouse_url), SQL_DIR)
 
 
-def run_evaluation(evaluation_year: int | None, as_of: str) -> dict[str, Any]:
+def run_evaluation(evaluation_year: int | None, as_of: str, provisional: bool = False) -> dict[str, Any]:
     """Score the evaluation year with the evaluators' rectification decisions (a missing file
-    means none) and replace its rows in the eval_* tables."""
+    means none) and write it as a new run (runs.py): refused (EvaluationRefused) when the as-of date
+    is before the evaluated period's data can be complete, unless ``provisional``."""
+    from . import runs
+
     settings, plan = _context()
+    year = int(evaluation_year or plan.policy.evaluation_year)
+    as_of_day = dt.date.fromisoformat(as_of)
+    status = runs.check_as_of(plan, year, as_of_day, provisional)
     engine = warehouse.make_engine(settings.warehouse_url)
     require_indicators(engine)
-    year = int(evaluation_year or plan.policy.evaluation_year)
     decisions = load_decisions(settings.rectifications_path, plan)
     log.info("%d rectification decision(s) from %s", len(decisions.by_key), settings.rectifications_path)
-    result = evaluate(engine, plan, year, dt.date.fromisoformat(as_of), decisions)
-    counts = write_evaluation(engine, result, settings.pii_key_is_demo)
-    return {**result.headline(), "tables": counts}
+    result = evaluate(engine, plan, year, as_of_day, decisions)
+    counts = write_evaluation(
+        engine, result, settings.pii_key_is_demo, status=status,
+        data_complete_on=runs.data_complete_on(plan, year),
+        input_files={"policy": plan.policy.path, "sites": settings.sites_path, "contract": settings.contract_path},
+        rectifications_sha256=decisions.sha256)
+    run_id = counts.pop("run_id")
+    log.info("evaluation run %s (%s) written", run_id, status)
+    return {**result.headline(), "run_id": run_id, "status": status, "tables": counts}
 
 
-def write_outputs(evaluation_year: int | None) -> dict[str, str]:
+OUTPUT_KINDS = ("xlsx", "html")
+
+
+def run_output_path(output_dir: Path, year: int, run_id: str, suffix: str) -> Path:
+    return output_dir / f"evaluation_{year}_{run_id}.{suffix}"
+
+
+def _write_once(path: Path, write: Any) -> Path:
+    """Write a run's file once: a run's outputs are never overwritten."""
+    if path.exists():
+        raise FileExistsError(f"{path} exists: a run's outputs are written once and never replaced")
+    write(path)
+    return path
+
+
+def _pointer_copy(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` atomically (the ``latest`` and ``final`` copies)."""
+    import shutil
+
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, tmp)
+    tmp.replace(target)
+
+
+def write_outputs(evaluation_year: int | None, run_id: str | None = None) -> dict[str, str]:
+    """The run's workbook and report, named by run and written once; then the year's ``latest``
+    copies point at them."""
+    from . import runs
+
     settings, plan = _context()
     engine = warehouse.make_engine(settings.warehouse_url)
     year = int(evaluation_year or plan.policy.evaluation_year)
-    workbook = write_workbook(engine, settings.output_dir / f"evaluation_{year}.xlsx", year)
-    report = write_html_report(engine, settings.output_dir / f"evaluation_{year}.html", year)
-    return {"workbook": str(workbook), "report": str(report)}
+    run_id = run_id or runs.latest_run_id(engine, year)
+    out = settings.output_dir
+    files = {
+        "workbook": _write_once(run_output_path(out, year, run_id, "xlsx"),
+                                lambda p: write_workbook(engine, p, year, run_id)),
+        "report": _write_once(run_output_path(out, year, run_id, "html"),
+                              lambda p: write_html_report(engine, p, year, run_id)),
+    }
+    for path in files.values():
+        _pointer_copy(path, out / f"evaluation_{year}_latest{path.suffix}")
+    runs.set_outputs(engine, run_id, {k: str(v) for k, v in files.items()})
+    return {k: str(v) for k, v in files.items()}
+
+
+def publish_final(run_id: str) -> dict[str, str]:
+    """The final run's files as the year's ``evaluation_<year>_final.*`` copies."""
+    from . import runs
+
+    settings, _ = _context()
+    engine = warehouse.make_engine(settings.warehouse_url)
+    run = runs.get_run(engine, run_id)
+    if run["status"] != "final":
+        raise runs.EvaluationRefused(f"{run_id} 不是正式评价", f"{run_id} is not the final run")
+    year = int(run["evaluation_year"])
+    out = settings.output_dir
+    copied = {}
+    for suffix in OUTPUT_KINDS:
+        source = run_output_path(out, year, run_id, suffix)
+        if source.exists():
+            target = out / f"evaluation_{year}_final.{suffix}"
+            _pointer_copy(source, target)
+            copied[suffix] = str(target)
+    return copied
 
 
 def as_of_from_context(context: Any) -> str:

@@ -522,9 +522,13 @@ def _site_names(engine: sa.Engine, evaluation_year: int) -> dict[str, str]:
     return {str(r["site_code"]): str(r["town"]) for r in sites.to_dict("records")}
 
 
-def render_report(engine: sa.Engine, evaluation_year: int) -> str:
-    """The report page for ``evaluation_year`` as an HTML string."""
-    frames = report_frames(engine, evaluation_year)
+def render_report(engine: sa.Engine, evaluation_year: int, run_id: str | None = None) -> str:
+    """The report page of the run ``run_id`` (default: the year's newest) as an HTML string."""
+    from .reporting import resolve_run
+
+    run_id = resolve_run(engine, evaluation_year, run_id)
+    frames = report_frames(engine, evaluation_year, run_id)
+    workbook_name = f"evaluation_{evaluation_year}_{run_id}.xlsx" if run_id else f"evaluation_{evaluation_year}.xlsx"
     district_frame = frames.get("eval_district")
     if district_frame is None or district_frame.empty:
         raise LookupError(f"the warehouse has no evaluation for {evaluation_year}; run the evaluation first")
@@ -553,16 +557,16 @@ def render_report(engine: sa.Engine, evaluation_year: int) -> str:
         f'<title>{_e(title_zh)}</title><style>{STYLE}</style></head><body><main>'
         f'<header><h1>{_e(title_zh)}</h1><p class="subtitle">{_e(title_en)}</p></header>'
         + "".join(sections)
-        + f'<footer>由数仓评价表生成;工作簿 evaluation_{evaluation_year}.xlsx 含全部明细({_e(sheets)})。'
+        + f'<footer>由数仓评价表生成;工作簿 {_e(workbook_name)} 含全部明细({_e(sheets)})。'
         f'<span class="en">Generated from the warehouse evaluation tables; the workbook '
-        f'evaluation_{evaluation_year}.xlsx has every row.</span></footer></main></body></html>\n'
+        f'{_e(workbook_name)} has every row.</span></footer></main></body></html>\n'
     )
 
 
-def write_html_report(engine: sa.Engine, path: Path, evaluation_year: int) -> Path:
-    """Write the HTML report for ``evaluation_year`` to ``path`` (atomically) and return it."""
+def write_html_report(engine: sa.Engine, path: Path, evaluation_year: int, run_id: str | None = None) -> Path:
+    """Write the HTML report of the run (default: the year's newest) to ``path`` (atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.html")
-    tmp.write_text(render_report(engine, evaluation_year), encoding="utf-8")
+    tmp.write_text(render_report(engine, evaluation_year, run_id), encoding="utf-8")
     tmp.replace(path)
     return path

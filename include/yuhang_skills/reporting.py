@@ -123,7 +123,7 @@ SHEETS: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
 }
 
 # Keys that say nothing to a reader: the one evaluation year of the file, surrogate ids.
-HIDDEN_COLUMNS = frozenset({"evaluation_year", "gap_id"})
+HIDDEN_COLUMNS = frozenset({"evaluation_year", "gap_id", "run_id", "item"})
 
 # The evaluation frame's dimensions in reading order (财预〔2020〕10号), Chinese and English.
 DIMENSIONS: dict[str, tuple[str, str]] = {
@@ -153,9 +153,9 @@ def _columns(engine: sa.Engine, table: str) -> list[str] | None:
     return [c["name"] for c in inspector.get_columns(table)]
 
 
-def read_table(engine: sa.Engine, table: str, evaluation_year: int) -> pd.DataFrame | None:
-    """The table's rows (of ``evaluation_year`` when it has that column) in primary-key order,
-    or ``None`` when the warehouse has no such table."""
+def read_table(engine: sa.Engine, table: str, evaluation_year: int, run_id: str | None = None) -> pd.DataFrame | None:
+    """The table's rows (of ``evaluation_year`` and of the run ``run_id`` when it has those
+    columns) in primary-key order, or ``None`` when the warehouse has no such table."""
     columns = _columns(engine, table)
     if columns is None:
         return None
@@ -164,7 +164,16 @@ def read_table(engine: sa.Engine, table: str, evaluation_year: int) -> pd.DataFr
     query = sa.select(source).order_by(*(source.c[c] for c in order))
     if "evaluation_year" in columns:
         query = query.where(source.c.evaluation_year == evaluation_year)
+    if "run_id" in columns and run_id is not None:
+        query = query.where(source.c.run_id == run_id)
     return pd.read_sql(query, engine)
+
+
+def resolve_run(engine: sa.Engine, evaluation_year: int, run_id: str | None = None) -> str | None:
+    """The run a report shows: ``run_id``, else the year's newest run (None before runs existed)."""
+    from .runs import latest_run_id
+
+    return run_id or latest_run_id(engine, evaluation_year)
 
 
 def sort_indicators(frame: pd.DataFrame) -> pd.DataFrame:
@@ -232,11 +241,13 @@ BUILDERS: dict[str, Callable[[sa.Engine], pd.DataFrame | None]] = {
 }
 
 
-def report_frames(engine: sa.Engine, evaluation_year: int) -> dict[str, pd.DataFrame]:
-    """Every report table the warehouse has, in ``SHEETS`` order; absent tables are left out."""
+def report_frames(engine: sa.Engine, evaluation_year: int, run_id: str | None = None) -> dict[str, pd.DataFrame]:
+    """Every report table the warehouse has for the run (default: the year's newest), in
+    ``SHEETS`` order; absent tables are left out."""
+    run_id = resolve_run(engine, evaluation_year, run_id)
     frames: dict[str, pd.DataFrame] = {}
     for table in SHEETS:
-        frame = BUILDERS[table](engine) if table in BUILDERS else read_table(engine, table, evaluation_year)
+        frame = BUILDERS[table](engine) if table in BUILDERS else read_table(engine, table, evaluation_year, run_id)
         if frame is None:
             continue
         frames[table] = sort_indicators(frame) if table == "eval_indicator" and not frame.empty else frame
@@ -346,7 +357,7 @@ def display_width(text: str) -> int:
 # ------------------------------------------------------------------------------ the workbook
 
 
-def write_workbook(engine: sa.Engine, path: Path, evaluation_year: int) -> Path:
+def write_workbook(engine: sa.Engine, path: Path, evaluation_year: int, run_id: str | None = None) -> Path:
     """Write the evaluation workbook for ``evaluation_year`` to ``path`` (atomically) and return it."""
     import xlsxwriter
 
@@ -365,7 +376,7 @@ def write_workbook(engine: sa.Engine, path: Path, evaluation_year: int) -> Path:
             "date": workbook.add_format({"num_format": "yyyy-mm-dd"}),
             "datetime": workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"}),
         }
-        for table, frame in report_frames(engine, evaluation_year).items():
+        for table, frame in report_frames(engine, evaluation_year, run_id).items():
             columns = layout(table, frame)
             sheet = workbook.add_worksheet(SHEETS[table][0])
             widths = [display_width(c.header) for c in columns]
