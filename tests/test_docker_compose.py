@@ -588,3 +588,21 @@ def test_dockerfile_installs_pinned_dependencies_at_build_time():
         assert re.search(rf"^\s*COPY\s.*\b{folder}/?\s+/opt/airflow/{folder}/?\s*$", text, re.M), folder
     assert re.search(r"GX_ANALYTICS_ENABLED=false", text)
     assert re.search(r"YUHANG_PROJECT_DIR=/opt/airflow\b", text)
+
+
+def test_apiserver_serves_the_evaluator_view(services):
+    """The evaluator view (plugins/yuhang_evaluator_view.py) loads in the api-server: the plugins
+    folder and the package it imports are mounted, the warehouse connection reaches the api-server
+    (the plugin reads it like the DAGs), and so do the run outputs it offers for download."""
+    api = services["airflow-apiserver"]
+    volumes = [str(v) for v in api["volumes"]]
+    assert "${AIRFLOW_PROJ_DIR:-.}/plugins:/opt/airflow/plugins:ro" in volumes
+    assert "${AIRFLOW_PROJ_DIR:-.}/include:/opt/airflow/include:ro" in volumes
+    assert any(v.endswith(":/opt/airflow/outputs") for v in volumes)
+    env = env_mapping(api)
+    assert env.get("AIRFLOW__CORE__PLUGINS_FOLDER", "/opt/airflow/plugins") == "/opt/airflow/plugins"
+    assert re.fullmatch(r"postgresql://warehouse:\$\{WAREHOUSE_DB_PASSWORD:\?[^}]*\}@postgres:5432/warehouse",
+                        env["AIRFLOW_CONN_YUHANG_WAREHOUSE"])
+    assert env["AIRFLOW_VAR_YUHANG_OUTPUT_DIR"] == "/opt/airflow/outputs"
+    assert (REPO / "plugins" / "yuhang_evaluator_view.py").is_file()
+    assert "COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/" in DOCKERFILE.read_text(encoding="utf-8")

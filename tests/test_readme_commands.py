@@ -28,6 +28,8 @@ COVERAGE: list[tuple[str, str]] = [
     (r"\./dev setup", "tests/test_readme_commands.py::test_cheap_commands_run_as_written"),
     (r"\./dev airflow standalone",
      "tests/test_dev_standalone.py::test_dev_airflow_standalone_starts_healthy_on_localhost_only"),
+    (r"\./dev airflow plugins -o json",
+     "tests/plugins/test_plugin_loads.py::test_dev_airflow_plugins_lists_the_evaluator_view"),
     (r"\.venv/bin/yuhang-pipeline run --help", "tests/test_readme_commands.py::test_cheap_commands_run_as_written"),
     (r"\.venv/bin/yuhang-pipeline run --inbox \S+ --as-of \S+( --warehouse \S+ --output-dir \S+)?",
      "tests/test_end_to_end.py::test_headline_matches_an_independent_computation"),
