@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     from .cli_ops import add_commands as add_operations_commands
 
     add_operations_commands(sub)  # watchdog, status
+    from .evaluation_cli import add_commands as add_evaluation_commands
+
+    add_evaluation_commands(sub)  # evaluation list|sign|supersede|diff
     return parser
 
 

@@ -184,8 +184,8 @@ def run_evaluation(evaluation_year: int | None, as_of: str, provisional: bool = 
 OUTPUT_KINDS = ("xlsx", "html")
 
 
-def run_output_path(output_dir: Path, year: int, run_id: str, suffix: str) -> Path:
-    return output_dir / f"evaluation_{year}_{run_id}.{suffix}"
+def run_output_path(output_dir: Path, year: int, run_id: str, suffix: str, edition: str = "") -> Path:
+    return output_dir / f"evaluation_{year}_{run_id}{edition}.{suffix}"
 
 
 def _write_once(path: Path, write: Any) -> Path:
@@ -205,47 +205,68 @@ def _pointer_copy(source: Path, target: Path) -> None:
     tmp.replace(target)
 
 
+def render_outputs(engine: Any, output_dir: Path, year: int, run_id: str, edition: str = "") -> dict[str, Path]:
+    """The run's workbook and HTML report, each written once under its run's name (``edition``
+    ``_signed``: the edition made when the run became final, with its signatures)."""
+    return {
+        "workbook": _write_once(run_output_path(output_dir, year, run_id, "xlsx", edition),
+                                lambda p: write_workbook(engine, p, year, run_id)),
+        "report": _write_once(run_output_path(output_dir, year, run_id, "html", edition),
+                              lambda p: write_html_report(engine, p, year, run_id)),
+    }
+
+
 def write_outputs(evaluation_year: int | None, run_id: str | None = None) -> dict[str, str]:
-    """The run's workbook and report, named by run and written once; then the year's ``latest``
-    copies point at them."""
+    """The run's files, named by run and written once; then the year's ``latest`` copies point at
+    them."""
     from . import runs
 
     settings, plan = _context()
     engine = warehouse.make_engine(settings.warehouse_url)
     year = int(evaluation_year or plan.policy.evaluation_year)
     run_id = run_id or runs.latest_run_id(engine, year)
-    out = settings.output_dir
-    files = {
-        "workbook": _write_once(run_output_path(out, year, run_id, "xlsx"),
-                                lambda p: write_workbook(engine, p, year, run_id)),
-        "report": _write_once(run_output_path(out, year, run_id, "html"),
-                              lambda p: write_html_report(engine, p, year, run_id)),
-    }
+    files = render_outputs(engine, settings.output_dir, year, run_id)
     for path in files.values():
-        _pointer_copy(path, out / f"evaluation_{year}_latest{path.suffix}")
+        _pointer_copy(path, settings.output_dir / f"evaluation_{year}_latest{path.suffix}")
     runs.set_outputs(engine, run_id, {k: str(v) for k, v in files.items()})
     return {k: str(v) for k, v in files.items()}
 
 
-def publish_final(run_id: str) -> dict[str, str]:
-    """The final run's files as the year's ``evaluation_<year>_final.*`` copies."""
+def publish_final(run_id: str, use_airflow: bool = True) -> dict[str, str]:
+    """For a run that became final: its signed edition (the same rows, now with the signatures
+    and status final), written once as ``evaluation_<year>_<run>_signed.*``, and the year's
+    ``evaluation_<year>_final.*`` copies of it."""
     from . import runs
 
-    settings, _ = _context()
+    settings, _ = _context(use_airflow)
     engine = warehouse.make_engine(settings.warehouse_url)
     run = runs.get_run(engine, run_id)
     if run["status"] != "final":
         raise runs.EvaluationRefused(f"{run_id} 不是正式评价", f"{run_id} is not the final run")
     year = int(run["evaluation_year"])
-    out = settings.output_dir
-    copied = {}
-    for suffix in OUTPUT_KINDS:
-        source = run_output_path(out, year, run_id, suffix)
-        if source.exists():
-            target = out / f"evaluation_{year}_final.{suffix}"
-            _pointer_copy(source, target)
-            copied[suffix] = str(target)
+    files = render_outputs(engine, settings.output_dir, year, run_id, "_signed")
+    copied: dict[str, str] = {}
+    for kind, path in files.items():
+        target = settings.output_dir / f"evaluation_{year}_final{path.suffix}"
+        _pointer_copy(path, target)
+        copied[kind] = str(path)
+        copied[f"{kind}_final"] = str(target)
+    runs.set_outputs(engine, run_id, {f"{k}_signed": str(v) for k, v in files.items()})
     return copied
+
+
+def sign_evaluation(run_id: str, role: str, name: str, comment: str | None, signed_by: str | None) -> dict[str, Any]:
+    """The Airflow-native sign-off (DAG yuhang_evaluation_signoff): record the signature and,
+    when it was the last one, publish the final edition."""
+    from . import runs
+
+    settings, plan = _context()
+    engine = warehouse.make_engine(settings.warehouse_url)
+    warehouse.create_schema(engine)
+    result = runs.sign(engine, run_id, role, name, comment, signed_by=signed_by, policy=plan.policy)
+    files = publish_final(run_id) if result.became_final else {}
+    return {"run_id": run_id, "role": role, "status": result.status, "missing_roles": result.missing_roles,
+            "superseded": result.superseded, "files": files}
 
 
 def as_of_from_context(context: Any) -> str:

@@ -4,6 +4,7 @@ warehouse made before runs existed. On SQLite and PostgreSQL, from hand-made sta
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pytest
 import sqlalchemy as sa
@@ -40,7 +41,8 @@ def _status(engine, run_id: str) -> str:
     return runs.get_run(engine, run_id)["status"]
 
 
-def test_sign_off_makes_a_run_final_and_a_second_final_needs_supersede(loaded, plan):  # noqa: F811
+def test_sign_off_makes_a_run_final_and_a_second_final_needs_supersede(loaded, plan, tmp_path, capsys,  # noqa: F811
+                                                                       monkeypatch):
     engine, _ = loaded
     result = evaluate(engine, plan, 2027, AS_OF)
     first = write_evaluation(engine, result, pii_key_is_demo=True)["run_id"]
@@ -69,7 +71,18 @@ def test_sign_off_makes_a_run_final_and_a_second_final_needs_supersede(loaded, p
     assert len(runs.signoffs(engine, second)) == 3  # the signatures are kept
     with pytest.raises(runs.EvaluationRefused, match="reason is required"):
         runs.supersede(engine, second, "  ", policy=plan.policy)
-    assert runs.supersede(engine, second, "补报 S01 2026年12月花名册后重算", policy=plan.policy) == first
+    from yuhang_skills import cli
+
+    for name in ("YUHANG_WAREHOUSE_URL", "YUHANG_OUTPUT_DIR", "YUHANG_VAR_DIR"):  # the CLI sets them
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    url = engine.url.render_as_string(hide_password=False)
+    assert cli.main(["evaluation", "supersede", "--run", second, "--reason", "补报 S01 2026年12月花名册后重算",
+                     "--warehouse", url, "--output-dir", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([
+        "evaluation_2027_final.html", "evaluation_2027_final.xlsx",
+        f"evaluation_2027_{second}_signed.html", f"evaluation_2027_{second}_signed.xlsx"])
+    assert cli.main(["evaluation", "list", "--year", "2027", "--warehouse", url]) == 0
+    assert first in capsys.readouterr().out
     listed = {r["run_id"]: r for r in runs.list_runs(engine, 2027)}
     assert (listed[first]["status"], listed[first]["superseded_by"]) == ("superseded", second)
     assert listed[first]["supersede_reason"] == "补报 S01 2026年12月花名册后重算"
@@ -131,3 +144,23 @@ def test_a_warehouse_made_before_runs_keeps_its_evaluation(warehouse_url):
     with engine.connect() as conn:
         old = conn.execute(sa.text("select evaluation_year, score from eval_district_before_runs")).one()
     assert old.evaluation_year == 2027 and float(old.score) == 96.03
+
+
+def test_the_run_command_writes_a_provisional_run_only_when_asked(loaded, warehouse_url, settings_for):  # noqa: F811
+    from yuhang_skills import cli, pipeline
+
+    settings = settings_for(warehouse_url)
+    with pytest.raises(runs.EvaluationRefused, match="拒绝评价"):
+        pipeline.run_evaluation(None, "2026-10-12")
+    engine, _ = loaded
+    assert runs.list_runs(engine) == []
+    result = pipeline.run_evaluation(None, "2026-10-12", provisional=True)
+    assert (result["run_id"], result["status"]) == ("2027-20261012-01", "provisional")
+    files = pipeline.write_outputs(2027, result["run_id"])
+    assert files["workbook"].endswith("evaluation_2027_2027-20261012-01.xlsx")
+    assert (settings.output_dir / "evaluation_2027_latest.xlsx").read_bytes() == \
+        (settings.output_dir / "evaluation_2027_2027-20261012-01.xlsx").read_bytes()
+    with pytest.raises(FileExistsError):  # a run's files are written once
+        pipeline.write_outputs(2027, result["run_id"])
+    args = cli._parser().parse_args(["run", "--inbox", "in", "--as-of", "2026-10-12", "--provisional"])
+    assert args.provisional is True
