@@ -2,10 +2,11 @@
 
 ``evaluator_view`` (module scope) does, in parallel where it can:
 
-- the sample inbox of the demo (scale 0.1), plus a roster file a site "edited": one row with a
-  wrong ID check character (a clear ID number and name that must never appear on a page) and one
-  whose level is a ``<script>`` element (site-supplied text that must come back escaped); then
-  ``yuhang-pipeline run`` and ``yuhang-pipeline watchdog`` over it, as of 2027-02-15;
+- the sample inbox of the demo (scale 0.1) and ``yuhang-pipeline run`` over it as of 2027-02-15
+  (run -01); then a roster file a site "edited": one row with a wrong ID check character (a clear ID
+  number and name that must never appear on a page) and one whose level is a ``<script>`` element
+  (site-supplied text that must come back escaped), and a second run (-02); ``yuhang-pipeline
+  watchdog``; and run -01 signed by every role of the policy (final);
 - ``airflow db migrate`` and ``airflow api-server`` on a free port with a private AIRFLOW_HOME,
   SimpleAuthManager with a users setting and a passwords file (one ``viewer``), the project's
   plugins folder, and ``YUHANG_WAREHOUSE_URL`` pointing at a file that does not exist yet.
@@ -23,6 +24,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -39,6 +41,7 @@ CLEAR_ID = "330110199003070018"  # birth date and sequence valid; the right chec
 CLEAR_NAME = "欧阳明远"
 SCRIPT = '<script>alert("site")</script>'
 PAGES = ("", "sites", "sites/V01", "submissions", "runs/none")
+SIGNERS = (("评价组", "李评"), ("复核", "周审"), ("负责人", "陈签"))  # the policy's sign-off roles, in order
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -52,8 +55,9 @@ def _check_character(first17: str) -> str:
 
 
 def plant_site_rows(inbox: Path) -> dict[str, str]:
-    """Append two rows to the first CSV roster of V03 (in its own encoding and header language)."""
-    path = sorted(inbox.glob("*/V03/roster.csv"))[0]
+    """Append two rows to V03's longest CSV roster (in its own encoding and header language): a
+    resubmission the intake accepts in part, which changes the next run's inputs."""
+    path = max(sorted(inbox.glob("*/V03/roster.csv")), key=lambda p: p.read_bytes().count(b"\n"))
     raw = path.read_bytes()
     encoding = "utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8"
     try:
@@ -67,6 +71,7 @@ def plant_site_rows(inbox: Path) -> dict[str, str]:
     def col(*names: str) -> int:
         return next(header.index(n) for n in names if n in header)
 
+    assert len(rows) > header_at + 1, f"{path} has no data rows"
     template = rows[-1]
     bad_id = list(template)
     bad_id[col("身份证号", "id_number")] = CLEAR_ID
@@ -153,18 +158,39 @@ def evaluator_view(tmp_path_factory):
             ["bash", "-c", f"'{VENV_BIN}/airflow' db migrate >/dev/null && exec '{VENV_BIN}/airflow' api-server "
                            f"--host 127.0.0.1 --port {port} --workers 1"],
             cwd=PROJECT, env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    pipeline = None
-    try:
+    pipeline_log = root / "pipeline.log"
+    pipeline: dict[str, object] = {}
+
+    def build() -> None:
+        """Two evaluation runs (the second after a site resubmitted V03's roster with the planted
+        rows), the watchdog, and the first run signed off by every role (final)."""
         inbox = root / "inbox"
         generate(inbox, SampleOptions(scale=0.1))
-        planted = plant_site_rows(inbox)
-        pipeline_log = root / "pipeline.log"
-        with pipeline_log.open("wb") as log:
-            pipeline = subprocess.Popen(
-                ["bash", "-c", f"'{VENV_BIN}/yuhang-pipeline' run --inbox '{inbox}' --as-of {AS_OF} --var-dir '{var}'"
-                               f" && '{VENV_BIN}/yuhang-pipeline' watchdog --as-of {AS_OF} --var-dir '{var}'"],
-                cwd=PROJECT, env=clean_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        cli = [str(VENV_BIN / "yuhang-pipeline")]
+        common = ["--var-dir", str(var)]
+        steps = [cli + ["run", "--inbox", str(inbox), "--as-of", AS_OF] + common, "plant",
+                 cli + ["run", "--inbox", str(inbox), "--as-of", AS_OF] + common,
+                 cli + ["watchdog", "--as-of", AS_OF] + common]
+        steps += [cli + ["evaluation", "sign", "--run", f"{AS_OF[:4]}-{AS_OF.replace('-', '')}-01", "--role", role,
+                         "--name", name] + common for role, name in SIGNERS]
+        with pipeline_log.open("ab") as log:
+            for step in steps:
+                if step == "plant":
+                    pipeline["planted"] = plant_site_rows(inbox)
+                    continue
+                if pipeline.get("stopped"):
+                    return
+                process = subprocess.Popen(step, cwd=PROJECT, env=clean_env(), stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
+                pipeline["process"] = process
+                if process.wait(timeout=900):
+                    pipeline["failed"] = " ".join(step)
+                    return
+        pipeline["inbox"] = inbox
 
+    builder = threading.Thread(target=build, daemon=True)
+    builder.start()
+    try:
         deadline = time.monotonic() + 300
         while True:
             assert server.poll() is None, server_log.read_text(errors="replace")[-4000:]
@@ -178,14 +204,17 @@ def evaluator_view(tmp_path_factory):
         token = get_token(base)
         empty = {page: http(f"{base}/yuhang-evaluation/{page}", token) for page in PAGES}
 
-        assert pipeline.wait(timeout=900) == 0, pipeline_log.read_text(errors="replace")[-4000:]
+        builder.join(timeout=1200)
+        assert "inbox" in pipeline, (pipeline, pipeline_log.read_text(errors="replace")[-4000:])
         for suffix in ("", "-wal", "-shm"):
             source = var / f"warehouse.sqlite{suffix}"
             if source.exists():
                 shutil.copyfile(source, served / source.name)
-        yield {"base": base, "port": port, "token": token, "empty": empty, "planted": planted,
-               "warehouse_url": served_url, "log": server_log, "inbox": inbox, "var": var}
+        yield {"base": base, "port": port, "token": token, "empty": empty, "planted": pipeline["planted"],
+               "warehouse_url": served_url, "log": server_log, "inbox": pipeline["inbox"], "var": var}
     finally:
-        if pipeline is not None:
-            stop(pipeline)
         stop(server)
+        pipeline["stopped"] = True
+        if isinstance(pipeline.get("process"), subprocess.Popen):
+            stop(pipeline["process"])
+        builder.join(timeout=60)

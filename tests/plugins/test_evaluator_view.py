@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from markupsafe import escape
 
-from tests.plugins.conftest import CLEAR_ID, CLEAR_NAME, PASSWORD, SCRIPT, USER, _check_character, http
+from tests.plugins.conftest import CLEAR_ID, CLEAR_NAME, PASSWORD, SCRIPT, SIGNERS, USER, _check_character, http
 
 NO_EVALUATION = "no evaluation yet: run yuhang_intake and yuhang_evaluation"
 CLEAR_ID_PATTERN = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
@@ -33,6 +33,11 @@ def warehouse(evaluator_view):
 def rows(engine, sql: str, **params) -> list[dict]:
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
+
+
+def final_run(engine) -> dict:
+    [run] = rows(engine, "select * from eval_runs where status = 'final'")
+    return run
 
 
 def page(view, path: str) -> str:
@@ -68,30 +73,38 @@ def test_a_missing_warehouse_gets_the_plain_message(evaluator_view):
         assert "Traceback" not in text and "sqlalchemy" not in text.lower()
 
 
-def test_runs_page_shows_the_run_as_eval_district_has_it(evaluator_view, warehouse):
+def test_runs_page_shows_each_run_as_eval_district_has_it(evaluator_view, warehouse):
     text = page(evaluator_view, "")
-    [district] = rows(warehouse, "select * from eval_district")
-    [run] = rows(warehouse, "select * from eval_runs")
-    row = re.search(rf'<tr data-run="{re.escape(run["run_id"])}">(.*?)</tr>', text, flags=re.S).group(1)
-    assert f'<td class="n score">{Decimal(str(district["score"])):.2f}</td>' in row
-    assert f'<td class="grade">{district["grade"]}</td>' in row
-    assert f'<td class="n released">{yuan(district["released_fen"])}</td>' in row
-    assert f'<td class="n net">{yuan(district["net_released_fen"])}</td>' in row
-    assert run["input_fingerprint"][:12] in row and run["as_of"][:10] in row
-    assert "草稿 draft" in row  # the demo's run waits for its sign-offs
-    assert "There is only one evaluation run" in text
-    assert f'href="./runs/{run["run_id"]}"' in text  # relative links only
+    runs = rows(warehouse, "select * from eval_runs order by run_id")
+    assert [r["status"] for r in runs] == ["final", "draft"]  # -01 signed by every role, -02 waiting
+    for run in runs:
+        [district] = rows(warehouse, "select * from eval_district where run_id = :r", r=run["run_id"])
+        row = re.search(rf'<tr data-run="{re.escape(run["run_id"])}">(.*?)</tr>', text, flags=re.S).group(1)
+        assert f'<td class="n score">{Decimal(str(district["score"])):.2f}</td>' in row
+        assert f'<td class="grade">{district["grade"]}</td>' in row
+        assert f'<td class="n released">{yuan(district["released_fen"])}</td>' in row
+        assert f'<td class="n net">{yuan(district["net_released_fen"])}</td>' in row
+        assert run["input_fingerprint"][:12] in row and run["as_of"][:10] in row
+        assert {"final": "正式 final", "draft": "草稿 draft"}[run["status"]] in row
+        for role, name in SIGNERS:
+            assert (f"{role}: {name}" in row) == (run["status"] == "final")
+        assert f'href="./runs/{run["run_id"]}"' in text  # relative links only
     assert not re.search(r'(href|action|src)="/', text)
 
 
-def test_compare_two_runs_uses_the_runs_diff(evaluator_view, warehouse):
-    [run] = rows(warehouse, "select run_id from eval_runs")
-    text = page(evaluator_view, f"?a={run['run_id']}&b={run['run_id']}")
-    assert f"{run['run_id']} → {run['run_id']}" in text and "no differences" in text
+def test_compare_two_runs_shows_the_resubmitted_file(evaluator_view, warehouse):
+    a, b = [r["run_id"] for r in rows(warehouse, "select run_id from eval_runs order by run_id")]
+    for text in (page(evaluator_view, ""), page(evaluator_view, f"?a={a}&b={b}")):
+        assert f"{a} → {b}" in text
+        table = text.split('<table id="diff">')[1].split("</table>")[0]
+        planted = evaluator_view["planted"]["file"]
+        assert re.search(rf"<tr><td>input</td><td>[^<]*{re.escape(planted)}</td><td>(changed|added)</td>", table), table
+    same = page(evaluator_view, f"?a={a}&b={a}")
+    assert f"{a} → {a}" in same and "no differences" in same
 
 
 def test_run_page_headline_dimensions_waterfall_gap_and_downloads(evaluator_view, warehouse):
-    [run] = rows(warehouse, "select * from eval_runs")
+    run = final_run(warehouse)
     [district] = rows(warehouse, "select * from eval_district where run_id = :r", r=run["run_id"])
     text = page(evaluator_view, f"runs/{run['run_id']}")
     headline = re.search(r'<div class="headline" id="headline">(.*?)</div>\s*<p>', text, flags=re.S).group(1)
@@ -113,7 +126,8 @@ def test_run_page_headline_dimensions_waterfall_gap_and_downloads(evaluator_view
     assert text.split('<table id="plan">')[1].split("</table>")[0].count("<tr>") - 1 == plan
     assert "points to full release" in text
     files = json.loads(run["outputs"])
-    for kind in ("workbook", "report"):
+    assert {"workbook", "report", "workbook_signed", "report_signed"} <= set(files)
+    for kind in files:
         assert f'href="{run["run_id"]}/files/{kind}"' in text
         status, body, headers = http(f"{evaluator_view['base']}/yuhang-evaluation/runs/{run['run_id']}/files/{kind}",
                                      evaluator_view["token"], accept="*/*")
@@ -159,15 +173,15 @@ def test_site_page_shows_quarantine_reasons_masked_and_site_text_escaped(evaluat
 
 
 def test_no_page_shows_a_clear_id_number(evaluator_view, warehouse):
-    [run] = rows(warehouse, "select run_id from eval_runs")
+    runs = [f"runs/{r['run_id']}" for r in rows(warehouse, "select run_id from eval_runs")]
     codes = [r["site_code"] for r in rows(warehouse, "select site_code from ref_sites")]
-    for path in ["", "sites", "submissions", f"runs/{run['run_id']}"] + [f"sites/{c}" for c in codes]:
+    for path in ["", "sites", "submissions"] + runs + [f"sites/{c}" for c in codes]:
         text = page(evaluator_view, path)
         assert not CLEAR_ID_PATTERN.search(text), (path, CLEAR_ID_PATTERN.search(text).group(0))
 
 
 def test_site_page_findings_and_rectification(evaluator_view, warehouse):
-    [run] = rows(warehouse, "select run_id from eval_runs")
+    run = final_run(warehouse)  # the site pages read the year's final run
     site = rows(warehouse, "select site_code, count(*) as n from eval_rectification where run_id = :r"
                            " group by site_code order by n desc", r=run["run_id"])[0]
     text = page(evaluator_view, f"sites/{site['site_code']}")
@@ -207,7 +221,9 @@ def test_api_lists_the_plugin(evaluator_view):
 def test_browser_logs_in_and_reaches_the_page_from_the_nav(evaluator_view, warehouse, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    [district] = rows(warehouse, "select score, released_fen from eval_district")
+    run = final_run(warehouse)
+    [district] = rows(warehouse, "select score, released_fen from eval_district where run_id = :r", r=run["run_id"])
+    mine = f'tr[data-run="{run["run_id"]}"]'
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
@@ -221,13 +237,13 @@ def test_browser_logs_in_and_reaches_the_page_from_the_nav(evaluator_view, wareh
             ui.get_by_label(re.compile("password", re.I)).fill(PASSWORD)
             ui.get_by_role("button", name=re.compile("sign in|log ?in|登录", re.I)).click()
             ui.wait_for_url(re.compile(r".*/yuhang-evaluation/?$"))  # back where the login came from
-            expect(ui.locator("#runs .released")).to_have_text(yuan(district["released_fen"]))
+            expect(ui.locator(f"{mine} .released")).to_have_text(yuan(district["released_fen"]))
 
             ui.goto(f"{evaluator_view['base']}/", wait_until="domcontentloaded")
             ui.get_by_role("link", name=re.compile("绩效评价 Evaluation")).first.click()
             ui.wait_for_url(re.compile(r".*/plugin/yuhang-evaluation.*"))
             frame = ui.frame_locator("iframe").first
-            expect(frame.locator("#runs .score")).to_have_text(f"{Decimal(str(district['score'])):.2f}")
+            expect(frame.locator(f"{mine} .score")).to_have_text(f"{Decimal(str(district['score'])):.2f}")
             frame.get_by_role("link", name=re.compile("站点 Sites")).click()
             expect(frame.locator('tr[data-site="V03"]')).to_be_visible()
             ui.screenshot(path=str(tmp_path / "evaluator-view.png"))
