@@ -1,6 +1,6 @@
 """What evaluators read, part 2: the evaluation report as one self-contained HTML file.
 
-``<outputs>/evaluation_<year>.html`` opens in any browser without a network: the style sheet is
+``<outputs>/evaluation_<year>_<run_id>.html`` opens in any browser without a network: the style sheet is
 inline and the charts are inline SVG drawn here (no scripts, no fonts or images to fetch). It
 reads the same report frames as the workbook (:func:`yuhang_skills.reporting.report_frames`)
 and shows, in Chinese with English labels: the headline, the score by dimension and indicator,
