@@ -520,6 +520,19 @@ def test_dockerignore_keeps_secrets_and_data_out_of_the_build_context():
 # ---------------------------------------------------------------------------------------------------
 
 
+def test_dockerfile_installs_libreoffice_writer_and_cjk_fonts_for_the_official_report():
+    """The official report's PDF is made by LibreOffice Writer headless with Noto CJK fonts: the
+    image installs both as root and goes back to the unprivileged user before the pip installs."""
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    install = re.search(r"USER root\nRUN apt-get update.*?apt-get install[^\n]*\n(.*?)\n &&", text, flags=re.S)
+    assert install, "the Dockerfile must apt-get install as root"
+    packages = install.group(1).split()
+    assert "libreoffice-writer-nogui" in packages and "fonts-noto-cjk" in packages, packages
+    users = re.findall(r"^USER (\S+)", text, flags=re.M)
+    assert users[-1] == "airflow"
+    assert text.index("USER airflow") > text.index("USER root") and text.index("RUN pip install") > text.index("USER airflow")
+
+
 def test_dockerfile_base_image_python_version():
     image, _airflow, python = dockerfile_from()
     assert image == "apache/airflow"

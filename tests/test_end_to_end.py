@@ -205,6 +205,81 @@ def test_headline_matches_an_independent_computation(run):
     assert Path(headline["workbook"]).is_file()
 
 
+def _pdf_pages(path: Path) -> int:
+    import subprocess
+
+    info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, check=True).stdout
+    return int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
+
+
+def _pdf_text(path: Path) -> str:
+    import subprocess
+
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def _squeezed(text: str) -> str:
+    return "".join(text.split())
+
+
+def _budget(name: str) -> int:
+    policy = yaml.safe_load((PROJECT / "include/policy/yuhang.yaml").read_text(encoding="utf-8"))
+    return int(policy["evaluation_runs"]["page_budget"][name])
+
+
+def test_printed_workbook_and_report_keep_every_column_within_the_page_budget(run, tmp_path):
+    """LibreOffice's PDF of the workbook and Chromium's print-to-PDF of the HTML report keep every
+    column of the rectification and gap tables, within the policy's page budgets."""
+    import subprocess
+
+    from yuhang_skills import reporting
+    from yuhang_skills.report_docx import convert_to_pdf
+
+    headline = run["result"]["headline"]
+    workbook_pdf = convert_to_pdf(Path(headline["workbook"]), tmp_path / "workbook.pdf")
+    profile = tmp_path / "chromium"
+    html_pdf = tmp_path / "report.pdf"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+                    "--no-pdf-header-footer", f"--print-to-pdf={html_pdf}", Path(headline["report"]).as_uri()],
+                   capture_output=True, timeout=180, check=True)
+    for pdf, budget in ((workbook_pdf, "workbook_pdf"), (html_pdf, "html_pdf")):
+        pages = _pdf_pages(pdf)
+        assert 1 < pages <= _budget(budget), (pdf.name, pages)
+        text = _squeezed(_pdf_text(pdf))
+        for table in ("eval_rectification", "eval_gap"):
+            for _, header, _ in reporting.SHEETS[table][1]:
+                assert _squeezed(header) in text, (pdf.name, table, header)
+        assert "逾期未整改(overdue)" in text and "人次" in text
+    assert "overdue" not in _squeezed(_pdf_text(html_pdf)).replace("逾期未整改(overdue)", "").replace("(overdue)", "")
+
+
+def test_the_official_report_converts_to_pdf_with_every_section(run):
+    """The DOCX opens in LibreOffice and becomes a PDF whose text holds every section heading, the
+    自评表 with a deviation reason for each missed target, and the release in 万元."""
+    from decimal import Decimal
+
+    from yuhang_skills.report_docx import SECTIONS
+
+    headline = run["result"]["headline"]
+    pdf = Path(headline["official_pdf"])
+    assert Path(headline["official_docx"]).is_file() and pdf.is_file()
+    assert _pdf_pages(pdf) <= _budget("report_pdf")
+    raw = _pdf_text(pdf)
+    text = _squeezed(raw)
+    for heading in SECTIONS:
+        assert _squeezed(heading) in text, heading
+    annex = text[text.index(_squeezed(SECTIONS[6])):text.index(_squeezed(SECTIONS[7]))]
+    with run["engine"].connect() as conn:
+        met = dict(conn.execute(sa.text("select indicator, met from eval_indicator where run_id = :r"),
+                                {"r": headline["run_id"]}).all())
+    missed = sum(1 for v in met.values() if not v)
+    assert missed > 0
+    assert annex.count("低于目标") == missed and annex.count("已达到年度目标") == len(met) - missed
+    net_wan = (Decimal(headline["net_released_yuan"]) / 10_000).quantize(Decimal("0.01"))
+    assert f"建议拨付{net_wan:,.2f}万元" in text
+    assert "第1页/共" in text and headline["run_id"] in text and headline["input_fingerprint"][:16] in text
+
+
 def test_recoveries_and_the_2027_plan_agree_with_the_net_release(run):
     with run["engine"].connect() as conn:
         district = conn.execute(sa.text(
@@ -298,8 +373,13 @@ def test_sign_off_then_a_rerun_with_one_more_file_is_a_new_run_and_the_final_sta
     signers = [(s["role"], s["name"], s["signed_by"].split(":")[0]) for s in runs.signoffs(engine, first)]
     assert signers == [("评价组", "张评价", "airflow"), ("复核", "李复核", "cli"), ("负责人", "王局长", "cli")]
     outputs = Path(os.environ["YUHANG_VAR_DIR"]) / "outputs"
-    assert (outputs / "evaluation_2027_final.xlsx").read_bytes() == \
-        (outputs / f"evaluation_2027_{first}_signed.xlsx").read_bytes()
+    for suffix in ("xlsx", "html", "docx", "pdf"):
+        assert (outputs / f"evaluation_2027_final.{suffix}").read_bytes() == \
+            (outputs / f"evaluation_2027_{first}_signed.{suffix}").read_bytes()
+    signed_text = _squeezed(_pdf_text(outputs / "evaluation_2027_final.pdf"))
+    for name in ("张评价", "李复核", "王局长", "数据已核"):
+        assert name in signed_text
+    assert "正式" in signed_text and run["result"]["headline"]["input_fingerprint"] in signed_text
     tables = ["eval_indicator", "eval_site", "eval_district", "eval_gap", "eval_release", "eval_rectification",
               "eval_plan_2027", "eval_excellent_station", "eval_integrity", "eval_village", "eval_submissions",
               "eval_run_inputs"]

@@ -137,12 +137,14 @@ def test_dev_demo_runs_in_a_sandbox_of_its_own(tmp_path, scale):
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "2027 performance evaluation (as of 2027-02-15)" in out
-    for label in ("score", "released", "recoveries", "net release", "run", "integrity", "workbook", "report", "tables",
+    for label in ("score", "released", "recoveries", "net release", "run", "integrity", "workbook", "report", "official",
+                  "tables",
                   "run times"):
         assert re.search(rf"^  {label} +\S", out, flags=re.M), label
     assert (tmp_path / "var" / "demo" / "airflow" / "airflow.db").is_file()
     assert not (tmp_path / "ui-airflow" / "airflow.db").exists()
     run_id = re.search(r"^  run +(2027-20270215-\d\d) \(draft\)", out, flags=re.M).group(1)
-    for suffix in ("xlsx", "html"):
+    for suffix in ("xlsx", "html", "docx", "pdf"):
         assert (tmp_path / "var" / "demo" / "outputs" / f"evaluation_2027_{run_id}.{suffix}").is_file()
         assert (tmp_path / "var" / "demo" / "outputs" / f"evaluation_2027_latest.{suffix}").is_file()
+    assert "  official     " in out and out.count("(+ .pdf)") == 1

@@ -153,6 +153,8 @@ def format_headline(result: dict, warehouse_url: str) -> str:
           if h.get("score_before_exclusions") is not None else []),
         f"  workbook     {h['workbook']}",
         *([f"  report       {h['report']}"] if h.get("report") else []),
+        *([f"  official     {h['official_docx']}" + (" (+ .pdf)" if h.get("official_pdf") else "")]
+          if h.get("official_docx") else []),
         f"  tables       eval_runs, eval_* (district, indicator, release, site, rectification, plan_2027, "
         f"excellent_station, gap, integrity, village, submissions), integrity_findings, ind_site_year, quarantine … "
         f"in {warehouse_url}",

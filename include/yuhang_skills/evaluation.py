@@ -32,6 +32,10 @@ ONE = Decimal(1)
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 
+PROGRAMME_ZH = {"village": "技能型乡村", "station": "技能培训站点", "base": "技能实训基地"}
+COLUMN_ZH = {"key_group_person_times": "重点群体培训人次", "key_industry_person_times": "重点产业培训人次",
+             "worker": "劳动者", "enterprise": "企业"}
+
 # Units of eval_gap.additional_needed for a site-year target: counts are whole person-times,
 # rates are percentage points.
 SITE_YEAR_UNITS = {"person_times": "person_times", "pass_rate": "pass_rate_points",
@@ -188,7 +192,7 @@ class Evaluator:
         rows = [t for t in targets if t.programme == spec["programme"] and t.indicator == spec["indicator"]]
         total = sum((t.attainment for t in rows), ZERO)
         return (total, Decimal(len(rows)), sum(t.source_rows for t in rows),
-                f"各{spec['programme']}年度 min(1, 实际/目标) 的平均值", rows)
+                f"各{PROGRAMME_ZH.get(spec['programme'], spec['programme'])}年度 min(1, 实际/目标) 的平均值", rows)
 
     def _village_outcome_reporting_rate(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
         rows = self.sites[self.sites["programme"] == "village"]
@@ -198,7 +202,8 @@ class Evaluator:
     def _share_of_person_times(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
         rows = self.sites[self.sites["programme"].isin(spec["programmes"])]
         return (Decimal(int(rows[spec["column"]].sum())), Decimal(int(rows["person_times"].sum())),
-                int(rows["roster_rows"].sum()), f"{spec['column']} / person_times", [])
+                int(rows["roster_rows"].sum()),
+                f"{COLUMN_ZH.get(spec['column'], spec['column'])} / 培训人次 ({spec['column']} / person_times)", [])
 
     def _village_skill_coverage(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
         rows = self.sites[self.sites["programme"] == "village"]
@@ -210,7 +215,7 @@ class Evaluator:
         rows = self.sites[self.sites["programme"].isin(spec["programmes"])]
         kind = spec["respondent_type"]
         return (Decimal(int(rows[f"{kind}_satisfied"].sum())), Decimal(int(rows[f"{kind}_answers"].sum())),
-                int(rows["survey_rows"].sum()), f"{kind} 满意答卷 / 有效答卷", [])
+                int(rows["survey_rows"].sum()), f"{COLUMN_ZH.get(kind, kind)}满意答卷 / 有效答卷 ({kind})", [])
 
     def indicator(self, spec: dict[str, Any], targets: list[SiteYearTarget]) -> IndicatorResult:
         measure: Callable = getattr(self, f"_{spec['measure']}")
@@ -496,6 +501,29 @@ def gap_to_full_release(policy: Policy, indicators: list[IndicatorResult], resul
     return gaps
 
 
+def release_margins(policy: Policy, indicators: list[IndicatorResult], score: Decimal) -> dict[str, Decimal | None]:
+    """When the score is at or above the band that releases everything (banded rule), how far each
+    indicator's actual can fall, alone, before the score drops below that band and the release
+    drops: in percentage points of the indicator's ratio (its points fall pro rata with the actual).
+    None for every indicator when the release already moves with every point (linear, a score
+    below the band) or does not depend on the score (dli)."""
+    if policy.release["rule"] != "banded":
+        return {i.code: None for i in indicators}
+    full_at = Decimal(str((policy.release["rules"]["banded"] or {})["full_at"]))
+    slack = score - full_at
+    if slack < 0:
+        return {i.code: None for i in indicators}
+    out: dict[str, Decimal | None] = {}
+    for i in indicators:
+        if i.weight <= 0:
+            out[i.code] = None
+            continue
+        # points = weight x min(1, actual / target): the actual at which the points are slack lower
+        lowest = i.target * max(ZERO, i.points - slack) / i.weight
+        out[i.code] = q4(max(ZERO, i.actual - lowest) * HUNDRED)
+    return out
+
+
 # --- the evaluation as a whole -------------------------------------------------------------------
 @dataclass
 class Evaluation:
@@ -522,6 +550,7 @@ class Evaluation:
     person_times_counted: int = 0
     integrity: list[dict[str, Any]] = field(default_factory=list)  # per check: findings and what they took out
     villages: list[dict[str, Any]] = field(default_factory=list)  # 一户一技 coverage per village-year
+    margins: dict[str, Decimal | None] = field(default_factory=dict)  # release_margins, percentage points
     submissions_record: list[dict[str, Any]] = field(default_factory=list)  # missing, late, early warnings
 
     @property
@@ -703,7 +732,7 @@ def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date
         person_times_reported=int(evaluator.sites["person_times_reported"].sum()),
         person_times_counted=int(evaluator.sites["person_times"].sum()),
         integrity=integrity_summary(engine, policy, evaluator.years),
-        villages=village_coverage(plan, sites, evaluator.years),
+        villages=village_coverage(plan, sites, evaluator.years), margins=release_margins(policy, indicators, score),
         submissions_record=submissions_record(engine, plan, evaluator.years, as_of),
     )
 
@@ -724,7 +753,7 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
         {"evaluation_year": year, "indicator": i.code, "dimension": i.dimension, "name_zh": i.name_zh,
          "weight": i.weight, "target": i.target, "actual": q4(i.actual), "numerator": q4(i.numerator),
          "denominator": q4(i.denominator), "points": i.points, "met": i.met, "basis": i.basis,
-         "source_rows": i.source_rows}
+         "source_rows": i.source_rows, "margin_actual": evaluation.margins.get(i.code)}
         for i in evaluation.indicators
     ]
     by_target = {(r.site.site_code, r.site.year, r.site.indicator): r for r in evaluation.rectifications}

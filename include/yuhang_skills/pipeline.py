@@ -181,7 +181,7 @@ def run_evaluation(evaluation_year: int | None, as_of: str, provisional: bool = 
     return {**result.headline(), "run_id": run_id, "status": status, "tables": counts}
 
 
-OUTPUT_KINDS = ("xlsx", "html")
+OUTPUT_KINDS = ("xlsx", "html", "docx", "pdf")
 
 
 def run_output_path(output_dir: Path, year: int, run_id: str, suffix: str, edition: str = "") -> Path:
@@ -205,15 +205,29 @@ def _pointer_copy(source: Path, target: Path) -> None:
     tmp.replace(target)
 
 
-def render_outputs(engine: Any, output_dir: Path, year: int, run_id: str, edition: str = "") -> dict[str, Path]:
-    """The run's workbook and HTML report, each written once under its run's name (``edition``
-    ``_signed``: the edition made when the run became final, with its signatures)."""
-    return {
+def render_outputs(engine: Any, output_dir: Path, year: int, run_id: str, edition: str = "",
+                   plan: Plan | None = None) -> dict[str, Path]:
+    """The run's workbook, HTML report and official report (DOCX, and PDF when LibreOffice is
+    installed), each written once under its run's name (``edition`` ``_signed``: the edition made
+    when the run became final, with its signatures)."""
+    from . import report_docx
+
+    plan = plan or _context()[1]
+    files = {
         "workbook": _write_once(run_output_path(output_dir, year, run_id, "xlsx", edition),
                                 lambda p: write_workbook(engine, p, year, run_id)),
         "report": _write_once(run_output_path(output_dir, year, run_id, "html", edition),
                               lambda p: write_html_report(engine, p, year, run_id)),
+        "official_docx": _write_once(run_output_path(output_dir, year, run_id, "docx", edition),
+                                     lambda p: report_docx.write_report_docx(engine, plan, p, year, run_id)),
     }
+    if report_docx.soffice() is None:
+        log.warning("LibreOffice (soffice) is not installed: the official report has no PDF (install "
+                    "libreoffice-writer; the Docker image and CI have it)")
+    else:
+        files["official_pdf"] = _write_once(run_output_path(output_dir, year, run_id, "pdf", edition),
+                                            lambda p: report_docx.convert_to_pdf(files["official_docx"], p))
+    return files
 
 
 def write_outputs(evaluation_year: int | None, run_id: str | None = None) -> dict[str, str]:
@@ -225,7 +239,7 @@ def write_outputs(evaluation_year: int | None, run_id: str | None = None) -> dic
     engine = warehouse.make_engine(settings.warehouse_url)
     year = int(evaluation_year or plan.policy.evaluation_year)
     run_id = run_id or runs.latest_run_id(engine, year)
-    files = render_outputs(engine, settings.output_dir, year, run_id)
+    files = render_outputs(engine, settings.output_dir, year, run_id, plan=plan)
     for path in files.values():
         _pointer_copy(path, settings.output_dir / f"evaluation_{year}_latest{path.suffix}")
     runs.set_outputs(engine, run_id, {k: str(v) for k, v in files.items()})
@@ -238,13 +252,13 @@ def publish_final(run_id: str, use_airflow: bool = True) -> dict[str, str]:
     ``evaluation_<year>_final.*`` copies of it."""
     from . import runs
 
-    settings, _ = _context(use_airflow)
+    settings, plan = _context(use_airflow)
     engine = warehouse.make_engine(settings.warehouse_url)
     run = runs.get_run(engine, run_id)
     if run["status"] != "final":
         raise runs.EvaluationRefused(f"{run_id} 不是正式评价", f"{run_id} is not the final run")
     year = int(run["evaluation_year"])
-    files = render_outputs(engine, settings.output_dir, year, run_id, "_signed")
+    files = render_outputs(engine, settings.output_dir, year, run_id, "_signed", plan=plan)
     copied: dict[str, str] = {}
     for kind, path in files.items():
         target = settings.output_dir / f"evaluation_{year}_final{path.suffix}"

@@ -359,6 +359,7 @@ eval_indicator = sa.Table(
     sa.Column("met", sa.Boolean, nullable=False),
     sa.Column("basis", sa.Text, nullable=False),
     sa.Column("source_rows", sa.Integer, nullable=False),
+    sa.Column("margin_actual", sa.Numeric(14, 4)),  # percentage points the actual can fall before the release drops
 )
 eval_site = sa.Table(
     "eval_site", metadata, _run_key(), _eval_key(),

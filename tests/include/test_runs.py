@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -78,9 +79,9 @@ def test_sign_off_makes_a_run_final_and_a_second_final_needs_supersede(loaded, p
     url = engine.url.render_as_string(hide_password=False)
     assert cli.main(["evaluation", "supersede", "--run", second, "--reason", "补报 S01 2026年12月花名册后重算",
                      "--warehouse", url, "--output-dir", str(tmp_path / "out")]) == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([
-        "evaluation_2027_final.html", "evaluation_2027_final.xlsx",
-        f"evaluation_2027_{second}_signed.html", f"evaluation_2027_{second}_signed.xlsx"])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        [f"evaluation_2027_final.{x}" for x in ("xlsx", "html", "docx", "pdf")]
+        + [f"evaluation_2027_{second}_signed.{x}" for x in ("xlsx", "html", "docx", "pdf")])
     assert cli.main(["evaluation", "list", "--year", "2027", "--warehouse", url]) == 0
     assert first in capsys.readouterr().out
     listed = {r["run_id"]: r for r in runs.list_runs(engine, 2027)}
@@ -162,5 +163,19 @@ def test_the_run_command_writes_a_provisional_run_only_when_asked(loaded, wareho
         (settings.output_dir / "evaluation_2027_2027-20261012-01.xlsx").read_bytes()
     with pytest.raises(FileExistsError):  # a run's files are written once
         pipeline.write_outputs(2027, result["run_id"])
+    # 预评估 / provisional on every page, sheet and table
+    import openpyxl
+
+    book = openpyxl.load_workbook(files["workbook"])
+    for sheet in book.worksheets:
+        assert "预评估" in sheet.oddHeader.right.text and "PROVISIONAL" in sheet.oddFooter.left.text, sheet.title
+    markup = Path(files["report"]).read_text(encoding="utf-8")
+    assert markup.count("<caption>预评估 PROVISIONAL</caption>") == markup.count("<table") > 5
+    assert 'class="banner provisional"' in markup
+    from docx import Document
+
+    document = Document(files["official_docx"])
+    assert document.paragraphs[0].text.startswith("【预评估】")
+    assert "预评估" in document.sections[0].footer.paragraphs[1].text
     args = cli._parser().parse_args(["run", "--inbox", "in", "--as-of", "2026-10-12", "--provisional"])
     assert args.provisional is True
