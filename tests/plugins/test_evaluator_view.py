@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from decimal import Decimal
 from urllib.parse import quote
 
@@ -126,7 +127,10 @@ def test_run_page_headline_dimensions_waterfall_gap_and_downloads(evaluator_view
     assert text.split('<table id="plan">')[1].split("</table>")[0].count("<tr>") - 1 == plan
     assert "points to full release" in text
     files = json.loads(run["outputs"])
-    assert {"workbook", "report", "workbook_signed", "report_signed"} <= set(files)
+    assert {"workbook", "report", "official_docx", "workbook_signed", "report_signed", "official_docx_signed"} <= set(files)
+    if shutil.which("soffice"):  # the PDF of the official report needs LibreOffice (CI installs it)
+        assert {"official_pdf", "official_pdf_signed"} <= set(files)
+    assert "正式报告 Official report (DOCX) · 签署版 signed edition" in text
     for kind in files:
         assert f'href="{run["run_id"]}/files/{kind}"' in text
         status, body, headers = http(f"{evaluator_view['base']}/yuhang-evaluation/runs/{run['run_id']}/files/{kind}",

@@ -34,6 +34,8 @@ STATUS_LABELS = {"provisional": "预评估 provisional", "draft": "草稿 draft"
 SUBMISSION_LABELS = {"accepted": "已接收 accepted", "partially_accepted": "部分接收 partially accepted",
                      "rejected": "已退回 rejected", "failed": "处理失败 failed", "missing": "缺报 missing",
                      "not_yet_due": "未到期 not yet due"}
+FILE_LABELS = {"workbook": "工作簿 Workbook (XLSX)", "report": "HTML 报告 HTML report",
+               "official_docx": "正式报告 Official report (DOCX)", "official_pdf": "正式报告 Official report (PDF)"}
 PROGRAMME_LABELS = {"village": "技能型乡村 village", "station": "培训站点 station", "base": "实训基地 base"}
 
 
@@ -62,10 +64,26 @@ def _templates() -> Environment:
     env.filters["status"] = lambda s: STATUS_LABELS.get(s, s)
     env.filters["submission"] = lambda s: SUBMISSION_LABELS.get(s, s)
     env.filters["programme"] = lambda p: PROGRAMME_LABELS.get(p, p)
+    env.filters["file_label"] = _file_label
     env.filters["short"] = lambda s: (s or "")[:12]
     env.filters["day"] = lambda v: "–" if v is None else str(v)[:10]
     env.filters["moment"] = lambda v: "–" if v is None else str(v)[:16]
     return env
+
+
+def _where() -> str:
+    """The warehouse URL without its password, or where it would have come from."""
+    try:
+        return data.describe_url(data.warehouse_url())
+    except data.WarehouseUnreachable:
+        return f"connection {data.WAREHOUSE_CONN_ID}"
+
+
+def _file_label(kind: str) -> str:
+    """A run's file kind as eval_runs.outputs records it (``<kind>`` or ``<kind>_signed``)."""
+    signed = kind.endswith("_signed")
+    base = kind.removesuffix("_signed")
+    return FILE_LABELS.get(base, base) + (" · 签署版 signed edition" if signed else "")
 
 
 def _number(value: Any) -> str:
@@ -100,14 +118,14 @@ def create_app() -> FastAPI:
     def empty(request: Request, root: str, detail: str | None = None) -> HTMLResponse:
         return page(request, "message.html", root, title="尚无评价 No evaluation yet",
                     zh=data.NO_EVALUATION_ZH, en=data.NO_EVALUATION_EN, detail=detail,
-                    url=data.describe_url(data.warehouse_url()))
+                    url=_where())
 
     def unreachable(request: Request, root: str, exc: Exception) -> HTMLResponse:
         log.warning("warehouse unreachable: %s", exc)
         return page(request, "message.html", root, status_code=503, title="数仓无法访问 Warehouse unreachable",
                     zh="数仓暂时无法访问，请检查 yuhang_warehouse 连接或 YUHANG_WAREHOUSE_URL",
                     en="the warehouse cannot be reached: check the yuhang_warehouse connection or YUHANG_WAREHOUSE_URL",
-                    detail=str(exc), url=data.describe_url(data.warehouse_url()))
+                    detail=str(exc), url=_where())
 
     def guarded(request: Request, root: str, render) -> Response:
         """Render with a reader; an empty or unreachable warehouse gets the plain message."""

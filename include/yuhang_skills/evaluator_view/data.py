@@ -54,15 +54,14 @@ def warehouse_url() -> str:
 
 
 def _connection_uri(conn_id: str) -> str | None:
-    try:
-        from airflow.models.connection import Connection
-    except ImportError:  # outside an Airflow installation
-        return None
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+
     try:
         return Connection.get_connection_from_secrets(conn_id).get_uri()
-    except Exception as exc:  # noqa: BLE001 - AirflowNotFoundException and backend errors alike
-        if type(exc).__name__ == "AirflowNotFoundException":
-            return None
+    except AirflowNotFoundException:
+        return None
+    except Exception as exc:  # noqa: BLE001 - a secrets backend that cannot be read
         raise WarehouseUnreachable(f"the connection {conn_id} cannot be read: {type(exc).__name__}") from exc
 
 
@@ -367,4 +366,4 @@ def yuan(fen: Any) -> str:
 
 
 __all__ = ["Reader", "NoEvaluation", "WarehouseUnreachable", "warehouse_url", "engine", "describe_url", "yuan",
-           "load_policy", "margin", "NO_EVALUATION_ZH", "NO_EVALUATION_EN"]
+           "load_policy", "margin", "NO_EVALUATION_ZH", "NO_EVALUATION_EN", "WAREHOUSE_CONN_ID"]
