@@ -19,6 +19,14 @@ FROM apache/airflow:3.3.2-python3.11
 ENV GX_ANALYTICS_ENABLED=false \
     YUHANG_PROJECT_DIR=/opt/airflow
 
+# The official evaluation report (绩效评价报告) is converted from DOCX to PDF by LibreOffice Writer
+# headless; the Chinese fonts are Noto CJK (serif for 仿宋-style body text, sans for 黑体-style headings).
+USER root
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libreoffice-writer-nogui fonts-noto-cjk \
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
+
 # The base image already runs as the unprivileged 'airflow' user (uid 50000, gid 0) with
 # AIRFLOW_HOME=/opt/airflow; say so explicitly so that the pip installs below never run as root.
 USER airflow

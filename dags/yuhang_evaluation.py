@@ -11,9 +11,12 @@ evaluators' rectifications file), shows which sites of the 2027 build plan keep 
 funding, names the excellent stations and lists the gap to full release. Weights, targets, grade
 bands and every rule come from `include/policy/yuhang.yaml`.
 
-Tables: `eval_indicator`, `eval_site`, `eval_district`, `eval_gap`, `eval_release`,
-`eval_rectification`, `eval_plan_2027`, `eval_excellent_station`; workbook
-`<outputs>/evaluation_<year>.xlsx`. Params `evaluation_year` (default: the policy's) and `as_of`.
+Every evaluation is a run (`eval_runs`) whose rows in the eval_* tables carry its `run_id` and are
+never changed; an as-of date before the evaluated period's data can be complete (the last period's
+due date) is refused unless `provisional` is set, so the yearly schedule cannot produce a wrong
+final. Outputs `<outputs>/evaluation_<year>_<run_id>.*`, written once, and
+`evaluation_<year>_latest.*`. Params `evaluation_year` (default: the policy's), `as_of` and
+`provisional`.
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ from yuhang_skills.assets import DEFAULT_ARGS, EVALUATION, ON_FAILURE, TAGS, app
         "as_of": Param(None, type=["null", "string"], format="date", title="截止日期 / As-of date",
                        description="截止日期（YYYY-MM-DD），默认为本次运行的逻辑日期 / "
                                    "As-of date (YYYY-MM-DD); default: the run's logical date"),
+        "provisional": Param(False, type="boolean", title="预评估 / Provisional",
+                             description="截止日期早于评价期数据齐全之日时，生成标注“预评估”的运行而不是拒绝 / "
+                                         "Before the evaluated period's data can be complete, write a run marked "
+                                         "provisional instead of refusing"),
     },
 )
 def yuhang_evaluation():
@@ -51,13 +58,15 @@ def yuhang_evaluation():
         from yuhang_skills import pipeline
 
         context = get_current_context()
-        return pipeline.run_evaluation(context["params"]["evaluation_year"], pipeline.as_of_from_context(context))
+        params = context["params"]
+        return pipeline.run_evaluation(params["evaluation_year"], pipeline.as_of_from_context(context),
+                                       bool(params.get("provisional")))
 
     @task(outlets=[EVALUATION])
     def write_outputs(headline: dict) -> dict:
         from yuhang_skills import pipeline
 
-        return {**headline, **pipeline.write_outputs(headline["evaluation_year"])}
+        return {**headline, **pipeline.write_outputs(headline["evaluation_year"], headline["run_id"])}
 
     write_outputs(evaluate())
 

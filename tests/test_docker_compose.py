@@ -520,6 +520,19 @@ def test_dockerignore_keeps_secrets_and_data_out_of_the_build_context():
 # ---------------------------------------------------------------------------------------------------
 
 
+def test_dockerfile_installs_libreoffice_writer_and_cjk_fonts_for_the_official_report():
+    """The official report's PDF is made by LibreOffice Writer headless with Noto CJK fonts: the
+    image installs both as root and goes back to the unprivileged user before the pip installs."""
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    install = re.search(r"USER root\nRUN apt-get update.*?apt-get install[^\n]*\n(.*?)\n &&", text, flags=re.S)
+    assert install, "the Dockerfile must apt-get install as root"
+    packages = install.group(1).split()
+    assert "libreoffice-writer-nogui" in packages and "fonts-noto-cjk" in packages, packages
+    users = re.findall(r"^USER (\S+)", text, flags=re.M)
+    assert users[-1] == "airflow"
+    assert text.index("USER airflow") > text.index("USER root") and text.index("RUN pip install") > text.index("USER airflow")
+
+
 def test_dockerfile_base_image_python_version():
     image, _airflow, python = dockerfile_from()
     assert image == "apache/airflow"
@@ -588,3 +601,21 @@ def test_dockerfile_installs_pinned_dependencies_at_build_time():
         assert re.search(rf"^\s*COPY\s.*\b{folder}/?\s+/opt/airflow/{folder}/?\s*$", text, re.M), folder
     assert re.search(r"GX_ANALYTICS_ENABLED=false", text)
     assert re.search(r"YUHANG_PROJECT_DIR=/opt/airflow\b", text)
+
+
+def test_apiserver_serves_the_evaluator_view(services):
+    """The evaluator view (plugins/yuhang_evaluator_view.py) loads in the api-server: the plugins
+    folder and the package it imports are mounted, the warehouse connection reaches the api-server
+    (the plugin reads it like the DAGs), and so do the run outputs it offers for download."""
+    api = services["airflow-apiserver"]
+    volumes = [str(v) for v in api["volumes"]]
+    assert "${AIRFLOW_PROJ_DIR:-.}/plugins:/opt/airflow/plugins:ro" in volumes
+    assert "${AIRFLOW_PROJ_DIR:-.}/include:/opt/airflow/include:ro" in volumes
+    assert any(v.endswith(":/opt/airflow/outputs") for v in volumes)
+    env = env_mapping(api)
+    assert env.get("AIRFLOW__CORE__PLUGINS_FOLDER", "/opt/airflow/plugins") == "/opt/airflow/plugins"
+    assert re.fullmatch(r"postgresql://warehouse:\$\{WAREHOUSE_DB_PASSWORD:\?[^}]*\}@postgres:5432/warehouse",
+                        env["AIRFLOW_CONN_YUHANG_WAREHOUSE"])
+    assert env["AIRFLOW_VAR_YUHANG_OUTPUT_DIR"] == "/opt/airflow/outputs"
+    assert (REPO / "plugins" / "yuhang_evaluator_view.py").is_file()
+    assert "COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/" in DOCKERFILE.read_text(encoding="utf-8")

@@ -28,10 +28,18 @@ COVERAGE: list[tuple[str, str]] = [
     (r"\./dev setup", "tests/test_readme_commands.py::test_cheap_commands_run_as_written"),
     (r"\./dev airflow standalone",
      "tests/test_dev_standalone.py::test_dev_airflow_standalone_starts_healthy_on_localhost_only"),
+    (r"\./dev airflow plugins -o json",
+     "tests/plugins/test_plugin_loads.py::test_dev_airflow_plugins_lists_the_evaluator_view"),
     (r"\.venv/bin/yuhang-pipeline run --help", "tests/test_readme_commands.py::test_cheap_commands_run_as_written"),
     (r"\.venv/bin/yuhang-pipeline run --inbox \S+ --as-of \S+( --warehouse \S+ --output-dir \S+)?",
      "tests/test_end_to_end.py::test_headline_matches_an_independent_computation"),
     (r"\.venv/bin/yuhang-pipeline status", "tests/test_readme_commands.py::test_cheap_commands_run_as_written"),
+    (r"\.venv/bin/yuhang-pipeline evaluation (list|supersede) .*",
+     "tests/include/test_runs.py::test_sign_off_makes_a_run_final_and_a_second_final_needs_supersede"),
+    (r"\.venv/bin/yuhang-pipeline evaluation (sign|diff) .*",
+     "tests/test_end_to_end.py::test_sign_off_then_a_rerun_with_one_more_file_is_a_new_run_and_the_final_stays"),
+    (r"\.venv/bin/yuhang-pipeline run --inbox \S+ --as-of \S+ --provisional",
+     "tests/include/test_runs.py::test_the_run_command_writes_a_provisional_run_only_when_asked"),
     (r"\.venv/bin/yuhang-pipeline watchdog --as-of \S+( --send)?",
      "tests/include/test_cli_ops.py::test_watchdog_command_rebuilds_only_unless_send"),
     (r"export AIRFLOW_CONN_YUHANG_(SMTP|DINGTALK|WEBHOOK)=.*",
@@ -129,9 +137,14 @@ def test_dev_demo_runs_in_a_sandbox_of_its_own(tmp_path, scale):
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "2027 performance evaluation (as of 2027-02-15)" in out
-    for label in ("score", "released", "recoveries", "net release", "integrity", "workbook", "report", "tables",
+    for label in ("score", "released", "recoveries", "net release", "run", "integrity", "workbook", "report", "official",
+                  "tables",
                   "run times"):
         assert re.search(rf"^  {label} +\S", out, flags=re.M), label
     assert (tmp_path / "var" / "demo" / "airflow" / "airflow.db").is_file()
     assert not (tmp_path / "ui-airflow" / "airflow.db").exists()
-    assert (tmp_path / "var" / "demo" / "outputs" / "evaluation_2027.xlsx").is_file()
+    run_id = re.search(r"^  run +(2027-20270215-\d\d) \(draft\)", out, flags=re.M).group(1)
+    for suffix in ("xlsx", "html", "docx", "pdf"):
+        assert (tmp_path / "var" / "demo" / "outputs" / f"evaluation_2027_{run_id}.{suffix}").is_file()
+        assert (tmp_path / "var" / "demo" / "outputs" / f"evaluation_2027_latest.{suffix}").is_file()
+    assert "  official     " in out and out.count("(+ .pdf)") == 1

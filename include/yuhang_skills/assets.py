@@ -34,6 +34,9 @@ TASK_TIMEOUTS = {
 INTAKE_DEADLINE = dt.time(8, 0)
 INTAKE_SCHEDULE_TIME = dt.time(6, 0)
 
+# policy evaluation_runs.signoff_roles: the sign-off DAG's role choices
+SIGNOFF_ROLES = ["评价组", "复核", "负责人"]
+
 DEFAULT_ARGS = {
     "owner": "yuhang-data",
     "retries": RETRIES,  # used by transient errors only: apply_operations makes the others fail at once

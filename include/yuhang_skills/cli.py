@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the pipeline over an inbox folder")
     run.add_argument("--inbox", type=Path, required=True,
                      help="inbox folder laid out as <YYYY-MM>/<site code>/<kind>.csv|xlsx")
+    run.add_argument("--provisional", action="store_true",
+                     help="as-of date before the evaluated period's data can be complete: write a run marked "
+                          "provisional (预评估) instead of refusing")
     common(run)
     demo = sub.add_parser("demo", help="generate the sample inbox (seeded) and run the pipeline over it")
     demo.add_argument("--seed", type=int, default=20251218, help="generator seed (default: 20251218)")
@@ -60,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     from .cli_ops import add_commands as add_operations_commands
 
     add_operations_commands(sub)  # watchdog, status
+    from .evaluation_cli import add_commands as add_evaluation_commands
+
+    add_evaluation_commands(sub)  # evaluation list|sign|supersede|diff
     return parser
 
 
@@ -90,7 +96,7 @@ def migrate_airflow_db() -> None:
     db.upgradedb()
 
 
-def run_dags(as_of: dt.date, evaluation_year: int | None, inbox: Path | None) -> dict:
+def run_dags(as_of: dt.date, evaluation_year: int | None, inbox: Path | None, provisional: bool = False) -> dict:
     """Run the three DAGs in order with ``dag.test()``; raise if any run does not succeed."""
     from zoneinfo import ZoneInfo
 
@@ -103,7 +109,8 @@ def run_dags(as_of: dt.date, evaluation_year: int | None, inbox: Path | None) ->
     confs = {
         "yuhang_intake": {"inbox": str(inbox.resolve()) if inbox else None, "as_of": as_of.isoformat()},
         "yuhang_indicators": {},
-        "yuhang_evaluation": {"evaluation_year": evaluation_year, "as_of": as_of.isoformat()},
+        "yuhang_evaluation": {"evaluation_year": evaluation_year, "as_of": as_of.isoformat(),
+                              "provisional": provisional},
     }
     timings = {}
     headline: dict = {}
@@ -139,13 +146,18 @@ def format_headline(result: dict, warehouse_url: str) -> str:
         f"(rule: {h['release_rule']}, policy {h['policy_version']})",
         f"  recoveries   {_yuan(h['recoveries_yuan'])} yuan (sites not rectified by their deadline)",
         f"  net release  {_yuan(h['net_released_yuan'])} yuan",
+        *([f"  run          {h['run_id']} ({h['status']}), input fingerprint {h['input_fingerprint'][:12]}…"]
+          if h.get("run_id") else []),
         *([f"  integrity    {h['integrity_findings']:,} finding(s); person-times {h['person_times_reported']:,} reported, "
            f"{h['person_times_counted']:,} counted; score before exclusions {h['score_before_exclusions']}"]
           if h.get("score_before_exclusions") is not None else []),
         f"  workbook     {h['workbook']}",
         *([f"  report       {h['report']}"] if h.get("report") else []),
-        f"  tables       eval_* (district, indicator, release, site, rectification, plan_2027, excellent_station, "
-        f"gap, integrity), integrity_findings, ind_site_year, quarantine … in {warehouse_url}",
+        *([f"  official     {h['official_docx']}" + (" (+ .pdf)" if h.get("official_pdf") else "")]
+          if h.get("official_docx") else []),
+        f"  tables       eval_runs, eval_* (district, indicator, release, site, rectification, plan_2027, "
+        f"excellent_station, gap, integrity, village, submissions), integrity_findings, ind_site_year, quarantine … "
+        f"in {warehouse_url}",
         "  run times    " + ", ".join(f"{k} {v}s" for k, v in result["seconds"].items()),
     ]
     return "\n".join(lines)
@@ -191,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
     as_of = as_of or as_of_date(None)
     migrate_airflow_db()
-    result = run_dags(as_of, args.evaluation_year, inbox)
+    result = run_dags(as_of, args.evaluation_year, inbox, bool(getattr(args, "provisional", False)))
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:

@@ -32,6 +32,10 @@ ONE = Decimal(1)
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 
+PROGRAMME_ZH = {"village": "技能型乡村", "station": "技能培训站点", "base": "技能实训基地"}
+COLUMN_ZH = {"key_group_person_times": "重点群体培训人次", "key_industry_person_times": "重点产业培训人次",
+             "worker": "劳动者", "enterprise": "企业"}
+
 # Units of eval_gap.additional_needed for a site-year target: counts are whole person-times,
 # rates are percentage points.
 SITE_YEAR_UNITS = {"person_times": "person_times", "pass_rate": "pass_rate_points",
@@ -188,7 +192,7 @@ class Evaluator:
         rows = [t for t in targets if t.programme == spec["programme"] and t.indicator == spec["indicator"]]
         total = sum((t.attainment for t in rows), ZERO)
         return (total, Decimal(len(rows)), sum(t.source_rows for t in rows),
-                f"各{spec['programme']}年度 min(1, 实际/目标) 的平均值", rows)
+                f"各{PROGRAMME_ZH.get(spec['programme'], spec['programme'])}年度 min(1, 实际/目标) 的平均值", rows)
 
     def _village_outcome_reporting_rate(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
         rows = self.sites[self.sites["programme"] == "village"]
@@ -198,7 +202,8 @@ class Evaluator:
     def _share_of_person_times(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
         rows = self.sites[self.sites["programme"].isin(spec["programmes"])]
         return (Decimal(int(rows[spec["column"]].sum())), Decimal(int(rows["person_times"].sum())),
-                int(rows["roster_rows"].sum()), f"{spec['column']} / person_times", [])
+                int(rows["roster_rows"].sum()),
+                f"{COLUMN_ZH.get(spec['column'], spec['column'])} / 培训人次 ({spec['column']} / person_times)", [])
 
     def _village_skill_coverage(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
         rows = self.sites[self.sites["programme"] == "village"]
@@ -210,7 +215,7 @@ class Evaluator:
         rows = self.sites[self.sites["programme"].isin(spec["programmes"])]
         kind = spec["respondent_type"]
         return (Decimal(int(rows[f"{kind}_satisfied"].sum())), Decimal(int(rows[f"{kind}_answers"].sum())),
-                int(rows["survey_rows"].sum()), f"{kind} 满意答卷 / 有效答卷", [])
+                int(rows["survey_rows"].sum()), f"{COLUMN_ZH.get(kind, kind)}满意答卷 / 有效答卷 ({kind})", [])
 
     def indicator(self, spec: dict[str, Any], targets: list[SiteYearTarget]) -> IndicatorResult:
         measure: Callable = getattr(self, f"_{spec['measure']}")
@@ -496,6 +501,29 @@ def gap_to_full_release(policy: Policy, indicators: list[IndicatorResult], resul
     return gaps
 
 
+def release_margins(policy: Policy, indicators: list[IndicatorResult], score: Decimal) -> dict[str, Decimal | None]:
+    """When the score is at or above the band that releases everything (banded rule), how far each
+    indicator's actual can fall, alone, before the score drops below that band and the release
+    drops: in percentage points of the indicator's ratio (its points fall pro rata with the actual).
+    None for every indicator when the release already moves with every point (linear, a score
+    below the band) or does not depend on the score (dli)."""
+    if policy.release["rule"] != "banded":
+        return {i.code: None for i in indicators}
+    full_at = Decimal(str((policy.release["rules"]["banded"] or {})["full_at"]))
+    slack = score - full_at
+    if slack < 0:
+        return {i.code: None for i in indicators}
+    out: dict[str, Decimal | None] = {}
+    for i in indicators:
+        if i.weight <= 0:
+            out[i.code] = None
+            continue
+        # points = weight x min(1, actual / target): the actual at which the points are slack lower
+        lowest = i.target * max(ZERO, i.points - slack) / i.weight
+        out[i.code] = q4(max(ZERO, i.actual - lowest) * HUNDRED)
+    return out
+
+
 # --- the evaluation as a whole -------------------------------------------------------------------
 @dataclass
 class Evaluation:
@@ -521,6 +549,9 @@ class Evaluation:
     person_times_reported: int = 0  # evaluated years, before integrity exclusions
     person_times_counted: int = 0
     integrity: list[dict[str, Any]] = field(default_factory=list)  # per check: findings and what they took out
+    villages: list[dict[str, Any]] = field(default_factory=list)  # 一户一技 coverage per village-year
+    margins: dict[str, Decimal | None] = field(default_factory=dict)  # release_margins, percentage points
+    submissions_record: list[dict[str, Any]] = field(default_factory=list)  # missing, late, early warnings
 
     @property
     def recoveries_fen(self) -> int:
@@ -614,6 +645,60 @@ def integrity_summary(engine: sa.Engine, policy: Policy, years: list[int]) -> li
     return out
 
 
+def village_coverage(plan: Plan, sites: pd.DataFrame, years: list[int]) -> list[dict[str, Any]]:
+    """一户一技 per village and evaluated year: low-income households, those with a skill, the
+    coverage and the households short (the rows behind village_skill_coverage)."""
+    rows = sites[(sites["programme"] == "village") & sites["year"].isin(years)].sort_values(["site_code", "year"])
+    out = []
+    for _, r in rows.iterrows():
+        site = plan.sites_by_code.get(r["site_code"])
+        low = None if pd.isna(r["low_income_households"]) else int(r["low_income_households"])
+        skill = None if pd.isna(r["households_with_skill"]) else int(r["households_with_skill"])
+        out.append({"site_code": r["site_code"], "year": int(r["year"]), "name_zh": site.name_zh if site else None,
+                    "town": site.town if site else None, "low_income_households": low, "households_with_skill": skill,
+                    "coverage": q6(ratio(skill, low)) if low and skill is not None else None,
+                    "households_short": max(0, low - (skill or 0)) if low is not None else None,
+                    "outcomes_reported": bool(int(r["outcomes_reported"]))})
+    return out
+
+
+def submissions_record(engine: sa.Engine, plan: Plan, years: list[int], as_of: dt.date) -> list[dict[str, Any]]:
+    """The evaluated years' submissions record as of ``as_of``: submissions still missing, those
+    received after their due date (working-day due dates, as the watchdog computes them), and the
+    early warnings the watchdog raised in each year as of ``evaluation_runs.early_warning_as_of``."""
+    from . import watchdog
+
+    days = watchdog.WorkingDays(plan.policy.alerts.working_days)
+    expected = [e for e in watchdog.expected_submissions(plan, as_of, days) if int(e.period[:4]) in years]
+    out: list[dict[str, Any]] = []
+    with engine.connect() as conn:
+        manifest = watchdog.load_manifest(conn, as_of)
+        for item in sorted(watchdog.find_missing(expected, manifest, plan, as_of),
+                           key=lambda i: (i.status != "open", i.site_code, i.kind, i.period)):
+            missing = item.status == "open"
+            out.append({"record": "missing" if missing else "late", "site_code": item.site_code, "kind": item.kind,
+                        "period": item.period, "due_date": item.due_date,
+                        "received_at": None if missing else item.resolved_at, "days_late": item.days_overdue,
+                        "detail": None})
+        month_day = str(plan.policy.evaluation_runs.get("early_warning_as_of", "10-11"))
+        for year in years:
+            moment = dt.date.fromisoformat(f"{year}-{month_day}")
+            year_expected = watchdog.expected_submissions(plan, moment, days)
+            for w in watchdog.early_warnings(conn, plan, moment, year_expected):
+                if not w.at_risk:
+                    continue
+                if w.indicator == "pass_rate":
+                    detail = (f"截至 {moment.isoformat()}：合格率 {q2(w.projected * HUNDRED)}%"
+                              f"（{w.numerator}/{w.denominator}），目标 {q2(w.target * HUNDRED)}%")
+                else:
+                    detail = (f"截至 {moment.isoformat()}：应报 {w.months_reported} 个月共 {_plain(w.actual_to_date)} 人次，"
+                              f"推算全年约 {_plain(q2(w.projected))} 人次，目标 {_plain(q2(w.target))} 人次")
+                out.append({"record": "early_warning", "site_code": w.site_code, "kind": w.indicator,
+                            "period": str(year), "due_date": None, "received_at": None, "days_late": None,
+                            "detail": detail})
+    return out
+
+
 def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date,
              decisions: rectification.Decisions | None = None) -> Evaluation:
     decisions = decisions or rectification.Decisions.none()
@@ -647,19 +732,28 @@ def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date
         person_times_reported=int(evaluator.sites["person_times_reported"].sum()),
         person_times_counted=int(evaluator.sites["person_times"].sum()),
         integrity=integrity_summary(engine, policy, evaluator.years),
+        villages=village_coverage(plan, sites, evaluator.years), margins=release_margins(policy, indicators, score),
+        submissions_record=submissions_record(engine, plan, evaluator.years, as_of),
     )
 
 
-def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo: bool) -> dict[str, int]:
-    """Replace the evaluation year's rows in the eval_* tables."""
-    from . import warehouse
+def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo: bool, status: str = "draft",
+                     data_complete_on: dt.date | None = None, input_files: Mapping[str, Any] | None = None,
+                     rectifications_sha256: str | None = None) -> dict[str, Any]:
+    """Write the evaluation as a new run: an ``eval_runs`` row (status ``draft`` or
+    ``provisional``), the inputs its fingerprint covers (``eval_run_inputs``) and its rows in the
+    eval_* tables, all under its new run id; nothing written earlier is changed. Returns the row
+    counts per table and the ``run_id``."""
+    from . import runs, warehouse
 
+    if status not in ("draft", "provisional"):
+        raise ValueError(f"a new run is draft or provisional, not {status!r}")
     year = evaluation.evaluation_year
     indicator_rows = [
         {"evaluation_year": year, "indicator": i.code, "dimension": i.dimension, "name_zh": i.name_zh,
          "weight": i.weight, "target": i.target, "actual": q4(i.actual), "numerator": q4(i.numerator),
          "denominator": q4(i.denominator), "points": i.points, "met": i.met, "basis": i.basis,
-         "source_rows": i.source_rows}
+         "source_rows": i.source_rows, "margin_actual": evaluation.margins.get(i.code)}
         for i in evaluation.indicators
     ]
     by_target = {(r.site.site_code, r.site.year, r.site.indicator): r for r in evaluation.rectifications}
@@ -727,12 +821,24 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
             warehouse.eval_district: district_rows, warehouse.eval_gap: gap_rows,
             warehouse.eval_release: release_rows, warehouse.eval_rectification: rectification_rows,
             warehouse.eval_plan_2027: plan_rows, warehouse.eval_excellent_station: excellent_rows,
-            warehouse.eval_integrity: [{"evaluation_year": year, **row} for row in evaluation.integrity]}
+            warehouse.eval_integrity: [{"evaluation_year": year, **row} for row in evaluation.integrity],
+            warehouse.eval_village: [{"evaluation_year": year, **row} for row in evaluation.villages],
+            warehouse.eval_submissions: [{"evaluation_year": year, "item": n, **row}
+                                         for n, row in enumerate(evaluation.submissions_record, start=1)]}
     warehouse.create_schema(engine)
-    warehouse.add_missing_columns(engine, warehouse.EVAL_TABLES)
+    warehouse.add_missing_columns(engine, (*warehouse.EVAL_TABLES, *warehouse.RUN_TABLES))
     with engine.begin() as conn:
+        run_id = runs.new_run_id(conn, year, evaluation.as_of)
+        conn.execute(warehouse.eval_runs.insert(), [{
+            "run_id": run_id, "evaluation_year": year, "as_of": evaluation.as_of,
+            "input_fingerprint": evaluation.input_fingerprint, "policy_version": evaluation.policy_version,
+            "status": status, "data_complete_on": data_complete_on, "created_at": warehouse.shanghai_now(),
+            "score": evaluation.score, "grade": evaluation.grade, "released_fen": evaluation.released_fen,
+            "recoveries_fen": evaluation.recoveries_fen, "net_released_fen": evaluation.net_released_fen}])
+        inputs = runs.run_inputs(conn, input_files, rectifications_sha256)
+        if inputs:
+            conn.execute(warehouse.eval_run_inputs.insert(), [{"run_id": run_id, **row} for row in inputs])
         for table, table_rows in rows.items():
-            conn.execute(table.delete().where(table.c.evaluation_year == year))
             if table_rows:
-                conn.execute(table.insert(), table_rows)
-    return {t.name: len(r) for t, r in rows.items()}
+                conn.execute(table.insert(), [{"run_id": run_id, **row} for row in table_rows])
+    return {"run_id": run_id, **{t.name: len(r) for t, r in rows.items()}}

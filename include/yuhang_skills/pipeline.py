@@ -212,27 +212,131 @@ def build_models() -> dict[str, int]:
     return models.build_models(warehouse.make_engine(settings.warehouse_url), SQL_DIR)
 
 
-def run_evaluation(evaluation_year: int | None, as_of: str) -> dict[str, Any]:
+def run_evaluation(evaluation_year: int | None, as_of: str, provisional: bool = False) -> dict[str, Any]:
     """Score the evaluation year with the evaluators' rectification decisions (a missing file
-    means none) and replace its rows in the eval_* tables."""
+    means none) and write it as a new run (runs.py): refused (EvaluationRefused) when the as-of date
+    is before the evaluated period's data can be complete, unless ``provisional``."""
+    from . import runs
+
     settings, plan = _context()
+    year = int(evaluation_year or plan.policy.evaluation_year)
+    as_of_day = dt.date.fromisoformat(as_of)
+    status = runs.check_as_of(plan, year, as_of_day, provisional)
     engine = warehouse.make_engine(settings.warehouse_url)
     require_indicators(engine)
-    year = int(evaluation_year or plan.policy.evaluation_year)
     decisions = load_decisions(settings.rectifications_path, plan)
     log.info("%d rectification decision(s) from %s", len(decisions.by_key), settings.rectifications_path)
-    result = evaluate(engine, plan, year, dt.date.fromisoformat(as_of), decisions)
-    counts = write_evaluation(engine, result, settings.pii_key_is_demo)
-    return {**result.headline(), "tables": counts}
+    result = evaluate(engine, plan, year, as_of_day, decisions)
+    counts = write_evaluation(
+        engine, result, settings.pii_key_is_demo, status=status,
+        data_complete_on=runs.data_complete_on(plan, year),
+        input_files={"policy": plan.policy.path, "sites": settings.sites_path, "contract": settings.contract_path},
+        rectifications_sha256=decisions.sha256)
+    run_id = counts.pop("run_id")
+    log.info("evaluation run %s (%s) written", run_id, status)
+    return {**result.headline(), "run_id": run_id, "status": status, "tables": counts}
 
 
-def write_outputs(evaluation_year: int | None) -> dict[str, str]:
+OUTPUT_KINDS = ("xlsx", "html", "docx", "pdf")
+
+
+def run_output_path(output_dir: Path, year: int, run_id: str, suffix: str, edition: str = "") -> Path:
+    return output_dir / f"evaluation_{year}_{run_id}{edition}.{suffix}"
+
+
+def _write_once(path: Path, write: Any) -> Path:
+    """Write a run's file once: a run's outputs are never overwritten."""
+    if path.exists():
+        raise FileExistsError(f"{path} exists: a run's outputs are written once and never replaced")
+    write(path)
+    return path
+
+
+def _pointer_copy(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` atomically (the ``latest`` and ``final`` copies)."""
+    import shutil
+
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, tmp)
+    tmp.replace(target)
+
+
+def render_outputs(engine: Any, output_dir: Path, year: int, run_id: str, edition: str = "",
+                   plan: Plan | None = None) -> dict[str, Path]:
+    """The run's workbook, HTML report and official report (DOCX, and PDF when LibreOffice is
+    installed), each written once under its run's name (``edition`` ``_signed``: the edition made
+    when the run became final, with its signatures)."""
+    from . import report_docx
+
+    plan = plan or _context()[1]
+    files = {
+        "workbook": _write_once(run_output_path(output_dir, year, run_id, "xlsx", edition),
+                                lambda p: write_workbook(engine, p, year, run_id)),
+        "report": _write_once(run_output_path(output_dir, year, run_id, "html", edition),
+                              lambda p: write_html_report(engine, p, year, run_id)),
+        "official_docx": _write_once(run_output_path(output_dir, year, run_id, "docx", edition),
+                                     lambda p: report_docx.write_report_docx(engine, plan, p, year, run_id)),
+    }
+    if report_docx.soffice() is None:
+        log.warning("LibreOffice (soffice) is not installed: the official report has no PDF (install "
+                    "libreoffice-writer; the Docker image and CI have it)")
+    else:
+        files["official_pdf"] = _write_once(run_output_path(output_dir, year, run_id, "pdf", edition),
+                                            lambda p: report_docx.convert_to_pdf(files["official_docx"], p))
+    return files
+
+
+def write_outputs(evaluation_year: int | None, run_id: str | None = None) -> dict[str, str]:
+    """The run's files, named by run and written once; then the year's ``latest`` copies point at
+    them."""
+    from . import runs
+
     settings, plan = _context()
     engine = warehouse.make_engine(settings.warehouse_url)
     year = int(evaluation_year or plan.policy.evaluation_year)
-    workbook = write_workbook(engine, settings.output_dir / f"evaluation_{year}.xlsx", year)
-    report = write_html_report(engine, settings.output_dir / f"evaluation_{year}.html", year)
-    return {"workbook": str(workbook), "report": str(report)}
+    run_id = run_id or runs.latest_run_id(engine, year)
+    files = render_outputs(engine, settings.output_dir, year, run_id, plan=plan)
+    for path in files.values():
+        _pointer_copy(path, settings.output_dir / f"evaluation_{year}_latest{path.suffix}")
+    runs.set_outputs(engine, run_id, {k: str(v) for k, v in files.items()})
+    return {k: str(v) for k, v in files.items()}
+
+
+def publish_final(run_id: str, use_airflow: bool = True) -> dict[str, str]:
+    """For a run that became final: its signed edition (the same rows, now with the signatures
+    and status final), written once as ``evaluation_<year>_<run>_signed.*``, and the year's
+    ``evaluation_<year>_final.*`` copies of it."""
+    from . import runs
+
+    settings, plan = _context(use_airflow)
+    engine = warehouse.make_engine(settings.warehouse_url)
+    run = runs.get_run(engine, run_id)
+    if run["status"] != "final":
+        raise runs.EvaluationRefused(f"{run_id} 不是正式评价", f"{run_id} is not the final run")
+    year = int(run["evaluation_year"])
+    files = render_outputs(engine, settings.output_dir, year, run_id, "_signed", plan=plan)
+    copied: dict[str, str] = {}
+    for kind, path in files.items():
+        target = settings.output_dir / f"evaluation_{year}_final{path.suffix}"
+        _pointer_copy(path, target)
+        copied[kind] = str(path)
+        copied[f"{kind}_final"] = str(target)
+    runs.set_outputs(engine, run_id, {f"{k}_signed": str(v) for k, v in files.items()})
+    return copied
+
+
+def sign_evaluation(run_id: str, role: str, name: str, comment: str | None, signed_by: str | None) -> dict[str, Any]:
+    """The Airflow-native sign-off (DAG yuhang_evaluation_signoff): record the signature and,
+    when it was the last one, publish the final edition."""
+    from . import runs
+
+    settings, plan = _context()
+    engine = warehouse.make_engine(settings.warehouse_url)
+    warehouse.create_schema(engine)
+    result = runs.sign(engine, run_id, role, name, comment, signed_by=signed_by, policy=plan.policy)
+    files = publish_final(run_id) if result.became_final else {}
+    return {"run_id": run_id, "role": role, "status": result.status, "missing_roles": result.missing_roles,
+            "superseded": result.superseded, "files": files}
 
 
 def as_of_from_context(context: Any) -> str:

@@ -309,6 +309,15 @@ class Policy:
         return self.raw["evaluation"]
 
     @property
+    def evaluation_runs(self) -> dict[str, Any]:
+        """The ``evaluation_runs`` section: data completeness, sign-off roles, page budgets."""
+        return self.raw["evaluation_runs"]
+
+    @property
+    def signoff_roles(self) -> list[str]:
+        return [str(r) for r in self.evaluation_runs["signoff_roles"]]
+
+    @property
     def release(self) -> dict[str, Any]:
         return self.raw["release"]
 

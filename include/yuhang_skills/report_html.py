@@ -1,6 +1,6 @@
 """What evaluators read, part 2: the evaluation report as one self-contained HTML file.
 
-``<outputs>/evaluation_<year>.html`` opens in any browser without a network: the style sheet is
+``<outputs>/evaluation_<year>_<run_id>.html`` opens in any browser without a network: the style sheet is
 inline and the charts are inline SVG drawn here (no scripts, no fonts or images to fetch). It
 reads the same report frames as the workbook (:func:`yuhang_skills.reporting.report_frames`)
 and shows, in Chinese with English labels: the headline, the score by dimension and indicator,
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -31,10 +32,14 @@ from .reporting import (
     layout,
     read_table,
     report_frames,
+    resolve_format,
+    run_info,
+    run_marks,
+    to_datetime,
     to_decimal,
 )
 
-NUMERIC_FORMATS = frozenset({"int", "num", "yuan", "pct"})
+NUMERIC_FORMATS = frozenset({"int", "num", "yuan", "pct", "qty", "need", "count", "pts", "yuan_num"})
 DATE_FORMATS = frozenset({"date", "datetime"})
 CHART_WIDTH = 960
 FONT_SIZE = 13
@@ -56,6 +61,11 @@ OPTIONAL_SECTIONS = (
     ("eval_rectification", "整改与追回", "Rectification and recoveries"),
     ("eval_excellent_station", "优秀站点", "Excellent stations"),
     ("eval_plan_2027", "2027年建设计划", "2027 build plan"),
+    ("eval_village", "一户一技覆盖(分村)", "One household, one skill: coverage per village"),
+    ("weakest_sites", "各指标薄弱站点", "Weakest sites per indicator"),
+    ("town_rollup", "按镇街汇总", "Roll-up by town"),
+    ("quarterly_trend", "季度趋势", "Trend by quarter"),
+    ("eval_submissions", "报送记录(缺报、迟报与预警)", "Submissions record: missing, late, early warnings"),
 )
 
 STYLE = """
@@ -111,7 +121,23 @@ svg.chart .connector { stroke: #9aa5b1; stroke-dasharray: 4 3; }
 .legend i.unmet { background: #e0962d; }
 .legend i.weight { background: #e3e7ed; }
 footer { margin-top: 40px; font-size: 12px; color: #5f6b7a; }
-@media print { body { background: #fff; } main { padding: 0; } section { break-inside: avoid-page; } }
+.banner { border: 2px solid #2f5f98; padding: 6px 12px; margin: 10px 0; font-weight: 600; }
+.banner.provisional { border-color: #b0361f; color: #b0361f; background: #fff1ee; }
+caption { caption-side: top; text-align: left; color: #b0361f; font-weight: 600; font-size: 12px; }
+table.signoffs td, table.signoffs th { font-size: 12px; }
+@page { size: A4 landscape; margin: 12mm 10mm 14mm; }
+@media print {
+  body { background: #fff; }
+  main { max-width: none; padding: 0; }
+  .table-wrap { overflow: visible; }
+  table { font-size: 9px; width: 100%; table-layout: auto; }
+  th, td { padding: 2px 3px; word-break: break-word; }
+  td.n, th.n { white-space: normal; }
+  thead { display: table-header-group; }
+  tr { break-inside: avoid; }
+  h2 { break-after: avoid; }
+  svg.chart { max-width: 100%; break-inside: avoid; }
+}
 """
 
 
@@ -333,9 +359,9 @@ def waterfall_chart(steps: list[Step]) -> str:
 # ------------------------------------------------------------------------------ tables and sections
 
 
-def table_html(table: str, frame: pd.DataFrame, only: list[str] | None = None) -> str:
+def table_html(table: str, frame: pd.DataFrame, only: list[str] | None = None, caption: str = "") -> str:
     """``frame`` as an HTML table with the workbook's headers and formats (``only``: a subset of
-    columns, in that order)."""
+    columns, in that order; ``caption``: e.g. the provisional mark)."""
     columns = layout(table, frame)
     if only is not None:
         by_name = {c.name: c for c in columns}
@@ -346,9 +372,11 @@ def table_html(table: str, frame: pd.DataFrame, only: list[str] | None = None) -
                for c in columns]
     body = []
     for row in frame.to_dict("records"):
-        cells = "".join(f"{td}{_e(format_text(row[c.name], c.fmt))}</td>" for td, c in zip(opening, columns))
+        cells = "".join(f"{td}{_e(format_text(row[c.name], resolve_format(c.fmt, row)))}</td>"
+                        for td, c in zip(opening, columns))
         body.append(f"<tr>{cells}</tr>")
-    return f'<div class="table-wrap"><table data-table="{_e(table)}"><thead><tr>{head}</tr></thead>' \
+    caption_html = f"<caption>{_e(caption)}</caption>" if caption else ""
+    return f'<div class="table-wrap"><table data-table="{_e(table)}">{caption_html}<thead><tr>{head}</tr></thead>' \
            f'<tbody>{"".join(body)}</tbody></table></div>'
 
 
@@ -451,14 +479,23 @@ def _release_section(district: dict[str, Any], release: pd.DataFrame | None) -> 
             f'</tr></thead><tbody>{rows}</tbody></table>{computation}</section>')
 
 
-def _gap_section(gaps: pd.DataFrame) -> str:
+def _gap_section(gaps: pd.DataFrame, indicators: pd.DataFrame | None = None) -> str:
     if gaps.empty:
         content = '<p class="note">所有指标均已满分,没有差距。<span class="en">Every indicator scores full points.</span></p>'
     else:
-        content = ('<p class="note">站点编码为空的行是全区指标;可多拨付为其他条件不变时补足该项可多拨付的金额。'
-                   '<span class="en">Rows without a site are district indicators; the yuan is what meeting that '
-                   'target alone would release in addition.</span></p>' + table_html("eval_gap", gaps))
-    return f'<section id="gap"><h2>{_label("差距", "Gap to full release")}</h2>{content}</section>'
+        content = ('<p class="note">按失分和可多拨付金额从大到小排列;站点为空的行是全区指标;可多拨付为其他条件不变时'
+                   '补足该项可多拨付的金额。<span class="en">Sorted by the points, then the yuan, at stake; rows '
+                   'without a site are district indicators; the yuan is what meeting that target alone would '
+                   'release in addition.</span></p>' + table_html("eval_gap", gaps))
+    margin = ""
+    if indicators is not None and "margin_actual" in indicators and indicators["margin_actual"].notna().any():
+        margin = (f'<h3>{_label("安全边际", "Margin before the release drops")}</h3>'
+                  '<p class="note">得分已达到全额拨付档:下表为其他指标不变时,各指标实际值最多可下降多少个百分点而拨付额不变。'
+                  '<span class="en">The score is in the full-release band: how many percentage points each '
+                  'indicator can fall, all else equal, before the release drops.</span></p>'
+                  + table_html("eval_indicator", indicators.sort_values("margin_actual", kind="stable"),
+                               ["name_zh", "target", "actual", "points", "margin_actual"]))
+    return f'<section id="gap"><h2>{_label("差距", "Gap to full release")}</h2>{content}{margin}</section>'
 
 
 def _integrity_section(district: dict[str, Any], checks: pd.DataFrame | None) -> str:
@@ -514,6 +551,26 @@ PRIVACY_NOTE = (
 )
 
 
+def _run_section(info: dict[str, Any], mark_zh: str, mark_en: str) -> str:
+    """The run: its id and status (预评估 in red), data-complete date and the signatures so far."""
+    if not info:
+        return ""
+    css = "banner provisional" if info["status"] == "provisional" else "banner"
+    note = ""
+    if info["status"] == "provisional":
+        note = (f'<p class="warning">预评估:截止日期早于评价期数据齐全之日 {_e(str(info.get("data_complete_on") or ""))},'
+                '结果不能作为拨付依据。<span class="en">Provisional: the as-of date is before the evaluated period\'s '
+                'data can be complete; not a basis for the release.</span></p>')
+    rows = "".join(f"<tr><td>{_e(s['role'])}</td><td>{_e(s['name'])}</td>"
+                   f"<td>{_e(to_datetime(s['signed_at']).strftime('%Y-%m-%d %H:%M'))}</td><td>{_e(s.get('comment') or '')}</td></tr>"
+                   for s in info.get("signoffs", []))
+    signoffs = (f'<table class="signoffs" data-table="signoffs"><thead><tr><th>角色 Role</th><th>签署人 Name</th>'
+                f'<th>时间 Signed at</th><th>意见 Comment</th></tr></thead><tbody>{rows}</tbody></table>' if rows else
+                '<p class="note">尚无签署。<span class="en">Not signed yet.</span></p>')
+    return (f'<section id="run"><p class="{css}">{_e(mark_zh)} <span class="en">{_e(mark_en)}</span></p>{note}'
+            f'{signoffs}</section>')
+
+
 def _site_names(engine: sa.Engine, evaluation_year: int) -> dict[str, str]:
     """Site code → town, from ref_sites when the warehouse has it."""
     sites = read_table(engine, "ref_sites", evaluation_year)
@@ -522,9 +579,13 @@ def _site_names(engine: sa.Engine, evaluation_year: int) -> dict[str, str]:
     return {str(r["site_code"]): str(r["town"]) for r in sites.to_dict("records")}
 
 
-def render_report(engine: sa.Engine, evaluation_year: int) -> str:
-    """The report page for ``evaluation_year`` as an HTML string."""
-    frames = report_frames(engine, evaluation_year)
+def render_report(engine: sa.Engine, evaluation_year: int, run_id: str | None = None) -> str:
+    """The report page of the run ``run_id`` (default: the year's newest) as an HTML string."""
+    from .reporting import resolve_run
+
+    run_id = resolve_run(engine, evaluation_year, run_id)
+    frames = report_frames(engine, evaluation_year, run_id)
+    workbook_name = f"evaluation_{evaluation_year}_{run_id}.xlsx" if run_id else f"evaluation_{evaluation_year}.xlsx"
     district_frame = frames.get("eval_district")
     if district_frame is None or district_frame.empty:
         raise LookupError(f"the warehouse has no evaluation for {evaluation_year}; run the evaluation first")
@@ -535,34 +596,41 @@ def render_report(engine: sa.Engine, evaluation_year: int) -> str:
         for table, zh, en in OPTIONAL_SECTIONS if table in frames)
     title_zh = f"余杭区技能型社会建设专项激励资金 {evaluation_year} 年绩效评价报告"
     title_en = f"Yuhang District skill-society incentive fund — {evaluation_year} performance evaluation"
+    info = run_info(engine, run_id)
+    mark_zh, mark_en = run_marks(info)
+    provisional = info.get("status") == "provisional"
     sections = [
+        _run_section(info, mark_zh, mark_en),
         _headline(district),
         _score_section(frames.get("eval_indicator", empty)),
         _sites_section(frames.get("eval_site", empty), _site_names(engine, evaluation_year)),
         _release_section(district, frames.get("eval_release")),
-        _gap_section(frames.get("eval_gap", empty)),
+        _gap_section(frames.get("eval_gap", empty), frames.get("eval_indicator")),
         _integrity_section(district, frames.get("eval_integrity")),
         optional,
         _quarantine_section(frames),
         PRIVACY_NOTE,
     ]
     sheets = "、".join(SHEETS[t][0] for t in frames)
+    body = "".join(sections)
+    if provisional:  # every table says so too
+        body = re.sub(r'(<table data-table="[^"]*">)', r"\1<caption>预评估 PROVISIONAL</caption>", body)
     return (
         '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<title>{_e(title_zh)}</title><style>{STYLE}</style></head><body><main>'
         f'<header><h1>{_e(title_zh)}</h1><p class="subtitle">{_e(title_en)}</p></header>'
-        + "".join(sections)
-        + f'<footer>由数仓评价表生成;工作簿 evaluation_{evaluation_year}.xlsx 含全部明细({_e(sheets)})。'
+        + body
+        + f'<footer>{_e(mark_zh)} <span class="en">{_e(mark_en)}</span><br>由数仓评价表生成;工作簿 {_e(workbook_name)} 含全部明细({_e(sheets)})。'
         f'<span class="en">Generated from the warehouse evaluation tables; the workbook '
-        f'evaluation_{evaluation_year}.xlsx has every row.</span></footer></main></body></html>\n'
+        f'{_e(workbook_name)} has every row.</span></footer></main></body></html>\n'
     )
 
 
-def write_html_report(engine: sa.Engine, path: Path, evaluation_year: int) -> Path:
-    """Write the HTML report for ``evaluation_year`` to ``path`` (atomically) and return it."""
+def write_html_report(engine: sa.Engine, path: Path, evaluation_year: int, run_id: str | None = None) -> Path:
+    """Write the HTML report of the run (default: the year's newest) to ``path`` (atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.html")
-    tmp.write_text(render_report(engine, evaluation_year), encoding="utf-8")
+    tmp.write_text(render_report(engine, evaluation_year, run_id), encoding="utf-8")
     tmp.replace(path)
     return path

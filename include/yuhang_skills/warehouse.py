@@ -290,8 +290,30 @@ def make_engine(url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
+    set_aside_pre_run_tables(engine)
     metadata.create_all(engine)
     add_missing_columns(engine, (quarantine,))  # a warehouse made before quarantine.severity
+
+
+def set_aside_pre_run_tables(engine: Engine) -> list[str]:
+    """An eval_* table made before evaluation runs (one set of rows per year, no ``run_id``) is
+    renamed ``<table>_before_runs`` with its rows, so the new table can be created beside it and the
+    old evaluation stays readable; returns the tables renamed."""
+    inspector = sa.inspect(engine)
+    renamed: list[str] = []
+    for table in EVAL_TABLES:
+        if not inspector.has_table(table.name):
+            continue
+        if "run_id" in {c["name"] for c in inspector.get_columns(table.name)}:
+            continue
+        old = f"{table.name}_before_runs"
+        pk = inspector.get_pk_constraint(table.name).get("name")
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"alter table {table.name} rename to {old}"))
+            if engine.dialect.name == "postgresql" and pk:
+                conn.execute(sa.text(f'alter table {old} rename constraint "{pk}" to "{old}_pkey"'))
+        renamed.append(table.name)
+    return renamed
 
 
 def replace_rows(conn: sa.Connection, table: sa.Table, rows: Iterable[dict[str, Any]]) -> int:
@@ -310,13 +332,49 @@ def shanghai_now() -> dt.datetime:
     return dt.datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None, microsecond=0)
 
 
-# Evaluation (one set of rows per evaluation year; a rerun replaces that year's rows) -----------
+# Evaluation runs: every evaluation is a run with its own id (runs.py); its rows in the eval_*
+# tables carry that id and are never changed or replaced once written --------------------------
+eval_runs = sa.Table(
+    "eval_runs", metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),  # <year>-<as-of yyyymmdd>-<nn>, sortable
+    sa.Column("evaluation_year", sa.Integer, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("input_fingerprint", sa.String(64), nullable=False),  # sha256: accepted submissions + policy
+    sa.Column("policy_version", sa.String(60), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),  # provisional / draft / final / superseded
+    sa.Column("data_complete_on", sa.Date),  # last period's due date by the submission calendar
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("finalised_at", sa.DateTime),
+    sa.Column("superseded_by", sa.String(40)),
+    sa.Column("supersede_reason", sa.Text),
+    sa.Column("score", sa.Numeric(6, 2)),
+    sa.Column("grade", sa.String(4)),
+    sa.Column("released_fen", sa.BigInteger),
+    sa.Column("recoveries_fen", sa.BigInteger),
+    sa.Column("net_released_fen", sa.BigInteger),
+    sa.Column("outputs", sa.Text),  # JSON: the run's files by kind (xlsx, html, docx, pdf)
+)
+eval_signoffs = sa.Table(  # who signed which run in which role, and when
+    "eval_signoffs", metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sa.Column("role", sa.String(20), primary_key=True),  # a role of the policy's evaluation_runs.signoff_roles
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("comment", sa.Text),
+    sa.Column("signed_at", sa.DateTime, nullable=False),
+    sa.Column("signed_by", sa.String(100)),  # the account that recorded it (OS user, Airflow user)
+)
+
+
 def _eval_key() -> sa.Column:
     return sa.Column("evaluation_year", sa.Integer, primary_key=True)
 
 
+def _run_key() -> sa.Column:
+    return sa.Column("run_id", sa.String(40), primary_key=True)
+
+
 eval_indicator = sa.Table(
-    "eval_indicator", metadata, _eval_key(),
+    "eval_indicator", metadata, _run_key(), _eval_key(),
     sa.Column("indicator", sa.String(60), primary_key=True),
     sa.Column("dimension", sa.String(30), nullable=False),
     sa.Column("name_zh", sa.String(200), nullable=False),
@@ -329,9 +387,10 @@ eval_indicator = sa.Table(
     sa.Column("met", sa.Boolean, nullable=False),
     sa.Column("basis", sa.Text, nullable=False),
     sa.Column("source_rows", sa.Integer, nullable=False),
+    sa.Column("margin_actual", sa.Numeric(14, 4)),  # percentage points the actual can fall before the release drops
 )
 eval_site = sa.Table(
-    "eval_site", metadata, _eval_key(),
+    "eval_site", metadata, _run_key(), _eval_key(),
     sa.Column("site_code", sa.String(8), primary_key=True),
     sa.Column("year", sa.Integer, primary_key=True),
     sa.Column("programme", sa.String(16), nullable=False),
@@ -349,7 +408,7 @@ eval_site = sa.Table(
     sa.Column("actual_reported", sa.Numeric(14, 4)),  # actual before integrity exclusions
 )
 eval_district = sa.Table(
-    "eval_district", metadata, _eval_key(),
+    "eval_district", metadata, _run_key(), _eval_key(),
     sa.Column("as_of", sa.Date, nullable=False),
     sa.Column("score", sa.Numeric(6, 2), nullable=False),
     sa.Column("grade", sa.String(4), nullable=False),
@@ -370,7 +429,7 @@ eval_district = sa.Table(
     sa.Column("evaluated_at", sa.DateTime, nullable=False),
 )
 eval_gap = sa.Table(
-    "eval_gap", metadata, _eval_key(),
+    "eval_gap", metadata, _run_key(), _eval_key(),
     sa.Column("gap_id", sa.Integer, primary_key=True),
     sa.Column("indicator", sa.String(60), nullable=False),
     sa.Column("site_code", sa.String(8)),
@@ -384,7 +443,7 @@ eval_gap = sa.Table(
     sa.Column("release_gain_fen", sa.BigInteger, nullable=False),
 )
 eval_release = sa.Table(  # how the release was computed: one line per score rule, one per DLI tranche
-    "eval_release", metadata, _eval_key(),
+    "eval_release", metadata, _run_key(), _eval_key(),
     sa.Column("component", sa.String(40), primary_key=True),
     sa.Column("rule", sa.String(20), nullable=False),
     sa.Column("name_zh", sa.String(200), nullable=False),
@@ -398,7 +457,7 @@ eval_release = sa.Table(  # how the release was computed: one line per score rul
     sa.Column("basis", sa.Text, nullable=False),
 )
 eval_rectification = sa.Table(  # every missed site-year target, its deadline, status and recovery
-    "eval_rectification", metadata, _eval_key(),
+    "eval_rectification", metadata, _run_key(), _eval_key(),
     sa.Column("site_code", sa.String(8), primary_key=True),
     sa.Column("year", sa.Integer, primary_key=True),
     sa.Column("indicator", sa.String(40), primary_key=True),
@@ -416,7 +475,7 @@ eval_rectification = sa.Table(  # every missed site-year target, its deadline, s
     sa.Column("source_rows", sa.Integer, nullable=False),
 )
 eval_plan_2027 = sa.Table(  # the tranche year's build plan: which sites keep provincial funding
-    "eval_plan_2027", metadata, _eval_key(),
+    "eval_plan_2027", metadata, _run_key(), _eval_key(),
     sa.Column("site_code", sa.String(8), primary_key=True),
     sa.Column("programme", sa.String(16), nullable=False),
     sa.Column("priority_rank", sa.Integer, nullable=False),
@@ -426,7 +485,7 @@ eval_plan_2027 = sa.Table(  # the tranche year's build plan: which sites keep pr
     sa.Column("remaining_after_fen", sa.BigInteger, nullable=False),  # net release left after this site
 )
 eval_excellent_station = sa.Table(
-    "eval_excellent_station", metadata, _eval_key(),
+    "eval_excellent_station", metadata, _run_key(), _eval_key(),
     sa.Column("site_code", sa.String(8), primary_key=True),
     sa.Column("qualifies", sa.Boolean, nullable=False),
     sa.Column("bonus_fen", sa.BigInteger, nullable=False),
@@ -435,7 +494,7 @@ eval_excellent_station = sa.Table(
     sa.Column("source_rows", sa.Integer, nullable=False),  # roster and survey rows behind it
 )
 eval_integrity = sa.Table(  # integrity findings per check and what they took out of the score
-    "eval_integrity", metadata, _eval_key(),
+    "eval_integrity", metadata, _run_key(), _eval_key(),
     sa.Column("check_name", sa.String(40), primary_key=True),
     sa.Column("severity", sa.String(10), nullable=False),
     sa.Column("findings", sa.Integer, nullable=False),
@@ -444,8 +503,53 @@ eval_integrity = sa.Table(  # integrity findings per check and what they took ou
     sa.Column("excluded_fen", sa.BigInteger, nullable=False),  # payments left out, evaluated years
     sa.Column("sites", sa.Text),  # sites with findings
 )
+eval_village = sa.Table(  # 一户一技 coverage per village and year, the rows behind the indicator
+    "eval_village", metadata, _run_key(), _eval_key(),
+    sa.Column("site_code", sa.String(8), primary_key=True),
+    sa.Column("year", sa.Integer, primary_key=True),
+    sa.Column("name_zh", sa.String(200)),
+    sa.Column("town", sa.String(40)),
+    sa.Column("low_income_households", sa.Integer),
+    sa.Column("households_with_skill", sa.Integer),
+    sa.Column("coverage", sa.Numeric(10, 6)),  # households_with_skill / low_income_households
+    sa.Column("households_short", sa.Integer),  # low_income_households - households_with_skill
+    sa.Column("outcomes_reported", sa.Boolean, nullable=False),
+)
+eval_submissions = sa.Table(  # the submissions record of the evaluated years as of the run's date
+    "eval_submissions", metadata, _run_key(), _eval_key(),
+    sa.Column("item", sa.Integer, primary_key=True),
+    sa.Column("record", sa.String(16), nullable=False),  # missing / late / early_warning
+    sa.Column("site_code", sa.String(8), nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),  # roster / finance / survey / outcomes / indicator
+    sa.Column("period", sa.String(10), nullable=False),
+    sa.Column("due_date", sa.Date),
+    sa.Column("received_at", sa.DateTime),
+    sa.Column("days_late", sa.Integer),
+    sa.Column("detail", sa.Text),
+)
+eval_run_inputs = sa.Table(  # the accepted submissions (and policy files) a run's fingerprint covers
+    "eval_run_inputs", metadata, _run_key(),
+    sa.Column("input", sa.String(300), primary_key=True),  # original file path, or policy:<file>
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("site_code", sa.String(8)),
+    sa.Column("kind", sa.String(30)),
+    sa.Column("period", sa.String(10)),
+)
+eval_diff = sa.Table(  # what changed between two runs (runs.diff), one row per difference
+    "eval_diff", metadata,
+    sa.Column("run_a", sa.String(40), primary_key=True),
+    sa.Column("run_b", sa.String(40), primary_key=True),
+    sa.Column("item", sa.Integer, primary_key=True),
+    sa.Column("section", sa.String(16), nullable=False),  # input / indicator / headline
+    sa.Column("subject", sa.String(300), nullable=False),
+    sa.Column("change", sa.String(16), nullable=False),  # added / removed / changed
+    sa.Column("value_a", sa.Text),
+    sa.Column("value_b", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
 EVAL_TABLES = (eval_indicator, eval_site, eval_district, eval_gap, eval_release, eval_rectification,
-               eval_plan_2027, eval_excellent_station, eval_integrity)
+               eval_plan_2027, eval_excellent_station, eval_integrity, eval_village, eval_submissions)
+RUN_TABLES = (eval_runs, eval_signoffs, eval_run_inputs, eval_diff)
 
 # Submissions watchdog (yuhang_watchdog): what is expected, what is missing, what was sent -------
 def _item_key() -> list[sa.Column]:

@@ -109,6 +109,9 @@ def test_operations_settings_match_the_policy(dag_bag):
     finish_by = dt.datetime.combine(dt.date(2026, 12, 3), dt.time.fromisoformat(ops["intake_deadline"]))
     assert alert.interval == finish_by - dt.datetime.combine(dt.date(2026, 12, 3), dt.time(int(hour), int(minute)))
     assert alert.callback.path == "yuhang_skills.failure_alerts.intake_deadline_missed"
+    policy = yaml.safe_load((DAGS_DIR.parent / "include" / "policy" / "yuhang.yaml").read_text(encoding="utf-8"))
+    assert assets.SIGNOFF_ROLES == policy["evaluation_runs"]["signoff_roles"]
+    assert dag_bag.dags["yuhang_evaluation_signoff"].params.get_param("role").schema["enum"] == assets.SIGNOFF_ROLES
 
 
 PROBE = r"""

@@ -144,9 +144,18 @@ def test_evaluation_tables_on_both_databases(loaded, plan):
         district = conn.execute(sa.text("select score, grade, released_fen from eval_district")).one()
     assert Decimal(str(district.score)) == result.score
     assert district.released_fen == release_fen(plan.policy, result.score)
-    write_evaluation(engine, result, pii_key_is_demo=True)  # a rerun replaces, never duplicates
     with engine.connect() as conn:
-        assert conn.execute(sa.text("select count(*) from eval_district")).scalar_one() == 1
+        first_rows = sorted(map(tuple, conn.execute(sa.text("select * from eval_indicator")).all()))
+    again = write_evaluation(engine, result, pii_key_is_demo=True)  # a rerun is a new run beside the first
+    assert again["run_id"] != counts["run_id"]
+    assert (counts["run_id"], again["run_id"]) == ("2027-20270215-01", "2027-20270215-02")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from eval_district")).scalar_one() == 2
+        runs = conn.execute(sa.text("select run_id, status, score from eval_runs order by run_id")).all()
+        first_again = sorted(map(tuple, conn.execute(sa.text(
+            "select * from eval_indicator where run_id = :r"), {"r": counts["run_id"]}).all()))
+    assert [(r.run_id, r.status) for r in runs] == [(counts["run_id"], "draft"), (again["run_id"], "draft")]
+    assert first_again == [row for row in first_rows]
 
 
 @pytest.mark.parametrize("score,released_yuan", [

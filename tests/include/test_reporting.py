@@ -59,7 +59,8 @@ SHORT_PERSON_TIMES = {("S01", 2025): 0.9, ("S02", 2026): 0.8, ("B02", 2026): 0.9
 LOW_PASS_RATE = {("B01", 2026): 0.88}
 # Tables a warehouse made before the rectification / plan / excellent-station work lacks.
 LATER_TABLES = ("eval_release", "eval_rectification", "eval_plan_2027", "eval_excellent_station",
-                "ind_site_year_spending", "eval_integrity", "integrity_findings")
+                "ind_site_year_spending", "eval_integrity", "integrity_findings", "eval_village", "eval_submissions",
+                "eval_runs", "eval_signoffs", "eval_run_inputs", "eval_diff")
 LATER_DISTRICT_COLUMNS = ("recoveries_fen", "net_released_fen", "excellent_bonus_fen", "plan_unallocated_fen",
                           "score_before_exclusions", "person_times_reported", "person_times_counted")
 
@@ -281,8 +282,9 @@ def built(request, tmp_path_factory) -> dict[str, Any]:
                                   {"y": YEAR}).scalar_one()
         series = conn.execute(sa.text("select count(*) from (select distinct indicator, programme from eval_site"
                                       " where evaluation_year = :y) s"), {"y": YEAR}).scalar_one()
+        run_id = conn.execute(sa.text("select max(run_id) from eval_runs")).scalar_one()
     tables = set(sa.inspect(engine).get_table_names())
-    yield {"engine": engine, "root": root, "workbook": workbook, "page": page, "district": district,
+    yield {"engine": engine, "root": root, "workbook": workbook, "page": page, "district": district, "run_id": run_id,
            "indicators": indicators, "site_years": site_years, "series": series, "tables": tables}
     engine.dispose()
 
@@ -318,16 +320,25 @@ def test_workbook_sheets_headers_formats_and_frozen_rows(built):
                 assert all(isinstance(c.value, (int, float)) for c in cells if c.value is not None)
         assert not [c.coordinate for row in sheet.iter_rows() for c in row if c.data_type == "f"], sheet.title
 
-    summary = book[titles["eval_district"]]
-    row = dict(zip([c.value for c in summary[1]], [c.value for c in summary[2]]))
+    summary = book[titles["eval_district"]]  # label / value rows
+    assert [c.value for c in summary[1]] == ["项目 Item", "数值 Value"]
+    row = {r[0].value: r[1].value for r in summary.iter_rows(min_row=2)}
     district = built["district"]
+    assert row["评价运行"] == built["run_id"] and row["状态"] == "草稿(待签署) (draft)"
     assert row["评价年度"] == YEAR and row["等级"] == district["grade"]
     assert Decimal(str(row["总分"])) == Decimal(str(district["score"]))
     assert row["绩效资金(元)"] == district["tranche_fen"] / 100
     assert row["拨付金额(元)"] == district["released_fen"] / 100
     assert row["未拨付(元)"] == district["withheld_fen"] / 100
     assert row["数据截至"] == dt.datetime(2027, 2, 15)
-    assert [c.number_format for c in summary[2]][1] == "yyyy-mm-dd"
+    dates = [r[1].number_format for r in summary.iter_rows(min_row=2) if r[0].value == "数据截至"]
+    assert dates == ["yyyy-mm-dd"]
+    for sheet in book.worksheets:  # print setup: A4, one page wide, header row repeated, page x of y
+        assert sheet.page_setup.paperSize == 9 and sheet.page_setup.fitToWidth in (None, 1), sheet.title  # 1 is the default
+        assert sheet.page_setup.fitToHeight == 0 and sheet.sheet_properties.pageSetUpPr.fitToPage, sheet.title
+        assert sheet.print_title_rows == "$1:$1", sheet.title
+        assert "&P" in sheet.oddFooter.center.text and "&N" in sheet.oddFooter.center.text, sheet.title
+        assert built["run_id"] in sheet.oddFooter.left.text and "draft" in sheet.oddFooter.left.text
 
     quarantine = book[titles["quarantine_summary"]]
     examples = [c for c in quarantine["I"][1:]]
@@ -343,9 +354,11 @@ def test_workbook_opens_in_libreoffice(built, tmp_path):
     assert set(sheets) == set(openpyxl.load_workbook(built["workbook"], read_only=True).sheetnames)
 
     summary = sheets[titles["eval_district"]]
-    assert summary[0][:8] == ["评价年度", "数据截至", "总分", "等级", "拨付规则", "绩效资金(元)", "拨付金额(元)",
-                              "未拨付(元)"]
-    shown = dict(zip(summary[0], summary[1]))
+    labels = [r[0] for r in summary[1:]]
+    assert labels[:3] == ["评价运行", "状态", "数据齐全日"]
+    assert labels[3:11] == ["评价年度", "数据截至", "总分", "等级", "拨付规则", "绩效资金(元)", "拨付金额(元)", "未拨付(元)"]
+    shown = {r[0]: r[1] for r in summary[1:]}
+    assert shown["拨付规则"] == "分档拨付 (banded)"
     district = built["district"]
     assert shown["数据截至"] == "2027-02-15"
     assert shown["总分"] == f"{Decimal(str(district['score'])):.2f}"
@@ -471,14 +484,16 @@ def older_warehouse(built, tmp_path) -> sa.Engine:
 def test_absent_tables_and_columns_are_left_out(older_warehouse, tmp_path):
     book = openpyxl.load_workbook(reporting.write_workbook(older_warehouse, tmp_path / "old.xlsx", YEAR))
     assert book.sheetnames == [reporting.SHEETS[t][0] for t in
-                               ("eval_district", "eval_indicator", "eval_site", "eval_gap", "base_subsidy",
-                                "quarantine_summary", "submissions_summary")]
-    headers = [c.value for c in book["总览 Summary"][1]]
+                               ("eval_district", "eval_indicator", "eval_site", "eval_gap", "weakest_sites",
+                                "town_rollup", "quarterly_trend", "base_subsidy", "quarantine_summary",
+                                "submissions_summary")]
+    headers = [r[0].value for r in book["总览 Summary"].iter_rows(min_row=2)]
     assert "拨付金额(元)" in headers and "追回金额(元)" not in headers and "净拨付(元)" not in headers
 
     page = Page(report_html.render_report(older_warehouse, YEAR))
     sections = {a["id"] for t, a in page.elements if t == "section"}
-    assert sections == {"headline", "score", "sites", "release", "gap", "quarantine", "privacy"}
+    assert sections == {"headline", "score", "sites", "release", "gap", "weakest_sites", "town_rollup", "quarterly_trend",
+                        "quarantine", "privacy"}
     assert [a["data-step"] for _, a in page.elements if "data-step" in a] == [
         "Performance tranche", "Withheld", "Released by score"]
     assert "Recoveries" not in {a.get("data-card") for _, a in page.elements}
@@ -520,16 +535,16 @@ def test_other_layouts_of_later_tables(older_warehouse, tmp_path):
 
     book = openpyxl.load_workbook(reporting.write_workbook(older_warehouse, tmp_path / "variant.xlsx", YEAR))
     sheet = book["优秀站点 Excellent"]
-    assert [c.value for c in sheet[1]] == ["站点编码", "是否优秀", "依据", "reviewer_note"]
-    assert [[c.value for c in row] for row in sheet.iter_rows(min_row=2)] == [["S03", "是", "2025、2026 均达标", "+1+1"]]
+    assert [c.value for c in sheet[1]] == ["站点", "是否优秀", "依据", "reviewer_note"]
+    assert [[c.value for c in row] for row in sheet.iter_rows(min_row=2)] == [["S03 良渚街道技能培训站点", "是", "2025、2026 均达标", "+1+1"]]
     assert sheet["D2"].data_type == "s"
     sheet = book["2027建设计划 Plan"]
-    assert [c.value for c in sheet[1]][:2] == ["优先序", "站点编码"]
+    assert [c.value for c in sheet[1]][:2] == ["优先序", "站点"]
     assert sheet["E2"].value == 300_000 and sheet["E2"].number_format == "#,##0.00"
     sheet = book["站点支出 Spending"]
     assert [c.value for c in sheet[1]] == ["站点编码", "年度", "资金来源", "支出类别", "金额(元)", "台账行数"]
     assert sheet["E2"].value == 3_000_000.12
-    summary = {c.value: v.value for c, v in zip(book["总览 Summary"][1], book["总览 Summary"][2])}
+    summary = {r[0].value: r[1].value for r in book["总览 Summary"].iter_rows(min_row=2)}
     assert summary["追回金额(元)"] == 123_456.78
     assert summary["净拨付(元)"] == (district["released_fen"] - 12_345_678) / 100
 
