@@ -201,6 +201,9 @@ def status_report(warehouse_url: str, plan: Any, today: dt.date, metadata_url: s
                 "last_ingested": scalar("select max(ingested_at) from submissions", "submissions"),
                 "indicator_rows": scalar("select count(*) from ind_site_year", "ind_site_year"),
                 "evaluation": (dict(conn.execute(sa.text(
+                    "select evaluation_year, as_of, score, grade, created_at as evaluated_at, run_id, status "
+                    "from eval_runs order by created_at desc, run_id desc limit 1")).mappings().first() or {}) or None)
+                if "eval_runs" in tables else (dict(conn.execute(sa.text(
                     "select evaluation_year, as_of, score, grade, evaluated_at from eval_district "
                     "order by evaluated_at desc limit 1")).mappings().first() or {}) or None)
                 if "eval_district" in tables else None,
@@ -269,7 +272,9 @@ def format_status(report: dict[str, Any]) -> str:
         "yuhang_intake": f"{data.get('submissions') or 0:,} file(s), last received {_plain(data.get('last_received'))}",
         "yuhang_indicators": f"{data.get('indicator_rows') or 0:,} ind_site_year row(s)",
         "yuhang_evaluation": (f"{data['evaluation']['evaluation_year']}: score {data['evaluation']['score']}, grade "
-                              f"{data['evaluation']['grade']}, as of {_plain(data['evaluation']['as_of'])}")
+                              f"{data['evaluation']['grade']}, as of {_plain(data['evaluation']['as_of'])}"
+                              + (f", run {data['evaluation']['run_id']} ({data['evaluation']['status']})"
+                                 if data["evaluation"].get("run_id") else ""))
         if data.get("evaluation") else "no evaluation yet",
         "yuhang_watchdog": f"missing list as of {_plain(data.get('watchdog_as_of'))}, last alert sent "
                            f"{_plain(data.get('last_alert_sent'))}",

@@ -178,7 +178,10 @@ class Writer:
 
         tr_pr = table.rows[0]._tr.get_or_add_trPr()
         tr_pr.append(tr_pr.makeelement(qn("w:tblHeader"), {qn("w:val"): "true"}))
-        if widths_mm:
+        if widths_mm:  # the grid (LibreOffice lays out by it) and every cell (Word does)
+            table.autofit = False
+            for column, width in zip(table.columns, widths_mm):
+                column.width = Mm(width)
             for row in table.rows:
                 for cell, width in zip(row.cells, widths_mm):
                     cell.width = Mm(width)

@@ -43,7 +43,7 @@ SHEETS: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
         ("person_times_counted", "计入人次(剔除后)", "int"),
     ]),
     "eval_indicator": ("指标得分 Indicators", [
-        ("dimension", "维度", "text"), ("indicator", "指标代码", "text"), ("name_zh", "指标", "text"),
+        ("dimension", "维度", "code:dimension"), ("indicator", "指标代码", "text"), ("name_zh", "指标", "text"),
         ("weight", "分值", "num"), ("target", "目标值", "pct"), ("actual", "实际值", "pct"),
         ("numerator", "分子", "num"), ("denominator", "分母", "num"), ("points", "得分", "num"),
         ("met", "是否达标", "bool"), ("margin_actual", "可下降幅度(百分点)", "pts"),
@@ -126,6 +126,7 @@ SHEETS: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
     "integrity_findings": ("核查明细 Findings", [
         ("finding_id", "编号", "int"), ("check_name", "核查项", "text"), ("severity", "处理方式", "code:severity"),
         ("site_code", "站点编码", "text"), ("sites", "涉及站点", "text"), ("year", "年度", "int"),
+        ("periods", "期间", "text"),
         ("subject_kind", "对象类型", "text"), ("subject", "对象(个人已加密)", "text"), ("measure", "数值", "num"),
         ("threshold", "限值", "num"), ("evidence_rows", "证据行数", "int"), ("excluded_rows", "剔除行数", "int"),
         ("explanation_zh", "说明", "text"), ("explanation_en", "说明(英文)", "text"), ("evidence", "证据(文件与行号)", "text"),
@@ -138,6 +139,8 @@ SHEETS: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
     "ind_site_year_spending": ("站点支出 Spending", [
         ("site_code", "站点编码", "text"), ("year", "年度", "int"), ("fund_source", "资金来源", "code:fund_source"),
         ("category", "支出类别", "code:category"), ("amount_fen", "金额(元)", "yuan"), ("finance_rows", "台账行数", "int"),
+        ("programme", "项目类型", "code:programme"), ("eligible_use", "省级资金合规用途", "bool"),
+        ("submissions", "报送文件数", "int"),
     ]),
     "quarantine_summary": ("隔离汇总 Quarantine", [
         ("site_code", "站点编码", "text"), ("kind", "报送类型", "code:kind"), ("column_name", "字段", "text"),
@@ -157,6 +160,7 @@ SHEETS: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
 # Codes shown to evaluators: Chinese first, the English code beside it. Contract code lists
 # (fund sources, categories) come from include/policy/contract.yaml (the first Chinese spelling).
 CODE_LABELS: dict[str, dict[str, str]] = {
+    "dimension": {"budget_execution": "预算执行", "outputs": "产出", "benefits": "效益", "satisfaction": "满意度"},
     "programme": {"village": "技能型乡村(社区)", "station": "技能培训站点", "base": "技能实训基地", "all": "全区"},
     "site_indicator": {"person_times": "年度培训人次", "pass_rate": "年度培训合格率", "satisfaction_rate": "年度满意率"},
     "rectification_status": {"rectified": "已按期整改", "open": "整改期内", "overdue": "逾期未整改"},
@@ -220,7 +224,7 @@ def resolve_format(fmt: str, row: dict[str, Any]) -> str:
 
 
 # Keys that say nothing to a reader: the one evaluation year of the file, surrogate ids.
-HIDDEN_COLUMNS = frozenset({"evaluation_year", "gap_id", "run_id", "item"})
+HIDDEN_COLUMNS = frozenset({"evaluation_year", "gap_id", "run_id", "item", "name_zh"})
 
 # The evaluation frame's dimensions in reading order (财预〔2020〕10号), Chinese and English.
 DIMENSIONS: dict[str, tuple[str, str]] = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -98,6 +99,20 @@ def test_status_shows_missing_today_and_failed_files_in_one_screen(env, capsys):
     assert "roster ×" in [line for line in lines if line.startswith("    S01")][0]
     assert "failed files   2" in out and "2026-08/S01/roster.csv: rejected — 表头缺少必填列" in out
     assert "5 file(s), last received 2026-10-09 16:00" in out
+    assert "no evaluation yet" in out
+
+    from yuhang_skills import warehouse
+
+    engine = warehouse.make_engine(env["url"])
+    with engine.begin() as conn:  # the newest evaluation run is what status shows
+        conn.execute(warehouse.eval_runs.insert(), [
+            {"run_id": run_id, "evaluation_year": 2027, "as_of": dt.date(2027, 2, 15), "input_fingerprint": "f" * 64,
+             "policy_version": "v1", "status": status, "created_at": dt.datetime(2027, 2, 15, 9, minute),
+             "score": Decimal("96.03"), "grade": "优"}
+            for run_id, status, minute in (("2027-20270215-01", "final", 0), ("2027-20270215-02", "draft", 5))])
+    engine.dispose()
+    assert main(["status", *env["args"]]) == 0
+    assert "2027: score 96.03, grade 优, as of 2027-02-15, run 2027-20270215-02 (draft)" in capsys.readouterr().out
 
 
 def test_watchdog_command_rebuilds_only_unless_send(env, alert_channels, capsys):

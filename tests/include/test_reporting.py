@@ -313,6 +313,8 @@ def test_workbook_sheets_headers_formats_and_frozen_rows(built):
         assert sheet.freeze_panes == "A2", sheet.title
         headers = [c.value for c in sheet[1]]
         assert all(headers), sheet.title
+        # every column is named in Chinese (no table column leaks under its English name)
+        assert all(any("\u4e00" <= ch <= "\u9fff" for ch in h) for h in headers), (sheet.title, headers)
         for col, header in enumerate(headers, start=1):
             cells = [sheet.cell(row, col) for row in range(2, sheet.max_row + 1)]
             if header.endswith("(元)"):
@@ -369,6 +371,7 @@ def test_workbook_opens_in_libreoffice(built, tmp_path):
 
     indicators = sheets[titles["eval_indicator"]]
     assert indicators[0][:3] == ["维度", "指标代码", "指标"]
+    assert "预算执行 (budget_execution)" in {r[0] for r in indicators[1:]}
     assert len(indicators) - 1 == built["indicators"]
     assert "站点年度培训人次达标程度" in {r[2] for r in indicators}
 
