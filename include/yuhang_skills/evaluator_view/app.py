@@ -32,6 +32,7 @@ URL_PREFIX = "/yuhang-evaluation"
 STATUS_LABELS = {"provisional": "预评估 provisional", "draft": "草稿 draft", "final": "正式 final",
                  "superseded": "已替代 superseded"}
 SUBMISSION_LABELS = {"accepted": "已接收 accepted", "partially_accepted": "部分接收 partially accepted",
+                     "no_rows_accepted": "无可用行 no rows accepted",
                      "rejected": "已退回 rejected", "failed": "处理失败 failed", "missing": "缺报 missing",
                      "not_yet_due": "未到期 not yet due"}
 FILE_LABELS = {"workbook": "工作簿 Workbook (XLSX)", "report": "HTML 报告 HTML report",

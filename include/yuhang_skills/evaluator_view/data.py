@@ -27,7 +27,8 @@ from ..settings import WAREHOUSE_CONN_ID, load_settings, normalise_warehouse_url
 
 NO_EVALUATION_ZH = "尚无评价：请先运行 yuhang_intake 和 yuhang_evaluation"
 NO_EVALUATION_EN = "no evaluation yet: run yuhang_intake and yuhang_evaluation"
-SUBMISSION_STATES = ("accepted", "partially_accepted", "rejected", "failed", "missing", "not_yet_due")
+SUBMISSION_STATES = ("accepted", "partially_accepted", "no_rows_accepted", "rejected", "failed", "missing",
+                     "not_yet_due")
 
 
 class NoEvaluation(LookupError):
@@ -109,6 +110,12 @@ class Reader:
     # -- helpers --------------------------------------------------------------------------------
     def has(self, *tables: str) -> bool:
         return all(t in self.tables for t in tables)
+
+    def has_column(self, table: str, column: str) -> bool:
+        if not self.has(table):
+            return False
+        with self.engine.connect() as conn:
+            return column in {c["name"] for c in sa.inspect(conn).get_columns(table)}
 
     def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         try:
@@ -228,6 +235,8 @@ class Reader:
                           "from ref_sites where site_code = :code", code=site_code) if self.has("ref_sites") else []
         if not found:
             raise NotFound(f"no site {site_code}")
+        # a warehouse written before quarantine rows had a severity holds errors only
+        severity = "severity" if self.has_column("quarantine", "severity") else "'error' as severity"
         return {
             "run": run,
             "site": found[0],
@@ -235,8 +244,8 @@ class Reader:
                                       code=site_code),
             "submissions": self.site_submissions(site_code),
             "quarantine": self.rows(
-                "select period, kind, source_file, source_row, column_name, value, expectation, reason_zh, reason_en "
-                "from quarantine where site_code = :code order by period, kind, source_row, column_name",
+                f"select period, kind, source_file, source_row, column_name, value, expectation, {severity}, reason_zh,"
+                " reason_en from quarantine where site_code = :code order by period, kind, source_row, column_name",
                 code=site_code) if self.has("quarantine") else [],
             "findings": self.rows(
                 "select finding_id, check_name, severity, sites, year, periods, subject_kind, subject, measure, threshold,"
