@@ -60,3 +60,40 @@ def test_empty_warehouse_file_gives_the_run_the_dags_message(client, monkeypatch
         assert answer.status_code == 200, url
         assert "no evaluation yet: run yuhang_intake and yuhang_evaluation" in answer.text
     assert path.stat().st_size == 0  # read only: not even a table was created
+
+
+def test_every_intake_status_has_a_label_and_warnings_are_told_apart(tmp_path):
+    """The site page labels every status the intake writes (no_rows_accepted included) and
+    tells a warning (the row still counts) from an error (the row is left out)."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+    from jinja2 import Environment, FileSystemLoader
+
+    from yuhang_skills import intake, warehouse
+    from yuhang_skills.evaluator_view import app, data
+
+    written = {"accepted", "partially_accepted", "no_rows_accepted", "rejected", "failed"}
+    assert set(intake.USABLE_STATUSES) <= written
+    assert written <= set(app.SUBMISSION_LABELS) and written <= set(data.SUBMISSION_STATES)
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    warehouse.create_schema(engine)
+    now = dt.datetime(2026, 6, 3, 9, 0)
+    with engine.begin() as conn:
+        conn.execute(warehouse.submissions.insert(), [{
+            "submission_id": f"{'a' * 64}:V01:2026-05:roster", "sha256": "a" * 64, "site_code": "V01",
+            "period": "2026-05", "kind": "roster", "original_name": "V01/2026-05/roster.csv",
+            "archive_path": "x", "size_bytes": 10, "received_at": now, "ingested_at": now, "version": 1,
+            "is_current": True, "status": "no_rows_accepted", "rows_read": 2, "rows_staged": 0,
+            "rows_quarantined": 2, "message": "every row refused"}])
+    reader = data.Reader(engine)
+    assert reader.has_column("quarantine", "severity") and not reader.has_column("quarantine", "no_such")
+    [row] = reader.site_submissions("V01")
+    assert (row["state"], row["rows_read"], row["rows_quarantined"]) == ("no_rows_accepted", 2, 2)
+
+    env = Environment(loader=FileSystemLoader(app.TEMPLATES), autoescape=True)
+    env.filters.update({name: (lambda v, *a, **k: "" if v is None else str(v))
+                        for name in ("submission", "moment", "day", "num", "short", "yuan", "pct", "wan")})
+    source = (app.TEMPLATES / "site.html").read_text(encoding="utf-8")
+    assert "q.severity == 'warning'" in source and "警告（行仍计入）" in source
