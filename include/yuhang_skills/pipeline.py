@@ -8,6 +8,7 @@ Settings come from the environment or, inside a task, from Airflow variables and
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 from pathlib import Path
@@ -245,11 +246,31 @@ def run_output_path(output_dir: Path, year: int, run_id: str, suffix: str, editi
 
 
 def _write_once(path: Path, write: Any) -> Path:
-    """Write a run's file once: a run's outputs are never overwritten."""
+    """Write a run's file once, never replacing one: the file is written under a temporary name
+    and linked into place only when complete, so a file under the run's name is always whole. A
+    retry after a failure part-way through the run's files (outputs not yet recorded) keeps the
+    files already there and writes the rest."""
     if path.exists():
-        raise FileExistsError(f"{path} exists: a run's outputs are written once and never replaced")
-    write(path)
+        return path
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.unlink(missing_ok=True)
+    try:
+        write(tmp)
+        os.link(tmp, path)  # fails, rather than replaces, if another writer got there first
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def _refuse_written(engine: Any, run_id: str, kinds: Any) -> None:
+    """A run's files are written once: once recorded in eval_runs.outputs they are never redone."""
+    from . import runs
+
+    recorded = json.loads(runs.get_run(engine, run_id).get("outputs") or "{}")
+    done = [k for k in kinds if k in recorded]
+    if done:
+        raise FileExistsError(f"{run_id}: {', '.join(recorded[k] for k in done)} already written; a run's "
+                              "outputs are written once and never replaced (run the evaluation again for a new run)")
 
 
 def _pointer_copy(source: Path, target: Path) -> None:
@@ -295,6 +316,7 @@ def write_outputs(evaluation_year: int | None, run_id: str | None = None) -> dic
     engine = warehouse.make_engine(settings.warehouse_url)
     year = int(evaluation_year or plan.policy.evaluation_year)
     run_id = run_id or runs.latest_run_id(engine, year)
+    _refuse_written(engine, run_id, ("workbook", "report"))
     files = render_outputs(engine, settings.output_dir, year, run_id, plan=plan)
     for path in files.values():
         _pointer_copy(path, settings.output_dir / f"evaluation_{year}_latest{path.suffix}")
@@ -314,6 +336,7 @@ def publish_final(run_id: str, use_airflow: bool = True) -> dict[str, str]:
     if run["status"] != "final":
         raise runs.EvaluationRefused(f"{run_id} 不是正式评价", f"{run_id} is not the final run")
     year = int(run["evaluation_year"])
+    _refuse_written(engine, run_id, ("workbook_signed", "report_signed"))
     files = render_outputs(engine, settings.output_dir, year, run_id, "_signed", plan=plan)
     copied: dict[str, str] = {}
     for kind, path in files.items():

@@ -179,3 +179,31 @@ def test_the_run_command_writes_a_provisional_run_only_when_asked(loaded, wareho
     assert "预评估" in document.sections[0].footer.paragraphs[1].text
     args = cli._parser().parse_args(["run", "--inbox", "in", "--as-of", "2026-10-12", "--provisional"])
     assert args.provisional is True
+
+
+def test_outputs_interrupted_part_way_are_completed_by_a_retry_without_replacing_a_file(
+        loaded, warehouse_url, settings_for, monkeypatch):  # noqa: F811
+    """A transient failure while the run's files are written (here: the official report's writer)
+    leaves only whole files under the run's name; the retry keeps them byte for byte and writes
+    the rest; once recorded, the run's files are never written again."""
+    from yuhang_skills import pipeline, report_docx
+
+    settings = settings_for(warehouse_url)
+    run_id = pipeline.run_evaluation(None, "2026-10-12", provisional=True)["run_id"]
+
+    def broken(*args, **kwargs):
+        raise ConnectionResetError("warehouse connection dropped")
+
+    real = report_docx.write_report_docx
+    monkeypatch.setattr(report_docx, "write_report_docx", broken)
+    with pytest.raises(ConnectionResetError):
+        pipeline.write_outputs(2027, run_id)
+    workbook = settings.output_dir / f"evaluation_2027_{run_id}.xlsx"
+    first = workbook.read_bytes()
+    assert not (settings.output_dir / f"evaluation_2027_{run_id}.docx").exists()
+    assert not list(settings.output_dir.glob(".*.partial"))
+    monkeypatch.setattr(report_docx, "write_report_docx", real)
+    files = pipeline.write_outputs(2027, run_id)
+    assert Path(files["official_docx"]).is_file() and workbook.read_bytes() == first
+    with pytest.raises(FileExistsError, match="written once"):
+        pipeline.write_outputs(2027, run_id)
