@@ -68,19 +68,18 @@ def yuhang_intake():
         return pipeline.publish_staging()
 
     @task(trigger_rule="all_done")
-    def all_files_ingested(summaries: list[dict] | None, published: dict | None) -> dict:
-        """Leaf task: fails the run (at once: the error is deterministic) naming every file that failed,
-        after everything good was published."""
+    def all_files_ingested(summaries: list[dict] | None, published: dict | None, batches: list[dict]) -> dict:
+        """Leaf task: fails the run (at once: the error is deterministic) naming every file that failed
+        and every site task that did not finish, after everything good was published."""
         from yuhang_skills import pipeline
 
-        # by index: iterating a mapped task's results probes one past the end (an error line in the log)
-        results = [summaries[i] for i in range(len(summaries))] if summaries is not None else []
-        return pipeline.intake_verdict(results, published)
+        return pipeline.intake_verdict(pipeline.mapped_results(summaries), published, batches)
 
-    ingested = ingest_site.expand_kwargs(discover())
+    batches = discover()
+    ingested = ingest_site.expand_kwargs(batches)
     published = publish()
     ingested >> published
-    all_files_ingested(ingested, published)
+    all_files_ingested(ingested, published, batches)
 
 
 apply_operations(yuhang_intake())

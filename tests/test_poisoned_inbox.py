@@ -141,3 +141,63 @@ def test_every_poisoned_file_is_recorded_with_its_status_and_rows_add_up(run):
         assert sub.status == status and not sub.is_current and sub.rows_staged == 0, (rel, sub)
         assert sub.rows_read == sub.rows_staged + sub.rows_quarantined and sub.message.startswith(rel), sub
     assert all(s.rows_read == s.rows_staged + s.rows_quarantined for s in subs.values())
+
+
+def test_a_site_task_that_fails_for_good_is_named_and_everyone_else_is_published(tmp_path, airflow_db, monkeypatch):
+    """One site's mapped task keeps losing its database connection (transient: retried, then
+    failed for good). Publish still runs for every other site, and the intake's last task fails
+    the run naming that site's task and its files, not an error about a missing result."""
+    from zoneinfo import ZoneInfo
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from yuhang_skills import pipeline
+    from yuhang_skills.sample import SampleOptions, generate
+
+    inbox = tmp_path / "inbox"
+    generate(inbox, SampleOptions.clean(scale=0.05))
+    monkeypatch.setenv("YUHANG_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("YUHANG_WAREHOUSE_URL", f"sqlite:///{tmp_path / 'var' / 'warehouse.sqlite'}")
+    real = pipeline.ingest_site
+    labels: list[str] = []
+
+    def drops_for_s02(site_code, files, as_of):
+        labels.append(site_code)
+        if "S02" in site_code.split(","):
+            raise sa.exc.OperationalError("insert into stg_roster", {}, ConnectionResetError("connection dropped"))
+        return real(site_code, files, as_of)
+
+    monkeypatch.setattr(pipeline, "ingest_site", drops_for_s02)
+    dag = DagBag(dag_folder=str(Path(__file__).parents[1] / "dags" / "yuhang_intake.py")).get_dag("yuhang_intake")
+    dag.deadline = None  # see cli.run_dags: dag.test() of 3.3.2 cannot finish a run with a Deadline Alert
+    for task in dag.tasks:
+        task.retry_delay = dt.timedelta(seconds=1)
+    dag_run = dag.test(logical_date=dt.datetime(2027, 2, 15, 23, 0, tzinfo=ZoneInfo("Asia/Shanghai")),
+                       run_conf={"inbox": str(inbox), "as_of": AS_OF.isoformat()})
+    assert str(dag_run.state) == "failed"
+    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances() if ti.task_id != "ingest_site"}
+    assert states["publish"] == "success" and states["all_files_ingested"] == "failed"
+    mapped = [ti for ti in dag_run.get_task_instances() if ti.task_id == "ingest_site"]
+    assert sorted(str(ti.state) for ti in mapped).count("failed") == 1
+    s02 = next(label for label in labels if "S02" in label.split(","))
+    verdict = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "all_files_ingested")
+    assert verdict.try_number == 1  # deterministic: not retried
+    engine = sa.create_engine(os.environ["YUHANG_WAREHOUSE_URL"])
+    with engine.connect() as conn:
+        sites = {r.site_code for r in conn.execute(sa.text("select distinct site_code from submissions"))}
+        staged = conn.execute(sa.text("select count(*) from stg_roster")).scalar_one()
+        told_team = conn.execute(sa.text(
+            "select error from task_failures where task_id = 'all_files_ingested'")).scalar_one()
+    engine.dispose()
+    assert f"  {s02}: " in told_team and "1 site task(s) did not finish" in told_team
+    assert "S02" not in sites and len(sites) > 10 and staged > 0
+    batches = pipeline.discover_submissions(str(inbox), AS_OF.isoformat())
+    summaries = [{"site_code": b["site_code"], "files": len(b["files"]), "failed_files": []}
+                 for b in batches if b["site_code"] != s02]
+    with pytest.raises(pipeline.IntakeIncomplete) as told:
+        pipeline.intake_verdict(summaries, {"submissions": 1}, batches)
+    files = next(len(b["files"]) for b in batches if b["site_code"] == s02)
+    assert f"  {s02}: {files} file(s) not ingested" in str(told.value)
+    assert "0 file(s) failed in processing and 1 site task(s) did not finish" in str(told.value)
+    assert pipeline.intake_verdict(summaries + [{"site_code": s02, "files": files, "failed_files": []}],
+                                   {"submissions": 1}, batches)["unfinished_tasks"] == []

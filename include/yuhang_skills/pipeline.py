@@ -122,25 +122,43 @@ class IntakeIncomplete(RuntimeError):
     everything else was published); the message lists them."""
 
 
-def intake_verdict(site_summaries: list[dict[str, Any]] | None, published: dict[str, Any] | None) -> dict[str, Any]:
+def mapped_results(results: Any) -> list[Any]:
+    """The return values a mapped task left (a task that failed for good leaves none, so position
+    is not map index: match them by content). Read by index: iterating probes one past the end."""
+    if results is None:
+        return []
+    return [results[i] for i in range(len(results))]
+
+
+def intake_verdict(site_summaries: list[dict[str, Any] | None] | None, published: dict[str, Any] | None,
+                   batches: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The intake run's last word: what went in, and a failure naming every file that broke in
-    processing or every site task that did not finish, raised after the good files were published
-    so the evaluation runs for everyone else."""
+    processing and every site task that did not finish (``batches``: the tasks ``discover`` handed
+    out; a task that failed for good left no summary and is named by its sites and files), raised
+    after the good files were published so the evaluation runs for everyone else."""
     summaries = [s for s in (site_summaries or []) if s]
+    finished = {s.get("site_code") for s in summaries}
+    unfinished = [{"site_code": b["site_code"], "files": [f["relative_path"] for f in b["files"]]}
+                  for b in (batches or []) if b["site_code"] not in finished]
     failed = [f for s in summaries for f in s.get("failed_files", [])]
     totals: dict[str, int] = {}
     for s in summaries:
         for key, value in s.items():
             if key not in ("site_code", "failed_files") and isinstance(value, int):
                 totals[key] = totals.get(key, 0) + value
-    verdict = {"sites": len(summaries), **totals, "failed_files": failed, "published": published is not None}
-    if failed or published is None:
+    verdict = {"sites": len(summaries), **totals, "failed_files": failed,
+               "unfinished_tasks": [u["site_code"] for u in unfinished], "published": published is not None}
+    if failed or unfinished or published is None:
         lines = [f"  {f['message'] or f['file']}" for f in failed[:50]]
         more = f"\n  … and {len(failed) - 50} more (table submissions, status failed)" if len(failed) > 50 else ""
+        tasks = [f"  {u['site_code']}: {len(u['files'])} file(s) not ingested, e.g. {', '.join(u['files'][:3])} "
+                 f"(the task failed after its retries: see its log; the files are taken again by the next run) / "
+                 f"该任务重试后仍失败，文件将在下次运行时重新处理" for u in unfinished]
         raise IntakeIncomplete(
-            f"{len(failed)} file(s) failed in processing (the other files were published"
-            f"{'' if published is not None else ' - NOT: publish did not finish'}); "
-            f"处理失败的文件 {len(failed)} 个:\n" + "\n".join(lines) + more)
+            f"{len(failed)} file(s) failed in processing and {len(unfinished)} site task(s) did not finish (the other "
+            f"files were published{'' if published is not None else ' - NOT: publish did not finish'}); "
+            f"处理失败的文件 {len(failed)} 个，未完成的站点任务 {len(unfinished)} 个:\n"
+            + "\n".join(lines + tasks) + more)
     return verdict
 
 
