@@ -419,14 +419,21 @@ def on_distinct(s: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series
     return out.where(codes >= 0, None if out.dtype == object else pd.NA)
 
 
+# C0 control characters other than tab and line breaks (an XLSX cell can carry them as _x0000_):
+# PostgreSQL refuses a NUL in text, and none means anything in a cell. They become U+FFFD, so the
+# cell still shows where one was and fails any format check (an ID, a code, a number).
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+
+
 def _clean_text(s: pd.Series) -> pd.Series:
-    text = s.astype("string").str.normalize("NFKC").str.strip()
+    text = s.astype("string").str.replace(_CONTROL, "\ufffd", regex=True).str.normalize("NFKC").str.strip()
     text = text.mask(text == "")
     return text.astype(object).where(text.notna(), None)
 
 
 def clean_text(s: pd.Series) -> pd.Series:
-    """NFKC (full-width digits, letters and spaces to ASCII), trimmed; blank → None."""
+    """NFKC (full-width digits, letters and spaces to ASCII), control characters shown as U+FFFD,
+    trimmed; blank → None."""
     return on_distinct(s.astype(object), _clean_text).astype(object)
 
 

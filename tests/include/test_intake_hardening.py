@@ -233,6 +233,29 @@ def understated_dimension(b: Box):
 
 
 @case
+def control_characters_in_xlsx_cells(b: Box):
+    """XLSX text may carry control characters as _x0000_ escapes (PostgreSQL refuses a NUL in
+    text): a payee with a NUL and a voucher number with a vertical tab."""
+    import re
+    import zipfile
+
+    rel = f"{PERIOD}/V22/finance.xlsx"
+    path = b.path(b.claim(rel))
+    write_xlsx(path, "finance", [finance_row("V22"), finance_row("V22", payee="NULMARK"),
+                                 finance_row("V22", voucher_no="VTMARK")])
+    source = zipfile.ZipFile(io.BytesIO(path.read_bytes()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            data = re.sub(rb"NULMARK", "杭州_x0000_培训公司".encode(), data)
+            data = re.sub(rb"VTMARK", b"JZ_x000B_0001", data)
+            target.writestr(item, data)
+    path.write_bytes(out.getvalue())
+    return rel
+
+
+@case
 def bad_optional_values(b: Box):  # class 6
     return b.csv(f"{PERIOD}/V11/roster.csv", "roster",
                  [roster_row("V11", satisfaction="一般"), roster_row("V11", satisfaction="5"),
@@ -477,6 +500,24 @@ def test_a_huge_cell_is_a_row_error_not_a_file_error(run):
     rel = run.inputs["ten_mb_cell"]
     assert counts(run, rel) == ("partially_accepted", 3, 2, 1)
     assert run.failures(rel) == {(4, "payee", "expect_column_value_lengths_to_be_between(payee)")}
+
+
+def test_control_characters_become_visible_replacement_characters():
+    from yuhang_skills.parsing import clean_text
+
+    cleaned = clean_text(pd.Series(["杭州\x00培训", "JZ\x0b0001", "a\tb", " ok ", None]))
+    assert list(cleaned) == ["杭州\ufffd培训", "JZ\ufffd0001", "a\tb", "ok", None]
+
+
+def test_control_characters_in_xlsx_cells_are_shown_not_fatal(run):
+    rel = run.inputs["control_characters_in_xlsx_cells"]
+    sub = run.sub(rel)
+    assert sub["status"] != "failed", sub
+    payees = list(run.staged("finance", rel)["payee"])
+    # openpyxl leaves the escape as written, so no control character reaches the warehouse
+    assert "杭州_x0000_培训公司" in payees and not any("\x00" in (p or "") for p in payees)
+    assert counts(run, rel)[1] == 3
+    assert_others_unchanged(run)
 
 
 def test_a_hidden_draft_sheet_is_never_read(run):
