@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.request
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.include.loopback_servers import free_port
+from tests.include.loopback_servers import free_port, stop
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 240  # seconds; a fresh metadata database is migrated first
@@ -43,20 +42,6 @@ def listening_addresses(port: int) -> set[str]:
 
     return {c.laddr.ip for c in psutil.net_connections(kind="inet")
             if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-    try:  # components that outlived their parent
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def api(port: int, token: str, method: str, path: str, body: dict | None = None) -> dict:

@@ -5,13 +5,14 @@ evaluation tables, the workbook and the HTML report with their effect on the sco
 from __future__ import annotations
 
 import datetime as dt
-import os
 from decimal import Decimal
 
 import openpyxl
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+
+from test_end_to_end import embedded_warehouse
 
 AS_OF = dt.date(2027, 2, 15)
 
@@ -23,12 +24,9 @@ def run(tmp_path_factory, airflow_db):
 
     root = tmp_path_factory.mktemp("integrity-sample")
     truth = generate(root / "inbox", SampleOptions())
-    saved = {k: os.environ.get(k) for k in ("YUHANG_VAR_DIR", "YUHANG_WAREHOUSE_URL")}
-    os.environ["YUHANG_VAR_DIR"] = str(root / "var")
-    os.environ["YUHANG_WAREHOUSE_URL"] = f"sqlite:///{root / 'var' / 'warehouse.sqlite'}"
-    try:
+    with embedded_warehouse(root) as url:
         result = cli.run_dags(AS_OF, None, root / "inbox")
-        engine = sa.create_engine(os.environ["YUHANG_WAREHOUSE_URL"])
+        engine = sa.create_engine(url)
         with engine.connect() as conn:
             findings = pd.read_sql(sa.text("select * from integrity_findings"), conn)
             district = conn.execute(sa.text("select * from eval_district where evaluation_year = 2027")).mappings().one()
@@ -36,12 +34,6 @@ def run(tmp_path_factory, airflow_db):
         yield {"truth": truth["patterns"], "result": result, "findings": findings, "district": district,
                "checks": checks.set_index("check_name")}
         engine.dispose()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _of(run, check: str) -> pd.DataFrame:

@@ -12,13 +12,12 @@ import csv
 import datetime as dt
 import io
 import os
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from test_end_to_end import AS_OF, independent_headline
+from test_end_to_end import AS_OF, assert_headline_is, embedded_warehouse, independent_headline
 
 WHEN = dt.datetime(2027, 2, 1, 10, 0).timestamp()  # before the as-of day: every file is due for this run
 
@@ -94,34 +93,15 @@ def run(tmp_path_factory, airflow_db):
     generate(inbox, SampleOptions.clean(scale=0.5))
     clean = independent_headline(inbox)
     expected = poison(inbox, root / "outside.csv")
-    saved = {k: os.environ.get(k) for k in ("YUHANG_VAR_DIR", "YUHANG_WAREHOUSE_URL")}
-    os.environ["YUHANG_VAR_DIR"] = str(root / "var")
-    os.environ["YUHANG_WAREHOUSE_URL"] = f"sqlite:///{root / 'var' / 'warehouse.sqlite'}"
-    try:
+    with embedded_warehouse(root) as url:
         result = cli.run_dags(AS_OF, None, inbox)
-        engine = sa.create_engine(os.environ["YUHANG_WAREHOUSE_URL"])
+        engine = sa.create_engine(url)
         yield {"result": result, "clean": clean, "expected": expected, "engine": engine}
         engine.dispose()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def test_the_evaluation_runs_for_everyone_else_unchanged(run):
-    headline, clean = run["result"]["headline"], run["clean"]
-    with run["engine"].connect() as conn:
-        points = {r.indicator: Decimal(str(r.points)) for r in conn.execute(sa.text(
-            "select indicator, points from eval_indicator where evaluation_year = 2027"))}
-        person_times = {(r.site_code, r.year): r.person_times for r in conn.execute(sa.text(
-            "select site_code, year, person_times from ind_site_year where person_times > 0"))}
-    assert points == clean["points"]
-    assert person_times == clean["person_times"]
-    for key in ("score", "released_yuan", "recoveries_yuan", "net_released_yuan"):
-        assert Decimal(headline[key]) == clean[key], key
-    assert headline["grade"] == clean["grade"]
+    assert_headline_is(run["engine"], run["result"]["headline"], run["clean"])
 
 
 def test_every_poisoned_file_is_recorded_with_its_status_and_rows_add_up(run):

@@ -22,7 +22,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.include.loopback_servers import free_port
+from tests.include.loopback_servers import free_port, stop
 
 PROJECT = Path(__file__).resolve().parents[2]
 VENV_BIN = PROJECT / ".venv" / "bin"
@@ -82,20 +81,6 @@ def plant_site_rows(inbox: Path) -> dict[str, str]:
     csv.writer(out, lineterminator="\r\n" if "\r\n" in text else "\n").writerows(rows + [bad_id, scripted])
     path.write_bytes(out.getvalue().encode(encoding))
     return {"site": "V03", "file": str(path.relative_to(inbox)), "period": path.parts[-3]}
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def http(url: str, token: str | None = None, accept: str = "text/html", method: str = "GET",
