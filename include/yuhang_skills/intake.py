@@ -139,7 +139,11 @@ def discover(inbox: Path, plan: Plan) -> list[InboxFile]:
     real_root = os.path.realpath(root)
     found: list[InboxFile] = []
     entries: list[tuple[bytes, str | None]] = []
-    for folder, dirs, files in os.walk(root, followlinks=False):
+    def unreadable(error: OSError) -> None:  # a folder that cannot be listed is reported, not skipped
+        if error.filename is not None:
+            entries.append((os.fsencode(error.filename), "unreadable"))
+
+    for folder, dirs, files in os.walk(root, followlinks=False, onerror=unreadable):
         rel_folder = os.path.relpath(folder, root)
         hidden = [d for d in dirs if d.startswith(b".")]
         for d in sorted(dirs):
@@ -158,8 +162,17 @@ def discover(inbox: Path, plan: Plan) -> list[InboxFile]:
         if name_b.startswith(b".") or name_b.startswith(b"~$"):
             continue  # hidden files and Office lock files are not submissions
         text, valid = shown_name(rel)
-        mode = os.lstat(full).st_mode
-        if skip is None and stat.S_ISLNK(mode):
+        try:
+            mode = os.lstat(full).st_mode
+        except FileNotFoundError:
+            mode = None  # renamed or removed since the folder was listed (an upload's temporary name)
+            skip = skip or "vanished"
+        except OSError:
+            mode = None
+            skip = skip or "unreadable"
+        if mode is None:
+            pass
+        elif skip is None and stat.S_ISLNK(mode):
             skip = "link"
         elif skip is None and not stat.S_ISREG(mode):
             skip = "not_a_regular_file"
@@ -223,6 +236,8 @@ SKIP_REASONS = {
                           "处理失败且无法登记:数据组需检查该文件"),
     "unreadable": ("the file could not be read (permissions or I/O error): the data team must check the inbox",
                    "文件无法读取(权限或读写错误):数据组需检查收件箱"),
+    "vanished": ("the file disappeared while the inbox was read (renamed or removed during an upload): a later "
+                 "run takes it under its new name", "读取收件箱期间文件消失(上传中改名或删除):以后的运行按新文件名处理"),
 }
 
 

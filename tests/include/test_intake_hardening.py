@@ -644,6 +644,42 @@ def test_files_the_run_does_not_process_are_listed_with_why(box, monkeypatch, tm
     assert "not processed  3 file(s)" in text and "S06/roster.csv: a link" in text
 
 
+def test_a_file_that_vanishes_or_a_folder_that_cannot_be_listed_is_listed_not_fatal(box, monkeypatch):
+    """An upload renamed between the folder listing and the look at the file (``.part`` → final
+    name), and a site folder the service may not list: both are listed as not processed with why,
+    and every other file is handed on."""
+    import os
+
+    from yuhang_skills import intake as intake_mod
+
+    good = box.csv(f"{PERIOD}/S04/roster.csv", "roster", [roster_row()], mtime=T1)
+    part = box.csv(f"{PERIOD}/S05/roster.csv", "roster", [roster_row("S05")], mtime=T1)
+    hidden = box.csv(f"{PERIOD}/S08/roster.csv", "roster", [roster_row("S08")], mtime=T1)
+    real_lstat, real_scandir = os.lstat, os.scandir
+    vanishing = os.fsencode(box.inbox / part)
+    locked = os.fsencode(box.inbox / PERIOD / "S08")
+
+    def lstat(path, *args, **kwargs):
+        if os.fsencode(path) == vanishing:
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return real_lstat(path, *args, **kwargs)
+
+    def scandir(path=".", *args, **kwargs):
+        if os.fsencode(path) == locked:
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path, *args, **kwargs)
+
+    monkeypatch.setattr(intake_mod.os, "lstat", lstat)
+    monkeypatch.setattr(os, "scandir", scandir)
+    found = {f.relative_path: f.skip for f in discover(box.inbox, box.plan)}
+    monkeypatch.setattr(intake_mod.os, "lstat", real_lstat)
+    monkeypatch.setattr(os, "scandir", real_scandir)
+    assert found[good] is None
+    assert found[part] == "vanished"
+    assert found[f"{PERIOD}/S08"] == "unreadable" and hidden not in found
+    assert "disappeared while the inbox was read" in intake_mod.SKIP_REASONS["vanished"][0]
+
+
 # ------------------------------------------------------------------------- 7. security
 
 def test_archive_is_readable_by_the_service_only(run):
