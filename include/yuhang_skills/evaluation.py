@@ -827,6 +827,23 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
                                          for n, row in enumerate(evaluation.submissions_record, start=1)]}
     warehouse.create_schema(engine)
     warehouse.add_missing_columns(engine, (*warehouse.EVAL_TABLES, *warehouse.RUN_TABLES))
+    attempt = 1
+    while True:
+        try:
+            return _write_run(engine, evaluation, year, status, data_complete_on, input_files,
+                              rectifications_sha256, rows)
+        except sa.exc.IntegrityError:
+            # another writer took the same run id (two evaluations of one year and as-of at once):
+            # the transaction is rolled back whole, so number the run again
+            if attempt == 3:
+                raise
+            attempt += 1
+
+
+def _write_run(engine: sa.Engine, evaluation: Any, year: int, status: str, data_complete_on: Any,
+               input_files: Any, rectifications_sha256: Any, rows: dict[sa.Table, list[dict[str, Any]]]) -> dict[str, Any]:
+    from . import runs, warehouse
+
     with engine.begin() as conn:
         run_id = runs.new_run_id(conn, year, evaluation.as_of)
         conn.execute(warehouse.eval_runs.insert(), [{

@@ -106,6 +106,12 @@ def sign_command(args: argparse.Namespace) -> int:
     from . import pipeline, runs
 
     engine = _engine(args)
+    if pipeline.signed_edition_missing(engine, args.run):  # the last signature's edition failed: publish it now
+        files = pipeline.publish_final(args.run, use_airflow=False)
+        _print(args, {"run_id": args.run, "status": "final", "files": files},
+               f"{args.run} is final; its signed edition is now written" + "".join(
+                   f"\n  {kind:<8} {path}" for kind, path in files.items()))
+        return 0
     try:
         result = runs.sign(engine, args.run, args.role, args.name, args.comment, signed_by=f"cli:{_signer()}",
                            supersede_reason=args.supersede_reason)
@@ -130,7 +136,8 @@ def supersede_command(args: argparse.Namespace) -> int:
     except runs.EvaluationRefused as exc:
         return _refused(exc)
     files = pipeline.publish_final(args.run, use_airflow=False)
-    text = f"{args.run} is final in place of {replaced} ({args.reason})" + "".join(
+    text = (f"{args.run} is final in place of {replaced} ({args.reason})" if replaced
+            else f"{args.run} is final (the year had no final run)") + "".join(
         f"\n  {kind:<8} {path}" for kind, path in files.items())
     _print(args, {"run_id": args.run, "superseded": replaced, "files": files}, text)
     return 0

@@ -263,12 +263,19 @@ def run_output_path(output_dir: Path, year: int, run_id: str, suffix: str, editi
     return output_dir / f"evaluation_{year}_{run_id}{edition}.{suffix}"
 
 
-def _write_once(path: Path, write: Any) -> Path:
+def _write_once(path: Path, write: Any, run_created_at: dt.datetime | None = None) -> Path:
     """Write a run's file once, never replacing one: the file is written under a temporary name
     and linked into place only when complete, so a file under the run's name is always whole. A
     retry after a failure part-way through the run's files (outputs not yet recorded) keeps the
-    files already there and writes the rest."""
+    files already there and writes the rest; a file older than the run (an earlier warehouse's
+    run of the same id, in the same output folder) is refused, not taken as this run's."""
     if path.exists():
+        written = dt.datetime.fromtimestamp(path.stat().st_mtime, ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
+        if run_created_at is not None and written < run_created_at:
+            raise FileExistsError(
+                f"{path} was written {written:%Y-%m-%d %H:%M:%S}, before this run existed "
+                f"({run_created_at:%Y-%m-%d %H:%M:%S}): it belongs to an earlier warehouse's run of the same id; "
+                "move it out of the output folder (a run's files are never replaced)")
         return path
     tmp = path.with_name(f".{path.name}.partial")
     tmp.unlink(missing_ok=True)
@@ -307,20 +314,27 @@ def render_outputs(engine: Any, output_dir: Path, year: int, run_id: str, editio
     when the run became final, with its signatures)."""
     from . import report_docx
 
+    from . import runs
+
     plan = plan or _context()[1]
+    created = runs.get_run(engine, run_id)["created_at"]
+
+    def once(path: Path, write: Any) -> Path:
+        return _write_once(path, write, created)
+
     files = {
-        "workbook": _write_once(run_output_path(output_dir, year, run_id, "xlsx", edition),
+        "workbook": once(run_output_path(output_dir, year, run_id, "xlsx", edition),
                                 lambda p: write_workbook(engine, p, year, run_id)),
-        "report": _write_once(run_output_path(output_dir, year, run_id, "html", edition),
+        "report": once(run_output_path(output_dir, year, run_id, "html", edition),
                               lambda p: write_html_report(engine, p, year, run_id)),
-        "official_docx": _write_once(run_output_path(output_dir, year, run_id, "docx", edition),
+        "official_docx": once(run_output_path(output_dir, year, run_id, "docx", edition),
                                      lambda p: report_docx.write_report_docx(engine, plan, p, year, run_id)),
     }
     if report_docx.soffice() is None:
         log.warning("LibreOffice (soffice) is not installed: the official report has no PDF (install "
                     "libreoffice-writer; the Docker image and CI have it)")
     else:
-        files["official_pdf"] = _write_once(run_output_path(output_dir, year, run_id, "pdf", edition),
+        files["official_pdf"] = once(run_output_path(output_dir, year, run_id, "pdf", edition),
                                             lambda p: report_docx.convert_to_pdf(files["official_docx"], p))
     return files
 
@@ -362,8 +376,24 @@ def publish_final(run_id: str, use_airflow: bool = True) -> dict[str, str]:
         _pointer_copy(path, target)
         copied[kind] = str(path)
         copied[f"{kind}_final"] = str(target)
+    made = {path.suffix for path in files.values()}
+    for suffix in OUTPUT_KINDS:  # a final copy this edition has no file for belongs to the run replaced
+        if f".{suffix}" not in made:
+            (settings.output_dir / f"evaluation_{year}_final.{suffix}").unlink(missing_ok=True)
     runs.set_outputs(engine, run_id, {f"{k}_signed": str(v) for k, v in files.items()})
     return copied
+
+
+def signed_edition_missing(engine: Any, run_id: str) -> bool:
+    """The run is final but its signed edition was never recorded: the last signature (or the
+    supersede) was committed and writing the edition then failed. Signing again publishes it."""
+    from . import runs
+
+    try:
+        run = runs.get_run(engine, run_id)
+    except runs.EvaluationRefused:
+        return False
+    return run["status"] == "final" and "workbook_signed" not in json.loads(run.get("outputs") or "{}")
 
 
 def sign_evaluation(run_id: str, role: str, name: str, comment: str | None, signed_by: str | None) -> dict[str, Any]:
@@ -374,6 +404,9 @@ def sign_evaluation(run_id: str, role: str, name: str, comment: str | None, sign
     settings, plan = _context()
     engine = warehouse.make_engine(settings.warehouse_url)
     warehouse.create_schema(engine)
+    if signed_edition_missing(engine, run_id):  # a retry after the last signature's edition failed
+        return {"run_id": run_id, "role": role, "status": "final", "missing_roles": [], "superseded": None,
+                "files": publish_final(run_id)}
     result = runs.sign(engine, run_id, role, name, comment, signed_by=signed_by, policy=plan.policy)
     files = publish_final(run_id) if result.became_final else {}
     return {"run_id": run_id, "role": role, "status": result.status, "missing_roles": result.missing_roles,

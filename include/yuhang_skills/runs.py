@@ -213,7 +213,7 @@ def sign(engine: sa.Engine, run_id: str, role: str, name: str, comment: str | No
         raise EvaluationRefused("签署人姓名不能为空", "the signer's name is required")
     warehouse.create_schema(engine)
     with engine.begin() as conn:
-        run = get_run(conn, run_id)
+        run = _locked_run(conn, run_id)
         if run["status"] == "provisional":
             raise EvaluationRefused(f"{run_id} 是预评估，不能签署定稿",
                                     f"{run_id} is a provisional run and cannot be signed off")
@@ -242,6 +242,15 @@ def sign(engine: sa.Engine, run_id: str, role: str, name: str, comment: str | No
     raise SecondFinal(current, run_id)
 
 
+def _locked_run(conn: sa.Connection, run_id: str) -> dict[str, Any]:
+    """The run, read again after locking its year's runs (PostgreSQL ``FOR UPDATE``; SQLite has a
+    single writer), so two sign-offs of one year are taken one after the other."""
+    year = get_run(conn, run_id)["evaluation_year"]
+    runs = warehouse.eval_runs
+    conn.execute(sa.select(runs.c.run_id).where(runs.c.evaluation_year == year).with_for_update()).all()
+    return get_run(conn, run_id)
+
+
 def _finalise(conn: sa.Connection, run: dict[str, Any], supersede_reason: str | None) -> str | None:
     runs = warehouse.eval_runs
     current = conn.execute(sa.select(runs.c.run_id).where(runs.c.evaluation_year == run["evaluation_year"],
@@ -268,7 +277,8 @@ class SecondFinal(EvaluationRefused):
 
 def supersede(engine: sa.Engine, run_id: str, reason: str, policy: Policy | None = None) -> str:
     """Make a fully signed draft run final in place of the year's final run; returns the replaced
-    run's id. Both stay readable; the replaced one is ``superseded`` with this run and the reason."""
+    run's id (None when the year had no final run). Both stay readable; the replaced one is
+    ``superseded`` with this run and the reason."""
     if not (reason or "").strip():
         raise EvaluationRefused("替代正式评价必须说明理由", "a reason is required to supersede a final run")
     if policy is None:
@@ -276,7 +286,7 @@ def supersede(engine: sa.Engine, run_id: str, reason: str, policy: Policy | None
 
         policy = Plan.from_settings(load_settings()).policy
     with engine.begin() as conn:
-        run = get_run(conn, run_id)
+        run = _locked_run(conn, run_id)
         if run["status"] != "draft":
             raise EvaluationRefused(f"{run_id} 的状态是{STATUS_ZH.get(run['status'], run['status'])}，只有草稿可以替代正式评价",
                                     f"{run_id} is {run['status']}; only a draft run can supersede the final one")
@@ -289,9 +299,8 @@ def supersede(engine: sa.Engine, run_id: str, reason: str, policy: Policy | None
         runs = warehouse.eval_runs
         current = conn.execute(sa.select(runs.c.run_id).where(runs.c.evaluation_year == run["evaluation_year"],
                                                               runs.c.status == "final")).scalar()
-        if current is None:
-            raise EvaluationRefused(f"{run['evaluation_year']} 年没有正式评价可替代",
-                                    f"there is no final run of {run['evaluation_year']} to supersede")
+        # With no final run (two last signatures at once each saw the other missing), the fully
+        # signed draft simply becomes final.
         _finalise(conn, run, reason)
     return current
 

@@ -293,6 +293,7 @@ def create_schema(engine: Engine) -> None:
     set_aside_pre_run_tables(engine)
     metadata.create_all(engine)
     add_missing_columns(engine, (quarantine,))  # a warehouse made before quarantine.severity
+    eval_runs_one_final.create(engine, checkfirst=True)  # an eval_runs table made before the index
 
 
 def set_aside_pre_run_tables(engine: Engine) -> list[str]:
@@ -354,6 +355,9 @@ eval_runs = sa.Table(
     sa.Column("net_released_fen", sa.BigInteger),
     sa.Column("outputs", sa.Text),  # JSON: the run's files by kind (xlsx, html, docx, pdf)
 )
+# Exactly one final run per year, held by the database too (two sign-offs finishing at once).
+eval_runs_one_final = sa.Index("uq_eval_runs_one_final_per_year", eval_runs.c.evaluation_year, unique=True,
+                               postgresql_where=sa.text("status = 'final'"), sqlite_where=sa.text("status = 'final'"))
 eval_signoffs = sa.Table(  # who signed which run in which role, and when
     "eval_signoffs", metadata,
     sa.Column("run_id", sa.String(40), primary_key=True),

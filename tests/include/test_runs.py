@@ -207,3 +207,75 @@ def test_outputs_interrupted_part_way_are_completed_by_a_retry_without_replacing
     assert Path(files["official_docx"]).is_file() and workbook.read_bytes() == first
     with pytest.raises(FileExistsError, match="written once"):
         pipeline.write_outputs(2027, run_id)
+
+
+def test_the_database_holds_one_final_run_per_year_and_a_stuck_draft_can_be_finalised(loaded, plan):  # noqa: F811
+    """Two last signatures at once can leave a fully signed draft and no final run: supersede then
+    makes it final. A second final row is refused by the warehouse itself, whatever the code does."""
+    engine, _ = loaded
+    result = evaluate(engine, plan, 2027, AS_OF)
+    first = write_evaluation(engine, result, pii_key_is_demo=True)["run_id"]
+    with engine.begin() as conn:  # the signatures as two concurrent signers leave them: all three, still draft
+        conn.execute(warehouse.eval_signoffs.insert(), [
+            {"run_id": first, "role": role, "name": name, "signed_at": dt.datetime(2027, 2, 20, 9, i)}
+            for i, (role, name) in enumerate(zip(plan.policy.signoff_roles, ("张三", "李四", "王五")))])
+    assert _status(engine, first) == "draft"
+    assert runs.supersede(engine, first, "两位签署人同时签署后定稿", policy=plan.policy) is None
+    assert _status(engine, first) == "final"
+    second = write_evaluation(engine, result, pii_key_is_demo=True)["run_id"]
+    with pytest.raises(sa.exc.IntegrityError):
+        with engine.begin() as conn:
+            conn.execute(warehouse.eval_runs.update().where(warehouse.eval_runs.c.run_id == second)
+                         .values(status="final"))
+    assert _status(engine, second) == "draft"
+
+
+def test_signing_again_publishes_a_signed_edition_that_failed(loaded, plan, warehouse_url, settings_for,  # noqa: F811
+                                                              monkeypatch):
+    """The last signature is committed, then writing the signed edition fails (LibreOffice, a
+    dropped connection): the run is final without its edition. Signing again (the DAG's retry or
+    the CLI) writes it instead of answering 'sign-off closed'; a final copy the new edition has no
+    file for is removed rather than left pointing at the replaced run."""
+    from yuhang_skills import pipeline, report_docx
+
+    settings = settings_for(warehouse_url)
+    engine, _ = loaded
+    run_id = pipeline.run_evaluation(None, AS_OF.isoformat())["run_id"]
+    stale = settings.output_dir / "evaluation_2027_final.pdf"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"%PDF- a replaced run's final copy")
+    for role, name in zip(plan.policy.signoff_roles[:-1], ("张三", "李四")):
+        pipeline.sign_evaluation(run_id, role, name, None, "tester")
+
+    def broken(*args, **kwargs):
+        raise ConnectionResetError("warehouse connection dropped")
+
+    real = report_docx.write_report_docx
+    monkeypatch.setattr(report_docx, "write_report_docx", broken)
+    with pytest.raises(ConnectionResetError):
+        pipeline.sign_evaluation(run_id, plan.policy.signoff_roles[-1], "王五", None, "tester")
+    assert _status(engine, run_id) == "final" and pipeline.signed_edition_missing(engine, run_id)
+    monkeypatch.setattr(report_docx, "soffice", lambda: None)  # this time without LibreOffice: no PDF
+    monkeypatch.setattr(report_docx, "write_report_docx", real)
+    again = pipeline.sign_evaluation(run_id, plan.policy.signoff_roles[-1], "王五", None, "tester")
+    assert again["status"] == "final" and Path(again["files"]["official_docx"]).is_file()
+    assert not pipeline.signed_edition_missing(engine, run_id)
+    assert not stale.exists() and (settings.output_dir / "evaluation_2027_final.docx").is_file()
+    assert [s["name"] for s in runs.signoffs(engine, run_id)] == ["张三", "李四", "王五"]
+
+
+def test_a_file_left_by_an_earlier_warehouse_is_not_taken_as_the_runs(loaded, warehouse_url, settings_for):  # noqa: F811
+    """Run ids start again at -01 in a new warehouse; a workbook of that name already in the output
+    folder, older than the run, is refused instead of being recorded and served as the new run's."""
+    from yuhang_skills import pipeline
+
+    settings = settings_for(warehouse_url)
+    run_id = pipeline.run_evaluation(None, "2026-10-12", provisional=True)["run_id"]
+    old = settings.output_dir / f"evaluation_2027_{run_id}.xlsx"
+    old.parent.mkdir(parents=True, exist_ok=True)
+    old.write_bytes(b"an earlier warehouse's workbook")
+    day_before = dt.datetime.now().timestamp() - 86400
+    os.utime(old, (day_before, day_before))
+    with pytest.raises(FileExistsError, match="before this run existed"):
+        pipeline.write_outputs(2027, run_id)
+    assert old.read_bytes() == b"an earlier warehouse's workbook"
