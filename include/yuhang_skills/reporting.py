@@ -18,12 +18,14 @@ quarantined value) can never become a formula (no formula injection).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import unicodedata
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -473,9 +475,80 @@ def load_site_names(engine: sa.Engine) -> None:
 
 def report_frames(engine: sa.Engine, evaluation_year: int, run_id: str | None = None) -> dict[str, pd.DataFrame]:
     """Every report table the warehouse has for the run (default: the year's newest), in
-    ``SHEETS`` order; absent tables are left out."""
+    ``SHEETS`` order; absent tables are left out. A run's tables are kept as first rendered
+    (``eval_report_evidence``), so every edition of its documents, the signed one made at sign-off
+    included, shows the evidence the run was reviewed on, whatever intake did since."""
     run_id = resolve_run(engine, evaluation_year, run_id)
     load_site_names(engine)
+    if run_id is None or _columns(engine, "eval_report_evidence") is None:
+        return build_report_frames(engine, evaluation_year, run_id)
+    kept = load_evidence(engine, run_id)
+    if kept:
+        return kept
+    frames = build_report_frames(engine, evaluation_year, run_id)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.table("eval_report_evidence", sa.column("run_id"), sa.column("frame"),
+                                  sa.column("position"), sa.column("payload")).insert(),
+                         [{"run_id": run_id, "frame": name, "position": n, "payload": frame_to_json(frame)}
+                          for n, (name, frame) in enumerate(frames.items())])
+    except sa.exc.IntegrityError:  # another edition of the run kept them first: use those
+        return load_evidence(engine, run_id)
+    return frames
+
+
+def load_evidence(engine: sa.Engine, run_id: str) -> dict[str, pd.DataFrame]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("select frame, payload from eval_report_evidence where run_id = :run"
+                                    " order by position"), {"run": run_id}).all()
+    return {name: frame_from_json(payload) for name, payload in rows}
+
+
+def _encode(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, Decimal):
+        return {"decimal": str(value)}
+    if isinstance(value, (pd.Timestamp, dt.datetime)):
+        return {"datetime": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"date": value.isoformat()}
+    if isinstance(value, np.generic):
+        return _encode(value.item())
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "decimal" in value:
+            return Decimal(value["decimal"])
+        if "datetime" in value:
+            return dt.datetime.fromisoformat(value["datetime"])
+        if "date" in value:
+            return dt.date.fromisoformat(value["date"])
+    return value
+
+
+def frame_to_json(frame: pd.DataFrame) -> str:
+    """A report table as JSON that reads back equal: columns, dtypes, and values typed
+    (Decimal, dates and times tagged)."""
+    return json.dumps({"columns": [str(c) for c in frame.columns],
+                       "dtypes": [str(t) for t in frame.dtypes],
+                       "rows": [[_encode(v) for v in row] for row in frame.itertuples(index=False, name=None)]},
+                      ensure_ascii=False)
+
+
+def frame_from_json(text: str) -> pd.DataFrame:
+    data = json.loads(text)
+    frame = pd.DataFrame([[_decode(v) for v in row] for row in data["rows"]], columns=data["columns"])
+    for column, dtype in zip(data["columns"], data["dtypes"]):
+        if str(frame[column].dtype) != dtype:
+            frame[column] = frame[column].astype(dtype)
+    return frame
+
+
+def build_report_frames(engine: sa.Engine, evaluation_year: int, run_id: str | None) -> dict[str, pd.DataFrame]:
+    """The report tables computed from the warehouse as it is now."""
     frames: dict[str, pd.DataFrame] = {}
     for table in SHEETS:
         frame = (BUILDERS[table](engine, evaluation_year, run_id) if table in BUILDERS

@@ -551,6 +551,15 @@ eval_diff = sa.Table(  # what changed between two runs (runs.diff), one row per 
     sa.Column("value_b", sa.Text),
     sa.Column("created_at", sa.DateTime, nullable=False),
 )
+eval_report_evidence = sa.Table(  # a run's report tables as first rendered, for every later edition
+    # (the signed one at sign-off): findings, spending, quarantine and submissions summaries and the
+    # other tables not keyed by run change with every intake, the run's documents do not
+    "eval_report_evidence", metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sa.Column("frame", sa.String(60), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),  # the report's table order
+    sa.Column("payload", sa.Text, nullable=False),  # JSON: columns, their dtypes and the typed rows
+)
 EVAL_TABLES = (eval_indicator, eval_site, eval_district, eval_gap, eval_release, eval_rectification,
                eval_plan_2027, eval_excellent_station, eval_integrity, eval_village, eval_submissions)
 RUN_TABLES = (eval_runs, eval_signoffs, eval_run_inputs, eval_diff)

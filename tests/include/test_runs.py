@@ -279,3 +279,28 @@ def test_a_file_left_by_an_earlier_warehouse_is_not_taken_as_the_runs(loaded, wa
     with pytest.raises(FileExistsError, match="before this run existed"):
         pipeline.write_outputs(2027, run_id)
     assert old.read_bytes() == b"an earlier warehouse's workbook"
+
+
+def test_a_runs_documents_keep_the_evidence_it_was_reviewed_on(loaded, plan, warehouse_url, settings_for):  # noqa: F811
+    """The report tables not keyed by run (integrity findings, spending, quarantine and submissions
+    summaries) are kept with the run when first rendered: after another intake changes them, the
+    run's later editions (the signed one at sign-off) still show what was reviewed."""
+    import pandas as pd
+
+    from yuhang_skills import pipeline, reporting
+
+    settings_for(warehouse_url)
+    engine, _ = loaded
+    run_id = pipeline.run_evaluation(None, AS_OF.isoformat())["run_id"]
+    live = reporting.build_report_frames(engine, 2027, run_id)
+    first = reporting.report_frames(engine, 2027, run_id)
+    assert list(first) == list(live) and "submissions_summary" in first
+    for name, frame in live.items():  # kept exactly: values and dtypes
+        pd.testing.assert_frame_equal(reporting.load_evidence(engine, run_id)[name], frame, check_exact=True)
+    with engine.begin() as conn:  # a later intake: one more file of a site
+        conn.execute(sa.text("update submissions set rows_read = rows_read + 5, rows_quarantined = rows_quarantined + 5"
+                             " where submission_id = (select min(submission_id) from submissions)"))
+    changed = reporting.build_report_frames(engine, 2027, run_id)["submissions_summary"]
+    assert not changed.equals(live["submissions_summary"])
+    later = reporting.report_frames(engine, 2027, run_id)
+    pd.testing.assert_frame_equal(later["submissions_summary"], live["submissions_summary"])
