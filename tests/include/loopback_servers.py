@@ -29,7 +29,8 @@ def free_port() -> int:
 
 def stop(process: subprocess.Popen) -> None:
     """Stop a server started in its own process group (``start_new_session=True``): SIGTERM,
-    then SIGKILL if it has not exited within 30 s."""
+    then SIGKILL if it has not exited within 30 s; then SIGKILL to whatever of the group outlived
+    its parent (``airflow standalone``'s components, an api-server's workers)."""
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -37,6 +38,10 @@ def stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 @dataclass
