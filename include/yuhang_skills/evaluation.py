@@ -744,7 +744,7 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
     ``provisional``), the inputs its fingerprint covers (``eval_run_inputs``) and its rows in the
     eval_* tables, all under its new run id; nothing written earlier is changed. Returns the row
     counts per table and the ``run_id``."""
-    from . import runs, warehouse
+    from . import warehouse
 
     if status not in ("draft", "provisional"):
         raise ValueError(f"a new run is draft or provisional, not {status!r}")

@@ -11,7 +11,6 @@ their code. Everything comes from the run's rows (reporting.report_frames) and t
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import subprocess

@@ -27,7 +27,7 @@ from test_intake import (BYSTANDERS, KINDS, PERIOD, Box, box, finance_row, in_se
                          roster_row, survey_row, write_csv, write_xlsx)  # noqa: F401 - box is a fixture
 from yuhang_skills import intake as intake_module
 from yuhang_skills import pipeline, warehouse
-from yuhang_skills.intake import discover, publish
+from yuhang_skills.intake import discover
 
 T1 = dt.datetime(2026, 4, 2, 9, 0).timestamp()
 CASES: dict[str, Any] = {}
