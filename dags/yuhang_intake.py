@@ -22,7 +22,14 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from yuhang_skills.orchestration.assets import DEFAULT_ARGS, ON_FAILURE, STAGING, TAGS, apply_operations, intake_deadline
+from yuhang_skills.orchestration.assets import (
+    DEFAULT_ARGS,
+    ON_FAILURE,
+    STAGING,
+    TAGS,
+    apply_operations,
+    intake_deadline,
+)
 
 
 @dag(

@@ -59,8 +59,8 @@ from yuhang_skills.orchestration.assets import DEFAULT_ARGS, ON_FAILURE, TAGS, a
 def yuhang_watchdog():
     @task
     def expected_calendar() -> dict:
-        from yuhang_skills.orchestration import tasks
         from yuhang_skills import watchdog
+        from yuhang_skills.orchestration import tasks
 
         return watchdog.build_calendar(tasks.as_of_from_context(get_current_context()))
 

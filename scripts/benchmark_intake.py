@@ -62,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["YUHANG_WAREHOUSE_URL"] = args.warehouse
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
+    from yuhang_sample.generator import SampleOptions, generate
     from yuhang_skills import intake
     from yuhang_skills.core import warehouse
     from yuhang_skills.core.policy import Plan
-    from yuhang_sample.generator import SampleOptions, generate
     from yuhang_skills.core.settings import load_settings
 
     settings = load_settings()

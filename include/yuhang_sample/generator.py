@@ -65,18 +65,19 @@ import os
 import re
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 import xlsxwriter
 
-from yuhang_skills.intake.identity import check_character, working_age_status
 from yuhang_skills.core.policy import WAN, Plan, Site
 from yuhang_skills.core.settings import load_settings
+from yuhang_skills.intake.identity import check_character, working_age_status
 
 # --------------------------------------------------------------------------- catalogues
 
@@ -251,7 +252,10 @@ _SUPPLIER_BUSINESS = {
     "elderly_childcare": ("康复器材", "健康科技", "教育装备"),
     "other": ("教学设备", "商贸", "厨房设备"),
 }
-_BRANDS = tuple("华睿 启航 鼎新 翼飞 智联 恒达 云帆 中钰 博远 天晟 良辰 星驰 远景 嘉禾 众诚 和鑫 汇通 瑞丰 蓝海 新禾 晨曦 明途 禾益 卓远".split())
+_BRANDS = (
+    "华睿", "启航", "鼎新", "翼飞", "智联", "恒达", "云帆", "中钰", "博远", "天晟", "良辰", "星驰", "远景", "嘉禾", "众诚", "和鑫",
+    "汇通", "瑞丰", "蓝海", "新禾", "晨曦", "明途", "禾益", "卓远",
+)
 _COLLEGES = ("杭州职业技术学院", "浙江育英职业技术学院", "杭州市余杭区职业高级中学", "浙江长征职业技术学院")
 _PERSONS_PAYEE = "学员(批量发放)"
 
@@ -471,7 +475,7 @@ def _occupation_weights(site: Site, rng: np.random.Generator) -> np.ndarray:
         w = np.array([o.station_weight for o in OCCUPATIONS], dtype=float)
     else:  # a base: its focus industry, a little of the other key industries, nothing else
         key = np.array([0.0 if o.industry == "other" else float(o.station_weight) for o in OCCUPATIONS])
-        focus = _OCC_INDUSTRY == site.industry_focus
+        focus = site.industry_focus == _OCC_INDUSTRY
         w = np.where(focus, key / key[focus].sum() * _BASE_FOCUS_SHARE, key / key[~focus].sum() * (1 - _BASE_FOCUS_SHARE))
     w = w * rng.gamma(1.5, 1.0, len(w))
     return w / w.sum()

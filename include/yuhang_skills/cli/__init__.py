@@ -198,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     configure_environment(var_dir, args.warehouse, inbox, args.output_dir, airflow_home)
-    from yuhang_skills.orchestration.tasks import as_of_date
     from yuhang_skills.core.settings import load_settings
+    from yuhang_skills.orchestration.tasks import as_of_date
 
     as_of = as_of or as_of_date(None)
     migrate_airflow_db()

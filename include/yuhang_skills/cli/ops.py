@@ -175,15 +175,15 @@ def _shanghai(value: Any) -> str:
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     if value.tzinfo is None:  # Airflow stores UTC
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
 
 
 def status_report(warehouse_url: str, plan: Any, today: dt.date, metadata_url: str) -> dict[str, Any]:
     import sqlalchemy as sa
 
-    from yuhang_skills.core import warehouse
     from yuhang_skills import watchdog
+    from yuhang_skills.core import warehouse
 
     report: dict[str, Any] = {"today": today.isoformat(), "warehouse": _safe_url(warehouse_url),
                               "airflow": last_airflow_runs(metadata_url)}

@@ -161,7 +161,7 @@ class Policy:
         self.path = path
 
     @classmethod
-    def load(cls, path: Path) -> "Policy":
+    def load(cls, path: Path) -> Policy:
         with open(path, encoding="utf-8") as fh:
             raw = yaml.safe_load(fh)
         policy = cls(raw, Path(path))
@@ -563,11 +563,11 @@ class Plan:
         self.contract = contract
 
     @classmethod
-    def load(cls, policy_path: Path, sites_path: Path, contract_path: Path) -> "Plan":
+    def load(cls, policy_path: Path, sites_path: Path, contract_path: Path) -> Plan:
         return cls(Policy.load(policy_path), load_sites(sites_path), load_contract(contract_path))
 
     @classmethod
-    def from_settings(cls, settings) -> "Plan":  # noqa: ANN001 - yuhang_skills.core.settings.Settings
+    def from_settings(cls, settings) -> Plan:  # noqa: ANN001 - yuhang_skills.core.settings.Settings
         return cls.load(settings.policy_path, settings.sites_path, settings.contract_path)
 
     @cached_property

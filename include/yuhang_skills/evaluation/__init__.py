@@ -17,15 +17,16 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
-from yuhang_skills.evaluation import rectification
 from yuhang_skills.core.policy import Plan, Policy
+from yuhang_skills.evaluation import rectification
 
 CENT = Decimal("0.01")
 ONE = Decimal(1)
@@ -842,8 +843,8 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
 
 def _write_run(engine: sa.Engine, evaluation: Any, year: int, status: str, data_complete_on: Any,
                input_files: Any, rectifications_sha256: Any, rows: dict[sa.Table, list[dict[str, Any]]]) -> dict[str, Any]:
-    from yuhang_skills.evaluation import runs
     from yuhang_skills.core import warehouse
+    from yuhang_skills.evaluation import runs
 
     with engine.begin() as conn:
         run_id = runs.new_run_id(conn, year, evaluation.as_of)

@@ -27,9 +27,9 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from yuhang_skills.intake import identity
 from yuhang_skills.core import warehouse
 from yuhang_skills.core.policy import Plan
+from yuhang_skills.intake import identity
 
 log = logging.getLogger(__name__)
 

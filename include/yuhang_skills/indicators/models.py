@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from yuhang_skills.indicators import integrity
 from yuhang_skills.core import warehouse
 from yuhang_skills.core.policy import Plan
+from yuhang_skills.indicators import integrity
 
 WAN_FEN = 10_000 * 100
 

@@ -30,13 +30,23 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from yuhang_skills.intake import identity
-from yuhang_skills.orchestration import operations
 from yuhang_skills.core import warehouse
-from yuhang_skills.intake.parse import (FileRejected, ParsedFile, clean_text, number_text, on_distinct, read_submission, to_codes,
-                      to_dates, to_fen, to_numbers)
 from yuhang_skills.core.policy import Plan
 from yuhang_skills.core.settings import Settings
+from yuhang_skills.intake import identity
+from yuhang_skills.intake.parse import (
+    FileRejected,
+    ParsedFile,
+    clean_text,
+    number_text,
+    on_distinct,
+    read_submission,
+    to_codes,
+    to_dates,
+    to_fen,
+    to_numbers,
+)
+from yuhang_skills.orchestration import operations
 
 log = logging.getLogger(__name__)
 
@@ -631,7 +641,7 @@ class Intake:
                                        "first_seen_at": now, "file_mtime": mtime}])
             return now.replace(microsecond=0), True
 
-    def _start(self, item: InboxFile) -> "dict[str, Any] | _Pending":
+    def _start(self, item: InboxFile) -> dict[str, Any] | _Pending:
         if item.skip:
             return self._not_processed(item, item.skip)
         path = item.fs_path()
@@ -673,7 +683,7 @@ class Intake:
         moment = dt.datetime.fromtimestamp(timestamp, tz=ZoneInfo(self.plan.policy.timezone))
         return moment.replace(tzinfo=None, microsecond=0)
 
-    def _validate_batch(self, kind: str, batch: list["_Pending"]) -> list[dict[str, Any]]:
+    def _validate_batch(self, kind: str, batch: list[_Pending]) -> list[dict[str, Any]]:
         from yuhang_skills.intake.validate import runner_for
 
         runner = runner_for(str(self.settings.expectations_dir))
@@ -773,7 +783,7 @@ class Intake:
         return {"submission_id": record["submission_id"], "file": name, "status": status,
                 "message": record["message"], "skipped": False}
 
-    def _write_data_docs(self, kind: str, batch: list["_Pending"], outcome: Any) -> None:
+    def _write_data_docs(self, kind: str, batch: list[_Pending], outcome: Any) -> None:
         """Data Docs are a view for people: failing to render one never stops the intake."""
         from yuhang_skills.intake import data_docs
 
@@ -791,7 +801,7 @@ class Intake:
             except Exception:  # noqa: BLE001
                 log.warning("Data Docs page for %s/%s could not be written", kind, site, exc_info=True)
 
-    def _finish(self, pending: "_Pending", failures: pd.DataFrame, outcome: Any) -> dict[str, Any]:
+    def _finish(self, pending: _Pending, failures: pd.DataFrame, outcome: Any) -> dict[str, Any]:
         """Judge one file from its rows' failures and write it: staging, quarantine, manifest."""
         item, parsed, record, context, staged = pending.item, pending.parsed, pending.record, pending.context, pending.staged
         frame = parsed.frame

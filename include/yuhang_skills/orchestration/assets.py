@@ -10,7 +10,11 @@ import datetime as dt
 
 from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference
 
-from yuhang_skills.orchestration.failure_alerts import PipelineFailureNotifier, intake_deadline_missed, record_task_failure
+from yuhang_skills.orchestration.failure_alerts import (
+    PipelineFailureNotifier,
+    intake_deadline_missed,
+    record_task_failure,
+)
 from yuhang_skills.orchestration.operations import fail_fast_unless_transient
 
 STAGING = Asset(name="yuhang_staging", uri="file://yuhang/warehouse/staging")

@@ -62,7 +62,7 @@ def shanghai_time(value: Any) -> str | None:
         except ValueError:
             return value
     if isinstance(value, dt.datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
         return aware.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S (Asia/Shanghai)")
     return str(value)
 
@@ -170,8 +170,8 @@ def tell_district(plan: Any, engine: Any, kind: str, dag_id: str, run_id: str, k
     told to that recipient on that channel within the resend interval; record each outcome."""
     import sqlalchemy as sa
 
-    from yuhang_skills.watchdog import channels
     from yuhang_skills.core import warehouse
+    from yuhang_skills.watchdog import channels
 
     alerts = plan.policy.alerts
     interval = dt.timedelta(hours=float(plan.policy.raw["operations"]["failure_alerts"]["resend_interval_hours"]))

@@ -16,15 +16,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from yuhang_skills import intake
-from yuhang_skills.indicators import models
 from yuhang_skills.core import warehouse
+from yuhang_skills.core.policy import Plan
+from yuhang_skills.core.settings import SQL_DIR, Settings, load_settings
 from yuhang_skills.evaluation import evaluate, write_evaluation
 from yuhang_skills.evaluation.rectification import load_decisions
-from yuhang_skills.core.policy import Plan
 from yuhang_skills.evaluation.report_html import write_html_report
 from yuhang_skills.evaluation.reporting import write_workbook
+from yuhang_skills.indicators import models
 from yuhang_skills.orchestration.operations import PrerequisiteMissing
-from yuhang_skills.core.settings import SQL_DIR, Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -314,9 +314,7 @@ def render_outputs(engine: Any, output_dir: Path, year: int, run_id: str, editio
     """The run's workbook, HTML report and official report (DOCX, and PDF when LibreOffice is
     installed), each written once under its run's name (``edition`` ``_signed``: the edition made
     when the run became final, with its signatures)."""
-    from yuhang_skills.evaluation import report_docx
-
-    from yuhang_skills.evaluation import runs
+    from yuhang_skills.evaluation import report_docx, runs
 
     plan = plan or _context()[1]
     created = runs.get_run(engine, run_id)["created_at"]

@@ -31,9 +31,10 @@ import datetime as dt
 import html
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
