@@ -682,7 +682,7 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> in
     unknown = [c for c in columns if c not in table.c]
     if unknown:
         raise ValueError(f"{table.name} has no column(s) {unknown}")
-    rows = zip(*(_driver_values(frame[c]) for c in columns))
+    rows = zip(*(_driver_values(frame[c]) for c in columns), strict=True)
     if conn.dialect.name == "postgresql":
         import csv
 

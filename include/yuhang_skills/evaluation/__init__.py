@@ -715,7 +715,7 @@ def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date
     results = Results.of(score, indicators, targets)
     release = release_lines(policy, results)
     released = sum(line.released_fen for line in release)
-    plan_money = dict(zip(ref_sites["site_code"], (int(v) for v in ref_sites["plan_provincial_fen"])))
+    plan_money = dict(zip(ref_sites["site_code"], (int(v) for v in ref_sites["plan_provincial_fen"]), strict=True))
     records = rectification_records(policy, targets, decisions, plan_money, as_of)
     net = max(0, released - sum(r.recovery_fen for r in records))
     allocation, unallocated = allocate_plan(policy, ref_sites, net)

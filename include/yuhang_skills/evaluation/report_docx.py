@@ -164,12 +164,12 @@ class Writer:
 
         table = self.doc.add_table(rows=1, cols=len(headers))
         table.style = "Table Grid"
-        for cell, text in zip(table.rows[0].cells, headers):
+        for cell, text in zip(table.rows[0].cells, headers, strict=True):
             cell.text = ""
             _set_font(cell.paragraphs[0].add_run(text), self.heading_font, size, True)
         for row in rows:
             cells = table.add_row().cells
-            for cell, text in zip(cells, row):
+            for cell, text in zip(cells, row, strict=True):
                 cell.text = ""
                 _set_font(cell.paragraphs[0].add_run(str(text)), self.body_font, size)
         # repeat the header row on every page
@@ -179,10 +179,10 @@ class Writer:
         tr_pr.append(tr_pr.makeelement(qn("w:tblHeader"), {qn("w:val"): "true"}))
         if widths_mm:  # the grid (LibreOffice lays out by it) and every cell (Word does)
             table.autofit = False
-            for column, width in zip(table.columns, widths_mm):
+            for column, width in zip(table.columns, widths_mm, strict=True):
                 column.width = Mm(width)
             for row in table.rows:
-                for cell, width in zip(row.cells, widths_mm):
+                for cell, width in zip(row.cells, widths_mm, strict=True):
                     cell.width = Mm(width)
         self.doc.add_paragraph()
 

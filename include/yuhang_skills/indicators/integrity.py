@@ -252,7 +252,7 @@ def _findings(name: str, severity: str, rows: pd.DataFrame, names: dict[str, str
                             ascending=[True, False, True, True, True, True], kind="stable", na_position="last")
     zh, en = EXPLANATIONS[name]
     out = []
-    for n, (key, group) in enumerate(rows.groupby("finding_key", sort=True)):
+    for n, (_, group) in enumerate(rows.groupby("finding_key", sort=True)):
         lead = group.iloc[0]
         sites = sorted(s for s in group["row_site"].dropna().unique())
         periods = sorted(p for p in group["row_period"].dropna().unique())

@@ -616,7 +616,7 @@ class Intake:
             else:
                 results[n] = started
         for kind, batch in pending.items():
-            for n, result in zip([n for n, _ in batch], self._validate_batch(kind, [p for _, p in batch])):
+            for n, result in zip([n for n, _ in batch], self._validate_batch(kind, [p for _, p in batch]), strict=True):
                 results[n] = result
         return [r for r in results if r is not None]
 
