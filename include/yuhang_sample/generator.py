@@ -183,7 +183,7 @@ _ADDRESS_CODES = np.array([c for origin in _ADDRESS.values() for c, _ in origin]
 _ADDRESS_P = {
     programme: np.concatenate(
         [np.array([w for _, w in _ADDRESS[o]], dtype=float) / sum(w for _, w in _ADDRESS[o]) * share
-         for o, share in zip(_ADDRESS, shares)]
+         for o, share in zip(_ADDRESS, shares, strict=True)]
     )
     for programme, shares in _ORIGIN_WEIGHTS.items()
 }
@@ -515,7 +515,7 @@ def _class_sizes(
             cls_month.append(when[keep])
             cls_size.append(sizes[keep])
             continue
-        for m, w in zip(year_months, weights):
+        for m, w in zip(year_months, weights, strict=True):
             sizes = _split_classes(per_year * w / weights.sum(), size_range, rng)
             if m in months:
                 cls_month.append(np.full(len(sizes), m, dtype=np.int64))
@@ -541,7 +541,7 @@ def _build_roster(
     start = _first_day(cls_month) + offset
     end = start + duration - 1
     seq = np.arange(n_cls) - np.searchsorted(cls_month, cls_month, side="left") + 1
-    cls_id = np.array([f"{site.site_code}-{_month_text(m).replace('-', '')}-{k:03d}" for m, k in zip(cls_month, seq)])
+    cls_id = np.array([f"{site.site_code}-{_month_text(m).replace('-', '')}-{k:03d}" for m, k in zip(cls_month, seq, strict=True)])
     cls_course = _course_names(site, occ, level, rng)
 
     row_class = np.repeat(np.arange(n_cls), cls_size)
@@ -580,8 +580,8 @@ def _spread_class_ends(
     year's usual for so many days (passes of the year x 12 / (365 x months active) x days) and
     reach the minimum. While some window is one (or within ``_BURST_MARGIN`` of one), the class
     ending in it whose move helps most is moved (start and end by the same days, staying in its
-    month), so the site's clean calendar keeps no burst. Changes ``start`` and ``end`` in place; nothing moves at the default scale,
-    where no site passes that many trainees in a few days.
+    month), so the site's clean calendar keeps no burst. Changes ``start`` and ``end`` in place; nothing
+    moves at the default scale, where no site passes that many trainees in a few days.
     """
     window, multiple, least = rule
     if passes.sum() < least:
@@ -651,7 +651,7 @@ def _course_names(site: Site, occ: np.ndarray, level: np.ndarray, rng: np.random
     prefix = "共富工坊·" if site.programme == "village" else ""
     picks = rng.integers(0, len(patterns), len(occ))
     names = []
-    for o, lv, k in zip(occ, level, picks):
+    for o, lv, k in zip(occ, level, picks, strict=True):
         name = OCCUPATIONS[o].name
         if LEVELS[lv] == "special_skill":
             names.append(f"{prefix}{name}专项能力培训")
@@ -737,7 +737,8 @@ def _plant_cross_site(
         refs[j][b.row_serial[rb]] -= 1
         b.row_home[rb], b.row_serial[rb] = a.site_no, a.row_serial[ra]
         a.row_cross[ra] = b.row_cross[rb] = True
-        pairs.append({"period": _month_text(int(a.cls_month[ca])), "site_a": a.site.site_code, "class_a": str(a.cls_id[ca]),
+        pairs.append({"period": _month_text(int(a.cls_month[ca])),
+                      "site_a": a.site.site_code, "class_a": str(a.cls_id[ca]),
                       "site_b": b.site.site_code, "class_b": str(b.cls_id[cb])})  # fmt: skip
     return pairs
 
@@ -852,7 +853,7 @@ def _plant_extra_classes(
     keyed = np.concatenate([np.full(len(r.cls_month), r.site.programme != "village") for r in rosters])
     lo = np.concatenate([np.searchsorted(r.row_class, np.arange(len(r.cls_month))) for r in rosters])
     hi = np.concatenate([np.searchsorted(r.row_class, np.arange(len(r.cls_month)), side="right") for r in rosters])
-    free_count = np.concatenate([np.bincount(r.row_class[f], minlength=len(r.cls_month)) for r, f in zip(rosters, free)])
+    free_count = np.concatenate([np.bincount(r.row_class[f], minlength=len(r.cls_month)) for r, f in zip(rosters, free, strict=True)])
 
     def take(k: int, tag: int, person: tuple[int, int] | None, rng: np.random.Generator) -> tuple[int, int]:
         """A free row of class ``k``, now ``person``'s (home site_no, serial) or kept as the subject."""
@@ -1197,7 +1198,7 @@ def _build_ledger(
     def schedule(total_fen: int, n: int, source: str, category: str) -> None:
         window = horizon[: max(1, int(len(horizon) * 0.6))] if category == "equipment" else horizon
         round_to = 1000 if category == "equipment" and rng.random() < 0.5 else 1
-        for fen, month in zip(_split_fen(total_fen, n, rng, round_to), rng.choice(window, n)):
+        for fen, month in zip(_split_fen(total_fen, n, rng, round_to), rng.choice(window, n), strict=True):
             payee, text = describe(category, int(month))
             pay(int(month), source, category, fen, payee, text)
 
@@ -1238,12 +1239,12 @@ def _build_ledger(
     ledger["pay_date"] = _random_weekdays(ledger["month"].to_numpy(np.int64), rng)
     ledger = ledger.sort_values(["month", "pay_date"], kind="stable").reset_index(drop=True)
     ledger["voucher_no"] = [
-        f"记{_month_text(m).replace('-', '')}-{k:03d}" for m, k in zip(ledger["month"], ledger.groupby("month").cumcount() + 1)
+        f"记{_month_text(m).replace('-', '')}-{k:03d}" for m, k in zip(ledger["month"], ledger.groupby("month").cumcount() + 1, strict=True)
     ]
     digits = rng.integers(0, 10, (len(ledger), 16)).astype(str)
     ledger["invoice_no"] = [
         "" if payee == _PERSONS_PAYEE else f"{_year(m) % 100:02d}33{''.join(d)}"
-        for payee, m, d in zip(ledger["payee"], ledger["month"], digits)
+        for payee, m, d in zip(ledger["payee"], ledger["month"], digits, strict=True)
     ]
     # Many payments are whole yuan; the others keep their jiao and fen.
     ledger["fen"] = np.where(rng.random(len(ledger)) < 0.4, ledger["fen"] // 100 * 100, ledger["fen"])
@@ -1259,8 +1260,9 @@ def _build_ledger(
             month = int(focus[int(plant_rng.integers(len(focus)))])
             payee, text = describe("training_subsidy", month, plant_rng)
             invoice = "" if payee == _PERSONS_PAYEE else _new_invoice(focus_year, plant_rng)
-            extra.append({"month": month, "fund_source": "town", "category": "training_subsidy", "fen": fen, "payee": payee,
-                          "description": text, "ineligible": False, "invoice_no": invoice, "plant": "training_overpaid",
+            extra.append({"month": month, "fund_source": "town", "category": "training_subsidy", "fen": fen,
+                          "payee": payee, "description": text, "ineligible": False, "invoice_no": invoice,
+                          "plant": "training_overpaid",
                           "pay_date": _random_weekdays(np.array([month]), plant_rng)[0]})  # fmt: skip
         ledger = _append_payments(ledger, pd.DataFrame(extra))
     return ledger
@@ -1320,8 +1322,8 @@ def _new_invoice(year: int, rng: np.random.Generator) -> str:
 
 
 def _plant_payments(
-    ledgers: list[pd.DataFrame], codes: list[str], months: list[list[int]], skip: list[set[int]], options: SampleOptions,
-    plan: Plan,
+    ledgers: list[pd.DataFrame], codes: list[str], months: list[list[int]], skip: list[set[int]],
+    options: SampleOptions, plan: Plan,
 ) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
     """Duplicate vouchers and invoices across sites, payments after the period; clean-world fixes.
 
@@ -1336,7 +1338,7 @@ def _plant_payments(
                       ignore_index=True)  # fmt: skip
     site = frame["_site"].to_numpy(np.int64)
     month = frame["month"].to_numpy(np.int64)
-    written = np.array([m not in skip[i] for i, m in zip(site, month)], dtype=bool)
+    written = np.array([m not in skip[i] for i, m in zip(site, month, strict=True)], dtype=bool)
 
     def plain() -> np.ndarray:
         """Payments no pattern has used yet (nor the ineligible ones), in files that are written."""
@@ -1350,10 +1352,10 @@ def _plant_payments(
     rng = _rng(options.seed, 0, _PLANT, _P_VOUCHER)
     wanted = int(rng.binomial(len(frame), options.duplicate_voucher_rate)) if options.duplicate_voucher_rate > 0 else 0
     if wanted:
-        used = {(int(i), int(m), str(v)) for i, m, v in zip(site, month, frame["voucher_no"])}
+        used = {(int(i), int(m), str(v)) for i, m, v in zip(site, month, frame["voucher_no"], strict=True)}
         # Not into the over-claiming base: its equipment is its own pattern.
         open_months = [set() if codes[i] == options.base_over_claim else set(m) - s
-                       for i, (m, s) in enumerate(zip(months, skip))]  # fmt: skip
+                       for i, (m, s) in enumerate(zip(months, skip, strict=True))]  # fmt: skip
         copies = []
         for row in np.flatnonzero(plain() & not_training)[rng.permutation(int((plain() & not_training).sum()))]:
             if len(copies) == wanted:
@@ -1379,7 +1381,7 @@ def _plant_payments(
             frame = pd.concat([frame, pd.DataFrame(copies).astype(frame.dtypes.to_dict())], ignore_index=True)
             site = frame["_site"].to_numpy(np.int64)
             month = frame["month"].to_numpy(np.int64)
-            written = np.array([m not in skip[i] for i, m in zip(site, month)], dtype=bool)
+            written = np.array([m not in skip[i] for i, m in zip(site, month, strict=True)], dtype=bool)
 
     # An invoice number used again on another site's payment (another amount, payee and voucher).
     rng = _rng(options.seed, 0, _PLANT, _P_INVOICE)
@@ -1620,7 +1622,7 @@ def _write_xlsx(
     sheet.write_row(first - 1, 0, header)
     kinds = [column_types[c] for c in frame.columns]
     for i, values in enumerate(frame.itertuples(index=False, name=None)):
-        sheet.write_row(first + i, 0, [_cell(v, t, style.date_style) for v, t in zip(values, kinds)])
+        sheet.write_row(first + i, 0, [_cell(v, t, style.date_style) for v, t in zip(values, kinds, strict=True)])
     workbook.close()
 
 
@@ -1697,8 +1699,9 @@ class _Writer:
         xlsx = o.scale < _SCALE_XLSX_LIMIT and u[0] < o.xlsx_rate
         encoding = "" if xlsx else "gb18030" if u[1] < o.gbk_rate else "utf-8-sig" if u[1] < o.gbk_rate + o.bom_rate else "utf-8"
         date_style = ("slash" if u[4] < 0.5 else "zh") if u[3] < o.date_style_rate else "iso"
-        return _Style(fmt="xlsx" if xlsx else "csv", encoding=encoding, header="en" if u[2] < o.english_header_rate else "zh",
-                      date_style=date_style, blank_row=bool(xlsx and u[5] < 0.4))  # fmt: skip
+        return _Style(fmt="xlsx" if xlsx else "csv", encoding=encoding,
+                      header="en" if u[2] < o.english_header_rate else "zh", date_style=date_style,
+                      blank_row=bool(xlsx and u[5] < 0.4))  # fmt: skip
 
     # --- one site ------------------------------------------------------------------------
     def write_site(self, r: _Roster, ledger: pd.DataFrame, months: list[int], people: _People, skip: set[int]) -> None:
@@ -1763,8 +1766,9 @@ class _Writer:
                             self.column_types[kind])  # fmt: skip
             os.utime(path, (when.timestamp(), when.timestamp()))
             self.files.append({
-                "path": path.relative_to(self.inbox).as_posix(), "site_code": site.site_code, "period": _month_text(month),
-                "kind": kind, "version": version, "format": style.fmt, "encoding": style.encoding or None,
+                "path": path.relative_to(self.inbox).as_posix(), "site_code": site.site_code,
+                "period": _month_text(month), "kind": kind, "version": version, "format": style.fmt,
+                "encoding": style.encoding or None,
                 "header": style.header, "date_style": style.date_style, "title_row": style.fmt == "xlsx",
                 "blank_row": style.blank_row, "rows": len(content), "submitted_at": when.isoformat(),
                 "due": due.isoformat(), "late": when.date() > due,
@@ -1808,7 +1812,8 @@ class _Writer:
             self.by_site["out_of_period_payment"][site.site_code] += len(late)
             self.lists["out_of_period_payment"] += [
                 {"site_code": site.site_code, "voucher_no": v, "pay_date": str(d)} for v, d in
-                zip(entries["voucher_no"].to_numpy(dtype=str)[late], entries["pay_date"].to_numpy("datetime64[D]")[late])
+                zip(entries["voucher_no"].to_numpy(dtype=str)[late],
+                    entries["pay_date"].to_numpy("datetime64[D]")[late], strict=True)
             ]  # fmt: skip
 
     def count_survey(self, site: Site, survey: pd.DataFrame, month: int) -> None:
@@ -1861,8 +1866,8 @@ class _Writer:
         site_years = []
         for (code, year), stats in sorted(self.site_years.items()):
             entry: dict[str, Any] = {"site_code": code, "year": year}
-            entry.update({k.removesuffix("_fen") + "_yuan" if k.endswith("_fen") else k: money(v) if k.endswith("_fen") else v
-                          for k, v in sorted(stats.items())})  # fmt: skip
+            entry.update({(k.removesuffix("_fen") + "_yuan" if k.endswith("_fen") else k):
+                          (money(v) if k.endswith("_fen") else v) for k, v in sorted(stats.items())})  # fmt: skip
             site_years.append(entry)
         lookup = {(e["site_code"], e["year"]): e for e in site_years}
         under = lookup.get((o.underperforming_station, focus_year)) if o.underperforming_station else None
@@ -1887,15 +1892,17 @@ class _Writer:
         paid_fen = sum(v["provincial_fen"] + v["district_fen"] for v in years)
         if o.base_over_claim and 0 < equipment_fen < 2 * paid_fen:
             plan_yuan = _allocation_yuan(self.plan, self.plan.sites_by_code[o.base_over_claim])
-            base = {"site_code": o.base_over_claim, "equipment_yuan": money(equipment_fen), "paid_yuan": money(paid_fen),
+            base = {"site_code": o.base_over_claim, "equipment_yuan": money(equipment_fen),
+                    "paid_yuan": money(paid_fen),
                     "plan_yuan": money(100 * (plan_yuan["provincial"] + plan_yuan["district"]))}  # fmt: skip
         overpaid_key = (o.training_overpaid_site, focus_year)
         overpaid = None
         if o.training_overpaid_site and overpaid_key in self.site_years:
             stats = self.site_years[overpaid_key]
-            overpaid = {"site_code": o.training_overpaid_site, "year": focus_year, "person_times": stats["person_times"],
-                        "training_yuan": money(stats["training_fen"]),
-                        "per_person_time_yuan": money(stats["training_fen"] // max(1, stats["person_times"]))}  # fmt: skip
+            overpaid = {"site_code": o.training_overpaid_site, "year": focus_year,
+                        "person_times": stats["person_times"], "training_yuan": money(stats["training_fen"]),
+                        "per_person_time_yuan": money(stats["training_fen"] // max(1, stats["person_times"])),
+                        }  # fmt: skip
         ratios = [  # yuan per person-time in fen; a year without roster rows counts all its money (as the check)
             stats["training_fen"] // max(1, stats["person_times"])
             for key, stats in self.site_years.items() if key != overpaid_key and stats["training_fen"]
@@ -2007,7 +2014,7 @@ def generate(inbox: Path, options: SampleOptions, plan: Plan | None = None, *, c
     ]
     pairs = _plant_cross_site(rosters, options.cross_site_duplicate_rate, _rng(options.seed, 0, _GLOBAL, 0))
     burst = None
-    for (no, site, _), r in zip(active, rosters):
+    for (no, site, _), r in zip(active, rosters, strict=True):
         if site.site_code == options.certificate_burst_site:
             burst = _plant_certificate_burst(r, options, focus_year, burst_rule[0], skip[no],
                                              _rng(options.seed, no, _PLANT, _P_BURST))  # fmt: skip
@@ -2020,7 +2027,7 @@ def generate(inbox: Path, options: SampleOptions, plan: Plan | None = None, *, c
     people = _build_people(rosters, options, plan.policy.female_retirement_base)
     _plant_invalid_ids(rosters, people, options)
     ledgers = []
-    for (no, site, months), r in zip(active, rosters):
+    for (no, site, months), r in zip(active, rosters, strict=True):
         size = np.bincount(r.row_class, minlength=len(r.cls_month)) * ~np.isin(r.cls_month, sorted(skip[no]))
         years = r.cls_month // 12 + 1970
         ledgers.append(_build_ledger(
@@ -2032,7 +2039,7 @@ def generate(inbox: Path, options: SampleOptions, plan: Plan | None = None, *, c
                                [skip[no] for no, _, _ in active], options, plan)  # fmt: skip
     inbox.mkdir(parents=True, exist_ok=True)
     writer = _Writer(inbox, plan, options)
-    for (no, site, months), roster, ledger in zip(active, rosters, ledgers):
+    for (no, _, months), roster, ledger in zip(active, rosters, ledgers, strict=True):
         writer.write_site(roster, ledger, months, people, skip[no])
     planted = {"over_yearly_limit": over, "repeat_occupation_level": repeat, "certificate_burst": burst, **payments}
     return writer.truth(pairs, focus_year, planted)
@@ -2069,8 +2076,12 @@ def _parser() -> argparse.ArgumentParser:
         "missing_month_rate": "share of site-months whose roster and finance files are never submitted",
         "resubmission_rate": "share of roster/finance files resubmitted as <kind>_v2 (first version missing rows)",
         "late_rate": "share of submissions made after their due date",
-        "cross_site_duplicate_rate": "share of station/base rows whose trainee also sits an overlapping class at another site",
-        "ineligible_spending_rate": "share of site-months with a provincial payment for an ineligible item (category other)",
+        "cross_site_duplicate_rate": (
+            "share of station/base rows whose trainee also sits an overlapping class at another site"
+        ),
+        "ineligible_spending_rate": (
+            "share of site-months with a provincial payment for an ineligible item (category other)"
+        ),
         "noise_rate": "share of names and payees with a trailing space, and of hours and amounts in full-width digits",
         "date_style_rate": "share of files writing dates as 2026/3/5 or 2026年3月5日",
         "over_yearly_limit_rate": "share of station/base persons attending 4 classes in one year "
@@ -2093,8 +2104,9 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"base with a ~85%% pass rate in the last implementation year "
                         f"(default {d.low_pass_base}; 'none' for no such base)")  # fmt: skip
     parser.add_argument("--certificate-burst-site", metavar="CODE",
-                        help=f"station or base certifying 4-6 extra classes of 40-60 trainees within 3 days in one "
-                        f"month of the last implementation year (default {d.certificate_burst_site}; 'none' for none)")  # fmt: skip
+                        help=f"station or base certifying 4-6 extra classes of 40-60 trainees within 3 days in "
+                        f"one month of the last implementation year (default {d.certificate_burst_site}; "
+                        "'none' for none)")  # fmt: skip
     parser.add_argument("--base-over-claim", metavar="CODE",
                         help=f"base whose equipment costs less than twice the subsidy it was paid "
                         f"(default {d.base_over_claim}; 'none' for none)")  # fmt: skip

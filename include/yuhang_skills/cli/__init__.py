@@ -148,8 +148,9 @@ def format_headline(result: dict, warehouse_url: str) -> str:
         f"  net release  {_yuan(h['net_released_yuan'])} yuan",
         *([f"  run          {h['run_id']} ({h['status']}), input fingerprint {h['input_fingerprint'][:12]}…"]
           if h.get("run_id") else []),
-        *([f"  integrity    {h['integrity_findings']:,} finding(s); person-times {h['person_times_reported']:,} reported, "
-           f"{h['person_times_counted']:,} counted; score before exclusions {h['score_before_exclusions']}"]
+        *([f"  integrity    {h['integrity_findings']:,} finding(s); "
+           f"person-times {h['person_times_reported']:,} reported, {h['person_times_counted']:,} counted; "
+           f"score before exclusions {h['score_before_exclusions']}"]
           if h.get("score_before_exclusions") is not None else []),
         f"  workbook     {h['workbook']}",
         *([f"  report       {h['report']}"] if h.get("report") else []),

@@ -269,7 +269,7 @@ def target_chart(rows: pd.DataFrame, site_names: dict[str, str], title: str, cha
         x = left + tick * scale
         body.append(_line(x, 18, x, height - 8, "grid"))
         body.append(_text(x, 12, f"{tick:.0%}" if rate else f"{tick:,.0f}", "small", "middle"))
-    for n, (record, label, actual, target) in enumerate(zip(records, labels, actuals, targets)):
+    for n, (record, label, actual, target) in enumerate(zip(records, labels, actuals, targets, strict=True)):
         y = 24 + 26 * n
         state = "met" if bool(record["met"]) else "unmet"
         shown = f"{_amount(record['actual'], rate) or '—'} / {_amount(record['target'], rate)}"
@@ -374,7 +374,7 @@ def table_html(table: str, frame: pd.DataFrame, only: list[str] | None = None, c
     body = []
     for row in frame.to_dict("records"):
         cells = "".join(f"{td}{_e(format_text(row[c.name], resolve_format(c.fmt, row)))}</td>"
-                        for td, c in zip(opening, columns))
+                        for td, c in zip(opening, columns, strict=True))
         body.append(f"<tr>{cells}</tr>")
     caption_html = f"<caption>{_e(caption)}</caption>" if caption else ""
     return f'<div class="table-wrap"><table data-table="{_e(table)}">{caption_html}<thead><tr>{head}</tr></thead>' \
@@ -453,7 +453,7 @@ def _sites_section(sites: pd.DataFrame, site_names: dict[str, str]) -> str:
                 programmes.index(programme) if programme in programmes else len(programmes), indicator, programme)
 
     parts = []
-    for indicator, programme in sorted(set(zip(sites["indicator"], sites["programme"])), key=rank):
+    for indicator, programme in sorted(set(zip(sites["indicator"], sites["programme"], strict=True)), key=rank):
         rows = sites[(sites["indicator"] == indicator) & (sites["programme"] == programme)]
         rows = rows.sort_values(["site_code", "year"])
         what_zh, what_en = SITE_SERIES_LABELS.get(indicator, (indicator, indicator))
@@ -464,9 +464,11 @@ def _sites_section(sites: pd.DataFrame, site_names: dict[str, str]) -> str:
         zh, en = f"{who_zh}{what_zh}", f"{who_en}: {what_en}"
         met = int(rows["met"].astype(bool).sum())
         parts.append(f'<h3>{_label(zh, en)}</h3><p class="note">{_e(target_note)};'
-                     f'{met} / {len(rows)} 个站点年度达标 site-years met the target;竖线为目标 the dark line marks the target.</p>'
+                     f"{met} / {len(rows)} 个站点年度达标 site-years met the target;"
+                     "竖线为目标 the dark line marks the target.</p>"
                      + target_chart(rows, site_names, f"{zh} {en}", f"{indicator}:{programme}"))
-    return f'<section id="sites"><h2>{_label("站点目标与实际", "Targets vs actuals per site")}</h2>{"".join(parts)}</section>'
+    heading = _label("站点目标与实际", "Targets vs actuals per site")
+    return f'<section id="sites"><h2>{heading}</h2>{"".join(parts)}</section>'
 
 
 def _release_section(district: dict[str, Any], release: pd.DataFrame | None) -> str:
@@ -507,7 +509,8 @@ def _integrity_section(district: dict[str, Any], checks: pd.DataFrame | None) ->
     reported, counted = int(district["person_times_reported"]), int(district["person_times_counted"])
     before, after = Decimal(str(district["score_before_exclusions"])), Decimal(str(district["score"]))
     summary = (
-        f'<p data-summary="integrity">诚信核查共发现 {findings:,} 项问题(明细见工作簿“{SHEETS["integrity_findings"][0]}”)。'
+        f'<p data-summary="integrity">诚信核查共发现 {findings:,} 项问题'
+        f'(明细见工作簿“{SHEETS["integrity_findings"][0]}”)。'
         f'评价年度上报 {reported:,} 人次,剔除重复计算等问题后计入 {counted:,} 人次;'
         f'剔除前总分 {before:.2f},剔除后 {after:.2f}(影响 {after - before:+.2f} 分)。'
         f'<br><span class="en">The integrity checks found {findings:,} issue(s) (every one in the workbook sheet '
@@ -563,7 +566,8 @@ def _run_section(info: dict[str, Any], mark_zh: str, mark_en: str) -> str:
                 '结果不能作为拨付依据。<span class="en">Provisional: the as-of date is before the evaluated period\'s '
                 'data can be complete; not a basis for the release.</span></p>')
     rows = "".join(f"<tr><td>{_e(s['role'])}</td><td>{_e(s['name'])}</td>"
-                   f"<td>{_e(to_datetime(s['signed_at']).strftime('%Y-%m-%d %H:%M'))}</td><td>{_e(s.get('comment') or '')}</td></tr>"
+                   f"<td>{_e(to_datetime(s['signed_at']).strftime('%Y-%m-%d %H:%M'))}</td>"
+                   f"<td>{_e(s.get('comment') or '')}</td></tr>"
                    for s in info.get("signoffs", []))
     signoffs = (f'<table class="signoffs" data-table="signoffs"><thead><tr><th>角色 Role</th><th>签署人 Name</th>'
                 f'<th>时间 Signed at</th><th>意见 Comment</th></tr></thead><tbody>{rows}</tbody></table>' if rows else
@@ -622,7 +626,8 @@ def render_report(engine: sa.Engine, evaluation_year: int, run_id: str | None = 
         f'<title>{_e(title_zh)}</title><style>{STYLE}</style></head><body><main>'
         f'<header><h1>{_e(title_zh)}</h1><p class="subtitle">{_e(title_en)}</p></header>'
         + body
-        + f'<footer>{_e(mark_zh)} <span class="en">{_e(mark_en)}</span><br>由数仓评价表生成;工作簿 {_e(workbook_name)} 含全部明细({_e(sheets)})。'
+        + f'<footer>{_e(mark_zh)} <span class="en">{_e(mark_en)}</span><br>'
+        f"由数仓评价表生成;工作簿 {_e(workbook_name)} 含全部明细({_e(sheets)})。"
         f'<span class="en">Generated from the warehouse evaluation tables; the workbook '
         f'{_e(workbook_name)} has every row.</span></footer></main></body></html>\n'
     )

@@ -355,7 +355,8 @@ def weakest_sites(engine: sa.Engine, year: int, run_id: str | None) -> pd.DataFr
     for (programme, indicator), rows in sites.groupby(["programme", "indicator"], sort=True):
         rows = rows.assign(a=rows["attainment"].astype(float)).sort_values(["a", "site_code", "year"])
         rows = rows[rows["a"] < 1].head(WEAKEST_PER_INDICATOR)
-        label = f"{CODE_LABELS['programme'].get(programme, programme)}{CODE_LABELS['site_indicator'].get(indicator, indicator)}"
+        label = (f"{CODE_LABELS['programme'].get(programme, programme)}"
+                 f"{CODE_LABELS['site_indicator'].get(indicator, indicator)}")
         for rank, r in enumerate(rows.to_dict("records"), start=1):
             out.append({"indicator_zh": label, "rank": rank, "site_code": r["site_code"], "year": r["year"],
                         "target": r["target"], "actual": r["actual"], "attainment": r["attainment"],
@@ -433,7 +434,7 @@ def quarterly_trend(engine: sa.Engine, year: int, run_id: str | None) -> pd.Data
     out = frame.groupby(["quarter", "programme"], sort=True).agg(
         sites=("site_code", "nunique"), person_times=("person_times", "sum"), assessed=("assessed", "sum"),
         passed=("passed", "sum"), spend_fen=("spend_fen", "sum"), provincial_fen=("provincial_fen", "sum")).reset_index()
-    out["pass_rate"] = [Decimal(int(p)) / int(a) if a else None for p, a in zip(out["passed"], out["assessed"])]
+    out["pass_rate"] = [Decimal(int(p)) / int(a) if a else None for p, a in zip(out["passed"], out["assessed"], strict=True)]
     out["rank"] = out["programme"].map(lambda p: order.get(p, 99))
     out = out.sort_values(["quarter", "rank"]).drop(columns="rank").reset_index(drop=True)
     for column in ("person_times", "assessed", "passed", "spend_fen", "provincial_fen"):
@@ -542,7 +543,7 @@ def frame_to_json(frame: pd.DataFrame) -> str:
 def frame_from_json(text: str) -> pd.DataFrame:
     data = json.loads(text)
     frame = pd.DataFrame([[_decode(v) for v in row] for row in data["rows"]], columns=data["columns"])
-    for column, dtype in zip(data["columns"], data["dtypes"]):
+    for column, dtype in zip(data["columns"], data["dtypes"], strict=True):
         if str(frame[column].dtype) != dtype:
             frame[column] = frame[column].astype(dtype)
     return frame

@@ -402,7 +402,8 @@ def format_diff(run_a: str, run_b: str, rows: list[dict[str, Any]]) -> str:
 def format_runs(runs: list[dict[str, Any]]) -> str:
     if not runs:
         return "没有评价运行 / no evaluation runs"
-    header = f"{'run':<16} {'year':>4} {'as of':<10} {'status':<11} {'score':>6} {'grade':<2} {'net release (yuan)':>18}  signed"
+    header = (f"{'run':<16} {'year':>4} {'as of':<10} {'status':<11} {'score':>6} {'grade':<2} "
+              f"{'net release (yuan)':>18}  signed")
     lines = [header]
     for r in runs:
         net = "" if r["net_released_fen"] is None else f"{Decimal(int(r['net_released_fen'])) / 100:,.2f}"

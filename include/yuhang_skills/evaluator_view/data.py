@@ -248,8 +248,8 @@ class Reader:
                 " reason_en from quarantine where site_code = :code order by period, kind, source_row, column_name",
                 code=site_code) if self.has("quarantine") else [],
             "findings": self.rows(
-                "select finding_id, check_name, severity, sites, year, periods, subject_kind, subject, measure, threshold,"
-                " evidence_rows, excluded_rows, explanation_zh, explanation_en from integrity_findings"
+                "select finding_id, check_name, severity, sites, year, periods, subject_kind, subject, measure,"
+                " threshold, evidence_rows, excluded_rows, explanation_zh, explanation_en from integrity_findings"
                 " where site_code = :code or sites like :like order by check_name, finding_id",
                 code=site_code, like=f"%{site_code}%") if self.has("integrity_findings") else [],
             "exclusions": self.rows(

@@ -613,7 +613,8 @@ class Renderer:
                 f"（预计差 {_num(w.projected_shortfall, '1')} 人次）")
 
     def file_lines(self, f: FileToFix) -> list[tuple[int, str]]:
-        head = (f"{f.original_name}（{self.kind_label(f.kind)} {period_label(self.cadence.get(f.kind, 'monthly'), f.period)}，"
+        period = period_label(self.cadence.get(f.kind, "monthly"), f.period)
+        head = (f"{f.original_name}（{self.kind_label(f.kind)} {period}，"
                 f"{f.received_at:%Y-%m-%d %H:%M} 收到，{STATUS_ZH[f.status]}：读取 {f.rows_read} 行，"
                 f"{f.rows_quarantined} 行未通过）")
         lines = [(0, head)]
