@@ -86,7 +86,8 @@ def yuhang_intake():
     ingested = ingest_site.expand_kwargs(batches)
     published = publish()
     ingested >> published
-    all_files_ingested(ingested, published, batches)
+    # a task's output (XComArg) is its return value by run time; Airflow ships no mypy plugin for that
+    all_files_ingested(ingested, published, batches)  # type: ignore[arg-type]
 
 
 apply_operations(yuhang_intake())

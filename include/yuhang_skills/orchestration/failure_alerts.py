@@ -224,14 +224,14 @@ class PipelineFailureNotifier(BaseNotifier):
         which has no template environment."""
         return None
 
-    def notify(self, context: Any) -> dict[str, int]:
+    def notify(self, context: Any) -> None:
         from yuhang_skills.orchestration.operations import mask_personal_numbers
 
         dag_run = context.get("dag_run")
         ti = context.get("ti") or context.get("task_instance")
         dag = context.get("dag")
-        dag_id = getattr(dag_run, "dag_id", None) or getattr(ti, "dag_id", None) or getattr(dag, "dag_id", "?")
-        run_id = getattr(dag_run, "run_id", None) or context.get("run_id") or getattr(ti, "run_id", "?")
+        dag_id = str(getattr(dag_run, "dag_id", None) or getattr(ti, "dag_id", None) or getattr(dag, "dag_id", "?"))
+        run_id = str(getattr(dag_run, "run_id", None) or context.get("run_id") or getattr(ti, "run_id", "?"))
         plan, engine = None, None
         try:
             plan, engine = _plan_and_engine()
@@ -255,7 +255,7 @@ class PipelineFailureNotifier(BaseNotifier):
         message = failure_message(plan, dag_id, name, run_id, logical, failures)
         message = Message(mask_personal_numbers(message.subject), message.markdown, message.html, message.payload)
         try:
-            return tell_district(plan, engine, TASK_FAILURE, dag_id, run_id, [f.key for f in failures], message,
+            tell_district(plan, engine, TASK_FAILURE, dag_id, run_id, [f.key for f in failures], message,
                                  context)
         finally:
             if engine is not None:
