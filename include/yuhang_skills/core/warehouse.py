@@ -149,7 +149,7 @@ validation_runs = sa.Table(
 # Staging rows are keyed by (submission_id, source_row). On SQLite the tables are WITHOUT ROWID:
 # the key is the table's own b-tree instead of a second index beside it, which makes loading a
 # million roster rows about a third cheaper and the file smaller. PostgreSQL ignores the option.
-STAGING_TABLE_OPTIONS = {"sqlite_with_rowid": False}
+STAGING_TABLE_OPTIONS: dict[str, Any] = {"sqlite_with_rowid": False}
 
 
 def _staging_keys() -> list[sa.Column]:
@@ -690,7 +690,10 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> in
         csv.writer(buffer, lineterminator="\n").writerows(rows)  # None → empty field → NULL
         buffer.seek(0)
         names = ", ".join(f'"{c}"' for c in columns)
-        cursor = conn.connection.driver_connection.cursor()
+        driver = conn.connection.driver_connection
+        if driver is None:
+            raise RuntimeError("the PostgreSQL connection is closed")
+        cursor = driver.cursor()
         try:
             cursor.copy_expert(f'copy "{table.name}" ({names}) from stdin with (format csv)', buffer)
         finally:

@@ -567,7 +567,7 @@ PII_COLUMNS = {"id_number": identity.mask_id, "name": identity.mask_name}
 
 def expectation_parameters(plan: Plan) -> dict[str, Any]:
     enums = plan.contract["enums"]
-    params = {f"{name}_codes": sorted(str(c) for c in codes) for name, codes in enums.items()}
+    params: dict[str, Any] = {f"{name}_codes": sorted(str(c) for c in codes) for name, codes in enums.items()}
     params["max_class_hours"] = float(plan.policy.intake["max_class_hours"])
     # Text longer than its warehouse column is a row problem, not a database error.
     for table in warehouse.STAGING_TABLES.values():
@@ -805,6 +805,8 @@ class Intake:
         """Judge one file from its rows' failures and write it: staging, quarantine, manifest."""
         item, parsed, record, context, staged = pending.item, pending.parsed, pending.record, pending.context, pending.staged
         frame = parsed.frame
+        if staged is None:
+            raise RuntimeError(f"{item.relative_path} reached judging without its staged rows")
         columns = self.plan.contract["kinds"][item.kind]["columns"]
         warning_columns = {c for c, spec in columns.items() if spec.get("invalid") == "warning"}
         failures = failures.assign(severity=np.where(failures["column_name"].isin(warning_columns), "warning", "error"))
@@ -817,7 +819,7 @@ class Intake:
             if column in staged:
                 rows_ = warnings_["row_index"].to_numpy(dtype=np.int64)[idx]
                 staged.loc[staged.index[rows_], column] = None
-        site_mismatch = errors["expectation"].str.endswith("(site_code_matches_folder)").any()
+        site_mismatch = bool(errors["expectation"].str.endswith("(site_code_matches_folder)").any())
         if site_mismatch:
             # The folder says one site and the rows another: nothing in the file can be trusted.
             failed_rows[:] = True
@@ -884,9 +886,9 @@ class Intake:
                 display = display.assign(**{column: mask(display[column])})
         position = np.searchsorted(failed, rows)
         values = np.empty(len(failures), dtype=object)
-        for column, idx in failures.groupby("column_name").indices.items():
-            if column in display:
-                values[idx] = display[column].to_numpy()[position[idx]]
+        for name, idx in failures.groupby("column_name").indices.items():
+            if name in display:
+                values[idx] = display[name].to_numpy()[position[idx]]
         # Invisible characters (a zero-width space after V24) are spelled out, so the value shown is
         # the value refused.
         values = np.array([_INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", v) if isinstance(v, str) else v

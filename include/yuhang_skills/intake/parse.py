@@ -351,10 +351,10 @@ def read_submission(path: Path, kind_contract: dict[str, Any], inbox_contract: d
             row_breaks = np.zeros(len(cells), dtype=np.int64)
             if _physical_lines(text) != header_idx + 1 + len(cells):  # some cells hold line breaks
                 row_breaks = sum((_breaks(cells[c].to_numpy(dtype=object)) for c in cells), row_breaks)
-            n_head = len(head_lines)
+            n_head, parsed_cells = len(head_lines), cells
             _check_swallowed_lines(text, np.concatenate([head_lines, 1 + row_breaks]),
                                    np.concatenate([np.zeros(n_head, dtype=np.int64), row_breaks]),
-                                   lambda i: cells.iloc[i - n_head].tolist() if i >= n_head else [], width, 1)
+                                   lambda i: parsed_cells.iloc[i - n_head].tolist() if i >= n_head else [], width, 1)
     if cells is None:
         if text is not None:  # the tolerant reader: every record, padded to the header's width
             try:
