@@ -1216,9 +1216,9 @@ def _build_ledger(
         if equipment_total > subsidised:
             schedule(equipment_total - subsidised, int(rng.integers(4, 11)), "self", "equipment")
     elif alloc["provincial"]:
-        spent = alloc["provincial"] * 100 * rng.uniform(*_SPENT_SHARE)
+        spent_fen = alloc["provincial"] * 100 * rng.uniform(*_SPENT_SHARE)
         for category, (share, fewest, most) in _PROVINCIAL_SPLIT[programme].items():
-            schedule(int(spent * share), int(rng.integers(fewest, most + 1)), "provincial", category)
+            schedule(int(spent_fen * share), int(rng.integers(fewest, most + 1)), "provincial", category)
     probability, most, sources, categories, (lo, hi) = _ROUTINE[programme]
     for month in sorted(set(horizon) | set(months)):
         for _ in range(int(rng.integers(1, most + 1)) if rng.random() < probability else 0):
@@ -1280,7 +1280,7 @@ def _append_payments(ledger: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
         month = int(extra["month"].iloc[i])
         taken = set(ledger.loc[ledger["month"] == month, "voucher_no"]) | set(extra.loc[extra["month"] == month, "voucher_no"])
         seq = next(k for k in range(len(taken) + 1, 10_000) if f"记{_month_text(month).replace('-', '')}-{k:03d}" not in taken)
-        extra.iloc[i, extra.columns.get_loc("voucher_no")] = f"记{_month_text(month).replace('-', '')}-{seq:03d}"
+        extra.iloc[int(i), extra.columns.tolist().index("voucher_no")] = f"记{_month_text(month).replace('-', '')}-{seq:03d}"
     merged = pd.concat([ledger, extra[ledger.columns]], ignore_index=True)
     return merged.sort_values("month", kind="stable").reset_index(drop=True)
 
@@ -1310,7 +1310,7 @@ def _cap_training(
                 break
             total -= int(fen[i])
             category = "teacher_training" if ledger.at[i, "fund_source"] == "provincial" else "other"
-            payee, text = describe(category, int(ledger.at[i, "month"]))
+            payee, text = describe(category, int(ledger["month"][i]))
             ledger.loc[i, ["category", "payee", "description"]] = [category, payee, text]
 
 
@@ -1356,7 +1356,7 @@ def _plant_payments(
         # Not into the over-claiming base: its equipment is its own pattern.
         open_months = [set() if codes[i] == options.base_over_claim else set(m) - s
                        for i, (m, s) in enumerate(zip(months, skip, strict=True))]  # fmt: skip
-        copies = []
+        copies: list[int] = []
         for row in np.flatnonzero(plain() & not_training)[rng.permutation(int((plain() & not_training).sum()))]:
             if len(copies) == wanted:
                 break
@@ -1371,10 +1371,10 @@ def _plant_payments(
             copy["_site"], copy["_order"], copy["plant"] = t, 10**9 + len(copies), "duplicate_voucher"
             # The copy has no invoice, or one of its own.
             copy["invoice_no"] = _new_invoice(_year(m), rng) if src["invoice_no"] and rng.random() < 0.5 else ""
-            frame.iloc[row, frame.columns.get_loc("plant")] = "duplicate_voucher"
+            frame.iloc[int(row), frame.columns.tolist().index("plant")] = "duplicate_voucher"
             copies.append(copy)
-            fen = int(src["fen"])
-            out["duplicate_voucher"].append({"voucher_no": v, "amount_yuan": f"{fen // 100}.{fen % 100:02d}",
+            amount = int(src["fen"])
+            out["duplicate_voucher"].append({"voucher_no": v, "amount_yuan": f"{amount // 100}.{amount % 100:02d}",
                                              "payee": str(src["payee"]), "sites": [codes[int(src["_site"])], codes[t]],
                                              "period": _month_text(m)})  # fmt: skip
         if copies:
@@ -1409,7 +1409,7 @@ def _plant_payments(
             other = int(candidates[int(rng.integers(len(candidates)))])
             invoice[other] = invoice[row]
             free[[row, other]] = False
-            frame.iloc[[row, other], frame.columns.get_loc("plant")] = "duplicate_invoice"
+            frame.iloc[[int(row), int(other)], frame.columns.tolist().index("plant")] = "duplicate_invoice"
             out["duplicate_invoice"].append({"invoice_no": str(invoice[row]),
                                              "sites": [codes[int(site[row])], codes[int(site[other])]]})  # fmt: skip
         frame["invoice_no"] = invoice
@@ -1709,7 +1709,8 @@ class _Writer:
         survey_rng = _rng(o.seed, r.site_no, _SURVEY)
         outcome_rng = _rng(o.seed, r.site_no, _OUTCOMES)
         row_month = r.row_month
-        ledger_by_month = {int(m): part for m, part in ledger.groupby("month", sort=True)}
+        # pandas-stubs types a group key as any scalar; here it is a month number.
+        ledger_by_month = {int(m): part for m, part in ledger.groupby("month", sort=True)}  # type: ignore[arg-type]
         for month in months:
             missing = month in skip  # drawn beforehand (_missing_months), so no pattern is planted there
             for kind_no, kind in enumerate(self.kinds):
@@ -1966,7 +1967,8 @@ def _files_to_clear(inbox: Path, plan: Plan, clear: bool) -> list[Path]:
     if not clear:
         raise FileExistsError(f"{inbox} is not empty: sample data goes into a new or empty folder (or use clear)")
     extensions = tuple(f".{e}" for e in plan.contract["inbox"]["extensions"])
-    files, foreign = [], []
+    files: list[Path] = []
+    foreign: list[Path] = []
     for path in sorted(inbox.rglob("*")):
         parts = path.relative_to(inbox).parts
         if path.is_dir() and len(parts) <= 2:
