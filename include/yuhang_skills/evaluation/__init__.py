@@ -249,7 +249,7 @@ class Evaluator:
         for code, years in stations.groupby("site_code", sort=True):
             qualifies, reasons, rows = True, [], 0
             for _, r in years.iterrows():
-                pt = person_times[(code, int(r["year"]))]
+                pt = person_times[(str(code), int(r["year"]))]
                 answers = int(r["worker_answers"]) + int(r["enterprise_answers"])
                 satisfied = int(r["worker_satisfied"]) + int(r["enterprise_satisfied"])
                 rate = ratio(satisfied, answers)
@@ -261,7 +261,7 @@ class Evaluator:
                                f"{'达标' if pt.met else '未达标'}; {sat_text}, 目标{q2(satisfaction_target * HUNDRED)}%, "
                                f"{'达标' if sat_ok else '未达标'}")
                 rows += int(r["roster_rows"]) + int(r["survey_rows"])
-            out.append(ExcellentStation(site_code=code, qualifies=qualifies, bonus_fen=bonus_fen if qualifies else 0,
+            out.append(ExcellentStation(site_code=str(code), qualifies=qualifies, bonus_fen=bonus_fen if qualifies else 0,
                                         years_evaluated=len(years), reasons="; ".join(reasons), source_rows=rows))
         return out
 
@@ -428,7 +428,7 @@ def allocate_plan(policy: Policy, ref_sites: pd.DataFrame, net_released_fen: int
     order = {p: n for n, p in enumerate(rule["programme_order"])}
     sites = ref_sites[(ref_sites["batch_year"] == policy.performance_tranche_year)
                       & (ref_sites["plan_provincial_fen"] > 0)]
-    ranked = sorted(sites.itertuples(index=False), key=lambda s: (order[s.programme], s.site_code))
+    ranked: list[Any] = sorted(sites.itertuples(index=False), key=lambda s: (order[s.programme], s.site_code))
     remaining = net_released_fen
     out: list[PlanSite] = []
     for rank, s in enumerate(ranked, start=1):
@@ -657,7 +657,7 @@ def village_coverage(plan: Plan, sites: pd.DataFrame, years: list[int]) -> list[
         skill = None if pd.isna(r["households_with_skill"]) else int(r["households_with_skill"])
         out.append({"site_code": r["site_code"], "year": int(r["year"]), "name_zh": site.name_zh if site else None,
                     "town": site.town if site else None, "low_income_households": low, "households_with_skill": skill,
-                    "coverage": q6(ratio(skill, low)) if low and skill is not None else None,
+                    "coverage": q6(Decimal(skill) / low) if low and skill is not None else None,
                     "households_short": max(0, low - (skill or 0)) if low is not None else None,
                     "outcomes_reported": bool(int(r["outcomes_reported"]))})
     return out
@@ -769,8 +769,8 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
             "submissions": t.submissions, "deadline": record.deadline if record else None,
             "rectification_status": record.status if record else None,
             "recovery_fen": record.recovery_fen if record else 0,
-            "actual_reported": None if reported.get((t.site_code, t.year, t.indicator)) is None
-            else q4(reported[(t.site_code, t.year, t.indicator)]),
+            "actual_reported": None if (as_reported_actual := reported.get((t.site_code, t.year, t.indicator))) is None
+            else q4(as_reported_actual),
         })
     district_rows = [{
         "evaluation_year": year, "as_of": evaluation.as_of, "score": evaluation.score, "grade": evaluation.grade,
@@ -818,7 +818,7 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
          "years_evaluated": s.years_evaluated, "reasons": s.reasons, "source_rows": s.source_rows}
         for s in evaluation.excellent
     ]
-    rows = {warehouse.eval_indicator: indicator_rows, warehouse.eval_site: site_rows,
+    rows: dict[sa.Table, list[dict[str, Any]]] = {warehouse.eval_indicator: indicator_rows, warehouse.eval_site: site_rows,
             warehouse.eval_district: district_rows, warehouse.eval_gap: gap_rows,
             warehouse.eval_release: release_rows, warehouse.eval_rectification: rectification_rows,
             warehouse.eval_plan_2027: plan_rows, warehouse.eval_excellent_station: excellent_rows,

@@ -27,6 +27,7 @@ from yuhang_skills.evaluation.reporting import (
     CODE_LABELS,
     DIMENSIONS,
     SITE_NAMES,
+    Row,
     format_text,
     is_missing,
     report_frames,
@@ -205,7 +206,7 @@ class Writer:
 # ------------------------------------------------------------------------------ content
 
 
-def _indicator_reason(ind: dict[str, Any], gaps: pd.DataFrame, weakest: pd.DataFrame | None,
+def _indicator_reason(ind: Row, gaps: pd.DataFrame, weakest: pd.DataFrame | None,
                       rectification: pd.DataFrame | None) -> str:
     """偏差原因分析及改进措施 of one indicator: met, or why not (the shortfall, the sites furthest
     from their targets, overdue rectification) and what would close it (the gap)."""
@@ -304,7 +305,7 @@ def build_document(engine: sa.Engine, plan: Plan, evaluation_year: int, run_id: 
 
     w.heading(SECTIONS[2])
     released, recoveries = int(district["released_fen"]), int(district.get("recoveries_fen") or 0)
-    net = int(district.get("net_released_fen") if not is_missing(district.get("net_released_fen")) else released)
+    net = int(district["net_released_fen"] if not is_missing(district.get("net_released_fen")) else released)
     w.para(f"综合评价得分 {format_text(district['score'], 'num')} 分,等级“{district['grade']}”。")
     w.para(f"拨付建议:按{CODE_LABELS['release_rule'].get(str(district['release_rule']), district['release_rule'])}规则"
            f"应拨付省级绩效资金 {wan(released)} 万元,扣减逾期未整改追回资金 {wan(recoveries)} 万元,"
@@ -312,7 +313,7 @@ def build_document(engine: sa.Engine, plan: Plan, evaluation_year: int, run_id: 
 
     w.heading(SECTIONS[3])
     for dimension, group in indicators.groupby("dimension", sort=False):
-        zh = DIMENSIONS.get(dimension, (dimension, ""))[0]
+        zh = DIMENSIONS.get(str(dimension), (str(dimension), ""))[0]
         points = sum((to_decimal(p) for p in group["points"]), Decimal(0))
         weight = sum((to_decimal(x) for x in group["weight"]), Decimal(0))
         w.para(f"{zh}指标:分值 {weight:.0f} 分,得分 {points:.2f} 分。", indent=False)

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from yuhang_skills.evaluation.reporting import (
     DIMENSIONS,
     SHEETS,
+    Row,
     display_width,
     format_text,
     is_missing,
@@ -211,7 +212,7 @@ def score_chart(indicators: pd.DataFrame) -> str:
     for kind, item in rows:
         if kind == "group":
             dimension, group = item
-            zh, en = DIMENSIONS.get(dimension, (dimension, ""))
+            zh, en = DIMENSIONS.get(str(dimension), (str(dimension), ""))
             points = sum((to_decimal(p) for p in group["points"]), Decimal(0))
             weight = sum((to_decimal(w) for w in group["weight"]), Decimal(0))
             body.append(_text(8, y + 17, f"{zh} {en}", "group"))
@@ -220,15 +221,15 @@ def score_chart(indicators: pd.DataFrame) -> str:
             y += 28
             continue
         row = item
-        weight, points = float(to_decimal(row["weight"])), float(to_decimal(row["points"]))
+        bar_weight, bar_points = float(to_decimal(row["weight"])), float(to_decimal(row["points"]))
         score = f"{format_text(row['points'], 'num')} / {format_text(row['weight'], 'num')}"
         tip = f"{row['name_zh']} ({row['indicator']}): {score}"
         body.append(_text(left - 10, y + 13, str(row["name_zh"]), anchor="end"))
         body.append(_text(left - 10, y + 27, str(row["indicator"]), "small", "end"))
-        body.append(_rect(left, y + 3, weight * scale, 18, "weight", tip, indicator=row["indicator"]))
+        body.append(_rect(left, y + 3, bar_weight * scale, 18, "weight", tip, indicator=row["indicator"]))
         state = "met" if points >= weight else "unmet"
-        body.append(_rect(left, y + 3, points * scale, 18, f"points {state}", tip, indicator=row["indicator"]))
-        body.append(_text(left + weight * scale + 8, y + 17, score))
+        body.append(_rect(left, y + 3, bar_points * scale, 18, f"points {state}", tip, indicator=row["indicator"]))
+        body.append(_text(left + bar_weight * scale + 8, y + 17, score))
         y += 36
     return _svg(y + 6, "评分构成:各指标得分与分值 Score breakdown: points against weight per indicator", body, "score")
 
@@ -293,7 +294,7 @@ class Step:
     end: int
 
 
-def waterfall_steps(district: dict[str, Any]) -> list[Step]:
+def waterfall_steps(district: Row) -> list[Step]:
     """Tranche → withheld → released → recoveries → net release. Recoveries and the net release
     appear when eval_district has them; a net release that is not released minus recoveries
     gets an explicit "other adjustments" step, so the columns always add up."""
@@ -301,8 +302,8 @@ def waterfall_steps(district: dict[str, Any]) -> list[Step]:
     steps = [Step("绩效资金", "Performance tranche", "total", 0, tranche),
              Step("未拨付", "Withheld", "decrease", tranche, released),
              Step("核定拨付", "Released by score", "subtotal", 0, released)]
-    recoveries = district.get("recoveries_fen")
-    net = district.get("net_released_fen")
+    recoveries: Any = district.get("recoveries_fen")  # None or NaN for a run written before recoveries
+    net: Any = district.get("net_released_fen")
     if is_missing(recoveries) and is_missing(net):
         return steps
     level = released
@@ -381,7 +382,7 @@ def table_html(table: str, frame: pd.DataFrame, only: list[str] | None = None, c
            f'<tbody>{"".join(body)}</tbody></table></div>'
 
 
-def _headline(district: dict[str, Any]) -> str:
+def _headline(district: Row) -> str:
     tranche, released = int(district["tranche_fen"]), int(district["released_fen"])
     share = Decimal(released) / Decimal(tranche) if tranche else Decimal(0)
     cards = [
@@ -427,7 +428,7 @@ def _score_section(indicators: pd.DataFrame) -> str:
         return ""
     dimensions = []
     for dimension, group in indicators.groupby("dimension", sort=False):
-        zh, en = DIMENSIONS.get(dimension, (dimension, ""))
+        zh, en = DIMENSIONS.get(str(dimension), (str(dimension), ""))
         points = sum((to_decimal(p) for p in group["points"]), Decimal(0))
         weight = sum((to_decimal(w) for w in group["weight"]), Decimal(0))
         dimensions.append(f"<tr><td>{_label(zh, en)}</td><td class=\"n\">{_e(format_text(points, 'num'))}</td>"
@@ -471,7 +472,7 @@ def _sites_section(sites: pd.DataFrame, site_names: dict[str, str]) -> str:
     return f'<section id="sites"><h2>{heading}</h2>{"".join(parts)}</section>'
 
 
-def _release_section(district: dict[str, Any], release: pd.DataFrame | None) -> str:
+def _release_section(district: Row, release: pd.DataFrame | None) -> str:
     steps = waterfall_steps(district)
     rows = "".join(f'<tr><td>{_label(s.zh, s.en)}</td><td class="n">{_e(_step_amount(s))}</td></tr>' for s in steps)
     computation = ""
@@ -501,7 +502,7 @@ def _gap_section(gaps: pd.DataFrame, indicators: pd.DataFrame | None = None) -> 
     return f'<section id="gap"><h2>{_label("差距", "Gap to full release")}</h2>{content}{margin}</section>'
 
 
-def _integrity_section(district: dict[str, Any], checks: pd.DataFrame | None) -> str:
+def _integrity_section(district: Row, checks: pd.DataFrame | None) -> str:
     """What the integrity checks found and what leaving their rows out did to the score."""
     if checks is None or checks.empty or is_missing(district.get("score_before_exclusions")):
         return ""

@@ -60,7 +60,7 @@ def data_complete_on(plan: Plan, evaluation_year: int) -> dt.date:
                                 f"no implementation year before {evaluation_year} to evaluate")
     last = max(years)
     days = WorkingDays(policy.alerts.working_days)
-    latest = None
+    latest: dt.date | None = None
     for rule in policy.submission_rules.values():
         if rule.cadence == "yearly":
             nominal = dt.date(last + 1, rule.due_month or 1, rule.due_day)
@@ -68,6 +68,8 @@ def data_complete_on(plan: Plan, evaluation_year: int) -> dt.date:
             nominal = dt.date(last + 1, 1, rule.due_day)
         due, _, _ = days.due_date(nominal)
         latest = due if latest is None or due > latest else latest
+    if latest is None:
+        raise ValueError("the policy has no submission_rules: the data cannot be complete on any day")
     return latest + dt.timedelta(days=int(spec.get("grace_days") or 0))
 
 
@@ -275,7 +277,7 @@ class SecondFinal(EvaluationRefused):
             f"it run yuhang-pipeline evaluation supersede --run {candidate} --reason …")
 
 
-def supersede(engine: sa.Engine, run_id: str, reason: str, policy: Policy | None = None) -> str:
+def supersede(engine: sa.Engine, run_id: str, reason: str, policy: Policy | None = None) -> str | None:
     """Make a fully signed draft run final in place of the year's final run; returns the replaced
     run's id (None when the year had no final run). Both stay readable; the replaced one is
     ``superseded`` with this run and the reason."""

@@ -280,7 +280,7 @@ class Reader:
                                code=site_code):
                 expected[(e["period"], e["kind"])] = e
                 as_of = e["as_of"]
-        out = []
+        out, as_of_day = [], _date(as_of)
         for key in sorted(set(received) | set(expected)):
             sub, exp = received.get(key), expected.get(key)
             due = _date(exp["due_date"]) if exp else None
@@ -290,7 +290,7 @@ class Reader:
                 late = bool(due and got and got.date() > due)
             else:
                 got, late = None, False
-                state = "missing" if due and as_of and due < _date(as_of) else "not_yet_due"
+                state = "missing" if due and as_of_day and due < as_of_day else "not_yet_due"
             out.append({"period": key[0], "kind": key[1], "state": state, "received_at": got, "due_date": due,
                         "late": late, "rows_read": sub["rows_read"] if sub else None,
                         "rows_quarantined": sub["rows_quarantined"] if sub else None,
@@ -317,7 +317,8 @@ class Reader:
             group["missing" if m["status"] == "open" else "late"].append(m)
         for w in warnings:
             towns.setdefault(w["town"] or "-", {"missing": [], "late": [], "warnings": []})["warnings"].append(w)
-        as_of = max([_date(m["as_of"]) for m in missing] + [_date(w["as_of"]) for w in warnings], default=None)
+        days = [_date(m["as_of"]) for m in missing] + [_date(w["as_of"]) for w in warnings]
+        as_of = max((day for day in days if day is not None), default=None)
         return {"as_of": as_of, "towns": dict(sorted(towns.items())),
                 "open": sum(len(g["missing"]) for g in towns.values()),
                 "late": sum(len(g["late"]) for g in towns.values()),

@@ -66,7 +66,8 @@ def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
     # Tables exist before the mapped tasks start, so parallel tasks never race to create them.
     engine = warehouse.make_engine(settings.warehouse_url)
     warehouse.create_schema(engine)
-    ready, skipped = [], []
+    ready: list[intake.InboxFile] = []
+    skipped: list[tuple[intake.InboxFile, str, str | None]] = []
     for f in found:
         if f.skip:
             skipped.append((f, f.skip, None))
@@ -168,7 +169,7 @@ def publish_staging() -> dict[str, Any]:
     settings, _ = _context()
     engine = warehouse.make_engine(settings.warehouse_url)
     warehouse.create_schema(engine)
-    summary = intake.publish(engine)
+    summary: dict[str, Any] = intake.publish(engine)
     summary["data_docs"] = str(build_data_docs(settings))
     lost = intake.reconcile(engine)
     if lost:
@@ -348,6 +349,8 @@ def write_outputs(evaluation_year: int | None, run_id: str | None = None) -> dic
     engine = warehouse.make_engine(settings.warehouse_url)
     year = int(evaluation_year or plan.policy.evaluation_year)
     run_id = run_id or runs.latest_run_id(engine, year)
+    if run_id is None:
+        raise PrerequisiteMissing("yuhang_evaluation", f"{year} 年还没有评价运行", f"no evaluation run for {year} yet")
     _refuse_written(engine, run_id, ("workbook", "report"))
     files = render_outputs(engine, settings.output_dir, year, run_id, plan=plan)
     for path in files.values():
