@@ -215,7 +215,7 @@ def run_checks(engine: sa.Engine, plan: Plan, sql_dir: Path) -> list[CheckResult
         if conn.dialect.name == "postgresql":  # fresh statistics, or the planner guesses after a big intake
             for table in ("stg_roster", "stg_finance", "integrity_exclusions"):
                 conn.execute(sa.text(f"analyze {table}"))
-        names = dict(conn.execute(sa.text("select submission_id, original_name from submissions")).all())
+        names: dict[str, str] = dict(conn.execute(sa.text("select submission_id, original_name from submissions")).all())
         conn.execute(warehouse.integrity_exclusions.delete())
         conn.execute(warehouse.integrity_findings.delete())
         for name in check_names(plan):

@@ -465,8 +465,8 @@ def targets(plan: Plan) -> list[Target]:
         add("town_office", town, alerts.town_offices.get(town),
             tuple(s.site_code for s in plan.sites if s.town == town), town, f"{town}技能型社会建设联络人")
     every = tuple(s.site_code for s in plan.sites)
-    for email in alerts.recipients["district_team"].emails or (None,):
-        add("district_team", "district", email, every, None, "区人社局技能型社会建设数据组")
+    for address in alerts.recipients["district_team"].emails or (None,):
+        add("district_team", "district", address, every, None, "区人社局技能型社会建设数据组")
     return list(dict.fromkeys(out))  # a recipient named twice is told once
 
 
@@ -851,13 +851,6 @@ def latest_sent_as_of(conn: sa.Connection) -> dt.date | None:
     return conn.execute(sa.select(sa.func.max(a.c.as_of)).where(a.c.outcome == "sent")).scalar()
 
 
-def _as_date(value: Any) -> dt.date:
-    """A date column as read back (SQLite may return text)."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
-
-
 def send_alerts(as_of: str, today: str | None, send: bool, context: Any) -> dict[str, Any]:
     """Compose and send what each recipient is due to hear, record every message and its outcome,
     and bring the alert state of ``missing_submissions`` up to date. Runs for past dates
@@ -944,12 +937,14 @@ def record(engine: sa.Engine, as_of: dt.date, c: Composed, subject: str, markdow
     a = warehouse.alerts
     now = warehouse.shanghai_now()
     with engine.begin() as conn:
-        alert_id = conn.execute(a.insert().values(
+        key = conn.execute(a.insert().values(
             as_of=as_of, channel=t.channel, recipient=t.recipient, recipient_role=t.role,
             site_code=",".join(t.sites)[:40] if t.role == "site_contact" else None, subject=subject[:300],
             message=markdown, items=len(c.items), attempts=delivery.attempts, outcome=delivery.outcome,
             error=delivery.error, created_at=now, sent_at=now if delivery.outcome == "sent" else None,
-        )).inserted_primary_key[0]
+        )).inserted_primary_key
+        assert key is not None  # an INSERT of one row reports its key
+        alert_id = key[0]
         conn.execute(warehouse.alert_items.insert(),
                      [{"alert_id": alert_id, "item_type": kind, "item_key": key} for kind, key in dict.fromkeys(c.items)])
         if delivery.outcome == "sent":
