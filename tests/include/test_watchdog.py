@@ -50,7 +50,7 @@ def _plan(policy_path: Path, tmp_path: Path):
 
 
 def test_due_dates_move_past_rest_days_by_the_official_calendar(plan):
-    from yuhang_skills.watchdog import WorkingDays
+    from yuhang_skills.watchdog.calendar import WorkingDays
 
     days = WorkingDays(plan.policy.alerts.working_days)
     # National Day holiday 2026 (1-7 October): a due date on 5 October moves to Thursday 8 October.
@@ -63,7 +63,7 @@ def test_due_dates_move_past_rest_days_by_the_official_calendar(plan):
 
 
 def test_years_without_an_official_calendar_use_the_policy_list_and_say_so(plan):
-    from yuhang_skills.watchdog import WorkingDays
+    from yuhang_skills.watchdog.calendar import WorkingDays
 
     days = WorkingDays(plan.policy.alerts.working_days)
     # 2027 is past chinese-calendar's data: the policy's provisional Spring Festival (5-13 Feb).
@@ -78,7 +78,7 @@ def test_years_without_an_official_calendar_use_the_policy_list_and_say_so(plan)
 
 
 def test_calendar_follows_registry_and_cadence(tmp_path):
-    from yuhang_skills.watchdog import expected_submissions
+    from yuhang_skills.watchdog.calendar import expected_submissions
 
     plan = _plan(POLICY, tmp_path)
     expected = {(e.site_code, e.kind, e.period): e for e in expected_submissions(plan, dt.date(2026, 10, 12))}
@@ -117,7 +117,7 @@ def test_policy_alerts_are_typed_and_checked(plan, tmp_path):
 
 
 def test_a_run_is_live_within_the_grace_days_only(plan):
-    from yuhang_skills.watchdog import is_live
+    from yuhang_skills.watchdog.tasks import is_live
 
     today = dt.date(2026, 10, 12)
     assert plan.policy.alerts.backfill_grace_days == 1
