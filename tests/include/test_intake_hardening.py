@@ -652,6 +652,7 @@ def test_a_file_that_vanishes_or_a_folder_that_cannot_be_listed_is_listed_not_fa
     import os
 
     from yuhang_skills import intake as intake_mod
+    from yuhang_skills.core import catalogue
 
     good = box.csv(f"{PERIOD}/S04/roster.csv", "roster", [roster_row()], mtime=T1)
     part = box.csv(f"{PERIOD}/S05/roster.csv", "roster", [roster_row("S05")], mtime=T1)
@@ -678,7 +679,7 @@ def test_a_file_that_vanishes_or_a_folder_that_cannot_be_listed_is_listed_not_fa
     assert found[good] is None
     assert found[part] == "vanished"
     assert found[f"{PERIOD}/S08"] == "unreadable" and hidden not in found
-    assert "disappeared while the inbox was read" in intake_mod.SKIP_REASONS["vanished"][0]
+    assert "disappeared while the inbox was read" in catalogue.text("intake.not_processed.vanished")[0]
 
 
 # ------------------------------------------------------------------------- 7. security

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from yuhang_skills.core import catalogue
 from yuhang_skills.core.policy import AlertPolicy, Plan
 from yuhang_skills.watchdog.calendar import period_label
 from yuhang_skills.watchdog.missing import FileToFix, MissingItem
@@ -26,8 +27,6 @@ from yuhang_skills.watchdog.warnings import EarlyWarning
 
 # What a message can carry (``alert_items.item_type``): the de-duplication state.
 MISSING, RESOLVED, REJECTED, EARLY_WARNING = "missing", "resolved", "rejected", "early_warning"
-STATUS_ZH = {"rejected": "整份退回", "no_rows_accepted": "所有行均未接收", "partially_accepted": "部分接收"}
-INDICATOR_ZH = {"person_times": "培训人次", "pass_rate": "培训合格率"}
 
 
 # --- alert history -----------------------------------------------------------------------------
@@ -177,17 +176,17 @@ class Renderer:
     def warning_line(self, w: EarlyWarning) -> str:
         site = self.site_label(w.site_code)
         if w.indicator == "pass_rate":
-            return (f"{site} {w.year}年{INDICATOR_ZH[w.indicator]}：截至应报的 {w.months_reported} 个月，"
+            return (f"{site} {w.year}年{catalogue.zh('watchdog.indicator.' + w.indicator)}：截至应报的 {w.months_reported} 个月，"
                     f"参加考核 {w.denominator} 人、合格 {w.numerator} 人，合格率 {_pct(w.actual_to_date)}，"
                     f"低于目标 {_pct(w.target)}（差 {_num((w.target - w.projected) * 100)} 个百分点）")
-        return (f"{site} {w.year}年{INDICATOR_ZH[w.indicator]}：应报 {w.months_reported} 个月共 "
+        return (f"{site} {w.year}年{catalogue.zh('watchdog.indicator.' + w.indicator)}：应报 {w.months_reported} 个月共 "
                 f"{_num(w.actual_to_date)} 人次，月均 {_num(w.run_rate_per_month or Decimal(0))}，按此推算全年"
                 f"（在册 {w.months_active} 个月）约 {_num(w.projected, '1')} 人次，低于目标 {_num(w.target)} 人次"
                 f"（预计差 {_num(w.projected_shortfall, '1')} 人次）")
 
     def file_lines(self, f: FileToFix) -> list[tuple[int, str]]:
         head = (f"{f.original_name}（{self.kind_label(f.kind)} {period_label(self.cadence.get(f.kind, 'monthly'), f.period)}，"
-                f"{f.received_at:%Y-%m-%d %H:%M} 收到，{STATUS_ZH[f.status]}：读取 {f.rows_read} 行，"
+                f"{f.received_at:%Y-%m-%d %H:%M} 收到，{catalogue.zh('watchdog.file_status.' + f.status)}：读取 {f.rows_read} 行，"
                 f"{f.rows_quarantined} 行未通过）")
         lines = [(0, head)]
         by_row: dict[int | None, list[str]] = defaultdict(list)
