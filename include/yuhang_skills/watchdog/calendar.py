@@ -131,13 +131,3 @@ def expected_submissions(plan: Plan, as_of: dt.date, days: WorkingDays | None = 
                 expected.append(ExpectedSubmission(site.site_code, rule.kind, period, site.programme, start, end,
                                                    nominal, due, source, official))
     return expected
-
-
-def period_label(kind_cadence: str, period: str) -> str:
-    """How a site reads a period: 2026年1月, 2025年第4季度, 2025年度."""
-    year, month = int(period[:4]), int(period[5:7])
-    if kind_cadence == "quarterly":
-        return f"{year}年第{(month - 1) // 3 + 1}季度"
-    if kind_cadence == "yearly":
-        return f"{year}年度"
-    return f"{year}年{month}月"

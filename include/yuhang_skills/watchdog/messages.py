@@ -16,11 +16,16 @@ import html
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_eval_context, select_autoescape
+from jinja2.nodes import EvalContext
+from markupsafe import Markup
 
 from yuhang_skills.core import catalogue
 from yuhang_skills.core.policy import AlertPolicy, Plan
-from yuhang_skills.watchdog.calendar import period_label
 from yuhang_skills.watchdog.missing import FileToFix, MissingItem
 from yuhang_skills.watchdog.recipients import Recipient, recipients
 from yuhang_skills.watchdog.warnings import EarlyWarning
@@ -102,6 +107,9 @@ def compose(plan: Plan, as_of: dt.date, missing: list[MissingItem], files: list[
 
 
 # --- rendering ------------------------------------------------------------------------------------
+TEMPLATES = Path(__file__).with_name("templates")
+
+
 @dataclass
 class Block:
     """A section of a message: a heading and lines; level 0 lines are group headings (bold)."""
@@ -110,8 +118,19 @@ class Block:
     lines: list[tuple[int, str]]
     note: str | None = None
 
+    @property
+    def runs(self) -> list[tuple[int, list[str]]]:
+        """The lines as runs of one level: (level, texts) in order."""
+        runs: list[tuple[int, list[str]]] = []
+        for level, text in self.lines:
+            if runs and runs[-1][0] == level:
+                runs[-1][1].append(text)
+            else:
+                runs.append((level, [text]))
+        return runs
 
-def _md(text: str) -> str:
+
+def markdown_text(text: Any) -> str:
     """Text for DingTalk markdown: one line, markdown's control characters escaped."""
     text = " ".join(str(text).split())
     for ch in "\\`*[]<>#|":
@@ -119,181 +138,134 @@ def _md(text: str) -> str:
     return text
 
 
-def _num(value: Decimal, places: str = "0.1") -> str:
-    q = value.quantize(Decimal(places), rounding=ROUND_HALF_UP)
+def number_text(value: Any, places: str = "0.1") -> str:
+    """A number as people read it: rounded half up to ``places``, trailing zeros dropped."""
+    q = Decimal(value).quantize(Decimal(places), rounding=ROUND_HALF_UP)
     return f"{q:f}".rstrip("0").rstrip(".") if "." in f"{q:f}" else f"{q:f}"
 
 
-def _pct(value: Decimal) -> str:
-    return _num(value * 100) + "%"
+def percent_text(value: Any) -> str:
+    """A share (0.8) as a percentage (80%)."""
+    return number_text(Decimal(value) * 100) + "%"
+
+
+@pass_eval_context
+def _escape_html(eval_ctx: EvalContext, value: Any) -> Any:
+    """In an autoescaped (HTML) template, every value is escaped as ``html.escape`` does."""
+    if eval_ctx.autoescape and not hasattr(value, "__html__"):
+        return Markup(html.escape(str(value)))
+    return value
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """The Jinja2 environment of the alert templates (``templates/``): HTML templates (``*.html.j2``)
+    autoescaped, any undefined name an error."""
+    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
+                      autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+                      trim_blocks=True, lstrip_blocks=True, finalize=_escape_html)
+    env.filters.update(md=markdown_text, num=number_text, pct=percent_text)
+    env.globals.update(catalogue_zh=catalogue.zh)
+    return env
+
+
+def render(name: str, **values: Any) -> str:
+    """The template ``name`` rendered with ``values``."""
+    return environment().get_template(name).render(**values)
 
 
 class Renderer:
-    """Turns what a recipient is told into subject, markdown (DingTalk), HTML (e-mail) and JSON (webhook)."""
+    """Turns what a recipient is told into subject, markdown (DingTalk), HTML (e-mail) and JSON
+    (webhook). The words are the macros of ``templates/alert_text.j2``; the layouts are
+    ``alert.md.j2`` and ``alert.html.j2``."""
 
     def __init__(self, plan: Plan, as_of: dt.date):
         self.plan = plan
         self.as_of = as_of
         self.alerts: AlertPolicy = plan.policy.alerts
         self.kinds = plan.contract["kinds"]
-        self.cadence = {k: r.cadence for k, r in plan.policy.submission_rules.items()}
+        self.cadences = {k: r.cadence for k, r in plan.policy.submission_rules.items()}
+        self.words = environment().get_template("alert_text.j2").module
 
-    def site_label(self, code: str) -> str:
+    # Look-ups the wording uses.
+    def site_name(self, code: str) -> str | None:
         site = self.plan.sites_by_code.get(code)
-        return f"{code} {site.name_zh}" if site else code
+        return site.name_zh if site else None
 
-    def kind_label(self, kind: str) -> str:
-        return f"{self.kinds.get(kind, {}).get('name_zh', kind)}（{kind}）"
+    def kind_name(self, kind: str) -> str:
+        return self.kinds.get(kind, {}).get("name_zh", kind)
 
-    def column_label(self, kind: str, column: str | None) -> str:
+    def column_alias(self, kind: str, column: str | None) -> str | None:
         spec = (self.kinds.get(kind, {}).get("columns") or {}).get(column or "")
         aliases = (spec or {}).get("aliases") or []
-        return f"{aliases[0]}（{column}）" if aliases else str(column)
+        return aliases[0] if aliases else None
 
-    def due_text(self, item: MissingItem) -> str:
-        text = f"截止 {item.due_date.isoformat()}"
-        if item.due_date != item.nominal_due:
-            text += f"（原定 {item.nominal_due.isoformat()}，遇休息日顺延"
-            text += "；按政策文件暂定节假日推算，非官方日历）" if not item.calendar_official else "）"
-        elif not item.calendar_official:
-            text += "（按政策文件暂定节假日推算，非官方日历）"
-        return text
-
-    def item_line(self, item: MissingItem, with_site: bool = False) -> str:
-        prefix = f"{self.site_label(item.site_code)}：" if with_site else ""
-        line = (f"{prefix}{self.kind_label(item.kind)} {period_label(self.cadence[item.kind], item.period)}："
-                f"{self.due_text(item)}，已逾期 {item.days_overdue} 天")
-        if item.last_rejected_at is not None:
-            line += f"；{item.last_rejected_at:%Y-%m-%d %H:%M} 报送的文件被退回，仍需重报"
-        return line
-
-    def resolved_line(self, item: MissingItem, with_site: bool) -> str:
-        prefix = f"{self.site_label(item.site_code)}：" if with_site else ""
-        received = item.resolved_at.strftime("%Y-%m-%d %H:%M") if item.resolved_at else ""
-        return (f"{prefix}{self.kind_label(item.kind)} {period_label(self.cadence[item.kind], item.period)}："
-                f"{received} 已收到（逾期 {item.days_overdue} 天），本项销号")
-
-    def warning_line(self, w: EarlyWarning) -> str:
-        site = self.site_label(w.site_code)
-        if w.indicator == "pass_rate":
-            return (f"{site} {w.year}年{catalogue.zh('watchdog.indicator.' + w.indicator)}：截至应报的 {w.months_reported} 个月，"
-                    f"参加考核 {w.denominator} 人、合格 {w.numerator} 人，合格率 {_pct(w.actual_to_date)}，"
-                    f"低于目标 {_pct(w.target)}（差 {_num((w.target - w.projected) * 100)} 个百分点）")
-        return (f"{site} {w.year}年{catalogue.zh('watchdog.indicator.' + w.indicator)}：应报 {w.months_reported} 个月共 "
-                f"{_num(w.actual_to_date)} 人次，月均 {_num(w.run_rate_per_month or Decimal(0))}，按此推算全年"
-                f"（在册 {w.months_active} 个月）约 {_num(w.projected, '1')} 人次，低于目标 {_num(w.target)} 人次"
-                f"（预计差 {_num(w.projected_shortfall, '1')} 人次）")
+    def cadence(self, kind: str) -> str:
+        return self.cadences.get(kind, "monthly")
 
     def file_lines(self, f: FileToFix) -> list[tuple[int, str]]:
-        head = (f"{f.original_name}（{self.kind_label(f.kind)} {period_label(self.cadence.get(f.kind, 'monthly'), f.period)}，"
-                f"{f.received_at:%Y-%m-%d %H:%M} 收到，{catalogue.zh('watchdog.file_status.' + f.status)}：读取 {f.rows_read} 行，"
-                f"{f.rows_quarantined} 行未通过）")
-        lines = [(0, head)]
+        w = self.words
+        lines = [(0, w.file(self, f))]
         by_row: dict[int | None, list[str]] = defaultdict(list)
         for row, column, reason_zh, reason_en, value in f.problems:
-            reason = f"{self.column_label(f.kind, column)}：{reason_zh}" if column else reason_zh
-            if value not in (None, ""):
-                reason += f"（值：{str(value)[:40]}）"
-            reason += f" / {reason_en}"
+            reason = w.problem(self, f.kind, column, reason_zh, value, reason_en)
             if reason not in by_row[row]:
                 by_row[row].append(reason)
         rows = [r for r in by_row if r is not None]
         if None in by_row:
-            lines.append((1, "整份文件：" + "；".join(by_row[None])))
+            lines.append((1, w.whole_file(by_row[None])))
         limit = self.alerts.max_rows_per_file
         for row in sorted(rows)[:limit]:
-            lines.append((1, f"第 {row} 行 — " + "；".join(by_row[row])))
+            lines.append((1, w.file_row(row, by_row[row])))
         if len(rows) > limit:
-            lines.append((1, f"另有 {len(rows) - limit} 行未列出，完整清单见数据工作簿的隔离区（quarantine）"))
+            lines.append((1, w.rows_not_listed(len(rows) - limit)))
         return lines
 
     def blocks(self, c: Composed) -> tuple[str, str, list[Block]]:
         """(subject, opening line, blocks) for one recipient."""
+        w = self.words
         t = c.recipient
         site_view = t.role == "site_contact"
         blocks: list[Block] = []
         summary: list[str] = []
+        latest = max((d for _, d in c.already_told), default=None)
         if c.overdue:
             if site_view:
-                lines = [(1, self.item_line(m)) for m in sorted(c.overdue, key=_item_order)]
-                heading = f"逾期未报送（{len(c.overdue)} 项）"
+                lines = [(1, w.overdue(self, m)) for m in sorted(c.overdue, key=_item_order)]
             else:
                 lines = []
                 for code in sorted({m.site_code for m in c.overdue}):
-                    town = self.plan.sites_by_code[code].town
-                    lines.append((0, f"{self.site_label(code)}（{town}）"))
-                    lines += [(1, self.item_line(m)) for m in sorted(c.overdue, key=_item_order) if m.site_code == code]
-                heading = f"逾期 {self.alerts.escalation_days} 天以上未报送（{len(c.overdue)} 项）"
-            note = None
-            if c.already_told:
-                latest = max(d for _, d in c.already_told)
-                note = (f"另有 {len(c.already_told)} 项逾期材料此前已提醒（最近一次 {latest.isoformat()}），"
-                        f"仍未报送，{self.alerts.resend_interval_days} 天内不重复列出。")
-            blocks.append(Block(heading, lines, note))
-            summary.append(f"{len(c.overdue)}项材料逾期未报送")
+                    lines.append((0, w.site_in_town(self, code, self.plan.sites_by_code[code].town)))
+                    lines += [(1, w.overdue(self, m)) for m in sorted(c.overdue, key=_item_order) if m.site_code == code]
+            note = w.already_told(self, len(c.already_told), latest) if c.already_told else None
+            blocks.append(Block(w.overdue_heading(self, len(c.overdue), site_view), lines, note))
+            summary.append(w.overdue_summary(len(c.overdue)))
         elif c.already_told:  # nothing new to list, but the message must not read as if all was in
-            latest = max(d for _, d in c.already_told)
-            blocks.append(Block(f"仍逾期未报送（{len(c.already_told)} 项）", [],
-                                f"另有 {len(c.already_told)} 项逾期材料此前已提醒（最近一次 {latest.isoformat()}），"
-                                f"仍未报送，{self.alerts.resend_interval_days} 天内不重复列出。"))
+            blocks.append(Block(w.still_overdue_heading(len(c.already_told)), [],
+                                w.already_told(self, len(c.already_told), latest)))
         if c.files:
             lines = [line for f in c.files for line in self.file_lines(f)]
-            blocks.append(Block(f"需修改后重报的文件（{len(c.files)} 份）", lines,
-                                "请逐行修改后重新报送整份文件（与原文件放在同一目录，文件名加后缀，如 roster_v2.csv）。"))
-            summary.append(f"{len(c.files)}份文件需修改重报")
+            blocks.append(Block(w.files_heading(len(c.files)), lines, w.files_note()))
+            summary.append(w.files_summary(len(c.files)))
         if c.resolved:
-            lines = [(1, self.resolved_line(m, with_site=not site_view or len(t.sites) > 1))
+            lines = [(1, w.resolved(self, m, not site_view or len(t.sites) > 1))
                      for m in sorted(c.resolved, key=_item_order)]
-            blocks.append(Block(f"已收到补报（{len(c.resolved)} 项）", lines))
-            summary.append(f"{len(c.resolved)}项补报已收到")
+            blocks.append(Block(w.resolved_heading(len(c.resolved)), lines))
+            summary.append(w.resolved_summary(len(c.resolved)))
         if c.warnings:
-            lines = [(1, self.warning_line(w)) for w in sorted(c.warnings, key=lambda w: (w.site_code, w.indicator))]
-            blocks.append(Block(f"年度目标预警（{len(c.warnings)} 项）", lines,
-                                "按应报月份的月均进度推算（未报的月份按 0 计）；请督促相关站点/基地在年内补足。"))
-            summary.append(f"{len(c.warnings)}项年度目标预警")
-        if site_view:
-            scope = "、".join(self.site_label(s) for s in t.sites)
-        elif t.role == "town_office":
-            scope = f"报送督办 {t.town}"
-        else:
-            scope = "报送督办 全区"
-        subject = f"{self.alerts.subject_prefix}{scope}：{'，'.join(summary)}（截至 {self.as_of.isoformat()}）"
-        opening = (f"{t.greeting}：截至 {self.as_of.isoformat()}（北京时间），"
-                   f"{scope + '的报送情况' if site_view else '需要督办的站点'}如下。")
-        return subject, opening, blocks
+            lines = [(1, w.warning(self, x)) for x in sorted(c.warnings, key=lambda x: (x.site_code, x.indicator))]
+            blocks.append(Block(w.warnings_heading(len(c.warnings)), lines, w.warnings_note()))
+            summary.append(w.warnings_summary(len(c.warnings)))
+        return w.subject(self, t, summary), w.opening(self, t), blocks
 
     def render(self, c: Composed) -> tuple[str, str, str, dict[str, Any]]:
         """(subject, markdown, html, webhook JSON) for one recipient."""
         subject, opening, blocks = self.blocks(c)
-        footer = "此消息由余杭区技能型社会建设数据平台自动发送（yuhang_watchdog）。"
-        md = [f"### {_md(subject)}", "", _md(opening)]
-        body = [f"<p>{html.escape(opening)}</p>"]
-        for b in blocks:
-            md += ["", f"#### {_md(b.heading)}", ""]
-            body.append(f"<h3>{html.escape(b.heading)}</h3>")
-            items: list[str] = []
-            for level, text in b.lines:
-                if level == 0:
-                    md += ([] if md[-1] == "" else [""]) + [f"**{_md(text)}**", ""]
-                    if items:
-                        body.append("<ul>" + "".join(items) + "</ul>")
-                        items = []
-                    body.append(f"<p><b>{html.escape(text)}</b></p>")
-                else:
-                    md.append(f"- {_md(text)}")
-                    items.append(f"<li>{html.escape(text)}</li>")
-            if items:
-                body.append("<ul>" + "".join(items) + "</ul>")
-            if b.note:
-                md += ["", _md(b.note)]
-                body.append(f"<p>{html.escape(b.note)}</p>")
-        md += ["", f"> {_md(footer)}"]
-        body.append(f"<p style=\"color:#666\">{html.escape(footer)}</p>")
-        page = ("<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"></head><body>"
-                + "".join(body) + "</body></html>")
+        values = {"subject": subject, "opening": opening, "blocks": blocks, "footer": self.words.footer()}
+        markdown = render("alert.md.j2", **values)
         payload = {
             "source": "yuhang_watchdog", "as_of": self.as_of.isoformat(), "recipient_role": c.recipient.role,
-            "recipient": c.recipient.address, "town": c.recipient.town, "title": subject, "text": "\n".join(md),
+            "recipient": c.recipient.address, "town": c.recipient.town, "title": subject, "text": markdown,
             "missing": [_item_json(m) for m in c.overdue],
             "resolved": [_item_json(m) for m in c.resolved],
             "files_to_fix": [{"submission_id": f.submission_id, "site_code": f.site_code, "period": f.period,
@@ -303,7 +275,7 @@ class Renderer:
                                 "months_reported": w.months_reported, "actual_to_date": str(w.actual_to_date),
                                 "projected": str(w.projected), "target": str(w.target)} for w in c.warnings],
         }
-        return subject, "\n".join(md), page, payload
+        return subject, markdown, render("alert.html.j2", **values), payload
 
 
 def _item_order(m: MissingItem) -> tuple[str, str, str]:

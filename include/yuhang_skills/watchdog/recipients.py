@@ -22,7 +22,7 @@ class Recipient:
     role: str  # site_contact / town_office / district_team
     sites: tuple[str, ...]  # the sites it hears about (all, for the district team)
     town: str | None = None
-    greeting: str = "您好"
+    contact_names: tuple[str, ...] = ()  # a site contact's names, as the registry gives them
 
 
 def recipients(plan: Plan) -> list[Recipient]:
@@ -34,15 +34,16 @@ def recipients(plan: Plan) -> list[Recipient]:
         raise ValueError(f"alerts.town_offices has no address for the registry's towns {unknown}")
     out: list[Recipient] = []
 
-    def add(role: str, scope: str, email: str | None, sites: tuple[str, ...], town: str | None, greeting: str) -> None:
+    def add(role: str, scope: str, email: str | None, sites: tuple[str, ...], town: str | None,
+            names: tuple[str, ...] = ()) -> None:
         for name in alerts.recipients[role].channels:
             channel = alerts.channels[name]
             if channel.kind == "smtp":
                 if email:
-                    out.append(Recipient(name, email, role, sites, town, greeting))
+                    out.append(Recipient(name, email, role, sites, town, names))
             else:  # a group robot or a webhook: the connection is the recipient (one per scope)
                 address = channel.connection_id if role == "district_team" else f"{channel.connection_id}:{scope}"
-                out.append(Recipient(name, address, role, sites, town, greeting))
+                out.append(Recipient(name, address, role, sites, town, names))
 
     by_contact: dict[str, list[Site]] = defaultdict(list)
     for site in plan.sites:
@@ -51,12 +52,12 @@ def recipients(plan: Plan) -> list[Recipient]:
         else:
             log.warning("site %s has no contact_email in the registry: its contact gets no e-mail", site.site_code)
     for email, sites in sorted(by_contact.items()):
-        names = sorted({s.contact_name for s in sites if s.contact_name})
-        add("site_contact", email, email, tuple(s.site_code for s in sites), None, "、".join(names) or "您好")
+        names = tuple(sorted({s.contact_name for s in sites if s.contact_name}))
+        add("site_contact", email, email, tuple(s.site_code for s in sites), None, names)
     for town in towns:
         add("town_office", town, alerts.town_offices.get(town),
-            tuple(s.site_code for s in plan.sites if s.town == town), town, f"{town}技能型社会建设联络人")
+            tuple(s.site_code for s in plan.sites if s.town == town), town)
     every = tuple(s.site_code for s in plan.sites)
     for email in alerts.recipients["district_team"].emails or (None,):
-        add("district_team", "district", email, every, None, "区人社局技能型社会建设数据组")
+        add("district_team", "district", email, every, None)
     return list(dict.fromkeys(out))  # a recipient named twice is told once
