@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -317,6 +318,13 @@ def watchdog_run(airflow_db, warehouse_url, tmp_path, monkeypatch):
     engine.dispose()
 
 
+def _readme_samples() -> list[str]:
+    """The messages the README's "Sample alert" section shows."""
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Sample alert\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^```\n(.*?)\n```$", section, flags=re.S | re.M)
+
+
 def _table(engine: sa.Engine, name: str) -> list[dict]:
     """Rows of a warehouse table, typed by its declaration (dates as dates on SQLite too)."""
     from yuhang_skills.core import warehouse
@@ -386,6 +394,10 @@ def test_watchdog_alerts_escalates_deduplicates_and_recovers(channels, watchdog_
     assert "合格率 80%，低于目标 90%" in text
     assert "S01 五常街道技能培训站点 2026年培训人次" not in text  # 180 in 3 months: on track for 250
     assert "年度目标预警" in district.html
+    # The README's "Sample alert" shows S01's e-mail and the district's robot message as sent.
+    with engine.connect() as conn:
+        s01_markdown = conn.execute(sa.text("select message from alerts where recipient = 's01@sites.test'")).scalar()
+    assert _readme_samples() == [s01_markdown, text]
     [hook] = web.calls("/hook")
     assert hook.body["recipient_role"] == "district_team"
     assert [m["site_code"] + "/" + m["kind"] + "/" + m["period"] for m in hook.body["missing"]] == [
