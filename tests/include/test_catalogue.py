@@ -3,7 +3,7 @@
 Code names a catalogue entry as a literal (``catalogue.text("intake.file_location.period_folder")``)
 or, for a family of codes keyed by a value, as a prefix the value completes
 (``catalogue.text(f"intake.not_processed.{code}")``, ``catalogue_zh("watchdog.indicator." ~ ...)``
-in a template). Every literal must be in the catalogue, every entry must be named by a literal or
+in a template, a whole code list ``catalogue.labels("evaluation.unit.")``). Every literal must be in the catalogue, every entry must be named by a literal or
 belong to a family in use, and each family holds exactly the values its code can produce.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "include" / "yuhang_skills"
-USE = re.compile(r"""(?:catalogue\.(?:text|entry|zh)|catalogue_zh)\(\s*f?["']([a-z0-9_.]+)""")
+USE = re.compile(r"""(?:catalogue\.(?:text|entry|zh|family|labels)|catalogue_zh)\(\s*f?["']([a-z0-9_.]+)""")
 
 
 def _uses() -> tuple[set[str], set[str]]:

@@ -118,6 +118,17 @@ def text(code: str, **fields: Any) -> tuple[str, str]:
     return found.render("en", **fields), found.render("zh", **fields)
 
 
+def family(prefix: str) -> dict[str, Entry]:
+    """The entries whose code starts with ``prefix`` (``evaluation.unit.``), by the rest of their
+    code, in the catalogue's order."""
+    return {code[len(prefix):]: e for code, e in entries().items() if code.startswith(prefix)}
+
+
+def labels(prefix: str) -> dict[str, str]:
+    """A code list's Chinese labels: code -> zh, in the catalogue's order."""
+    return {code: e.zh for code, e in family(prefix).items()}
+
+
 def zh(code: str, **fields: Any) -> str:
     """The Chinese text of ``code`` (a label, or a problem with its fix)."""
     return entry(code).render("zh", **fields)
