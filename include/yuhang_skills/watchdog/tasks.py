@@ -30,7 +30,6 @@ from yuhang_skills.watchdog.warnings import early_warnings
 log = logging.getLogger(__name__)
 
 
-# --- task functions (what the DAG's tasks call) ------------------------------------------------
 def build_calendar(as_of: str) -> dict[str, Any]:
     """Rebuild ``expected_submissions`` as of the run's date."""
     settings = load_settings(use_airflow=True)

@@ -21,7 +21,6 @@ from yuhang_skills.watchdog.missing import cutoff
 FOUR_PLACES = Decimal("0.0001")
 
 
-# --- early warning ----------------------------------------------------------------------------------
 @dataclass
 class EarlyWarning:
     site_code: str
