@@ -52,7 +52,7 @@ def test_each_family_holds_exactly_the_values_its_code_produces():
     from yuhang_skills.core.policy import Plan
     from yuhang_skills.core.settings import load_settings
     from yuhang_skills.indicators import integrity
-    from yuhang_skills.intake import SKIP_REASONS
+    from yuhang_skills.intake.discover import SKIP_REASONS
     from yuhang_skills.watchdog.missing import FIX_STATUSES
 
     plan = Plan.from_settings(load_settings())
