@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from . import identity, operations, warehouse
 from .parsing import (FileRejected, ParsedFile, clean_text, number_text, on_distinct, read_submission, to_codes,
                       to_dates, to_fen, to_numbers)
-from .policy import Plan
+from .policy import DateTolerance, Plan
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -97,10 +97,7 @@ def shown_name(rel_bytes: bytes) -> tuple[str, bool]:
 
 
 def _months_allowed(plan: Plan, kind: str) -> list[int]:
-    spec = plan.policy.submissions[kind]
-    if spec.get("months"):
-        return [int(m) for m in spec["months"]]
-    return {"monthly": list(range(1, 13)), "quarterly": [3, 6, 9, 12], "yearly": [12]}[spec["cadence"]]
+    return {"monthly": list(range(1, 13)), "quarterly": [3, 6, 9, 12], "yearly": [12]}[plan.policy.submissions[kind].cadence]
 
 
 def layout_problem(plan: Plan, site: str, period: str, kind: str) -> tuple[str, str] | None:
@@ -108,19 +105,19 @@ def layout_problem(plan: Plan, site: str, period: str, kind: str) -> tuple[str, 
     the kinds each programme submits, the months a kind's folder may be, the implementation period."""
     spec = plan.policy.submissions[kind]
     programme = plan.sites_by_code[site].programme
-    if programme not in spec["programmes"]:
-        takers = ", ".join(spec["programmes"])
+    if programme not in spec.programmes:
+        takers = ", ".join(spec.programmes)
         return (f"a {programme} site does not submit {kind} (only {takers} sites do); put the file in the right "
                 f"site's folder or remove it",
                 f"{programme} 类站点不报送 {kind}(仅 {takers} 报送),请放入正确站点目录或删除")
     months = _months_allowed(plan, kind)
     if int(period[5:7]) not in months:
         allowed = ", ".join(f"{m:02d}" for m in months)
-        return (f"{kind} is filed under months {allowed} only ({spec['cadence']}); move the file to the folder "
+        return (f"{kind} is filed under months {allowed} only ({spec.cadence}); move the file to the folder "
                 f"{period[:4]}-MM of the period it covers",
-                f"{kind} 只能放在 {allowed} 月的目录下({spec['cadence']}),请移到所属期间的目录")
-    window = plan.policy.intake["accepted_periods"]
-    first_p, last_p = str(window["first"]), str(window["last"])
+                f"{kind} 只能放在 {allowed} 月的目录下({spec.cadence}),请移到所属期间的目录")
+    window = plan.policy.intake.accepted_periods
+    first_p, last_p = window.first, window.last
     if not first_p <= period <= last_p:
         return (f"period {period} lies outside the periods the programme reports ({first_p} to {last_p}); check the "
                 f"folder name",
@@ -133,8 +130,8 @@ def discover(inbox: Path, plan: Plan) -> list[InboxFile]:
 
     Links are never followed (a link, or anything whose real path leaves the inbox, is listed with
     ``skip`` set), nor are special files read; names that are not UTF-8 are shown readably."""
-    kinds = plan.contract["kinds"]
-    extensions = {f".{e}" for e in plan.contract["inbox"]["extensions"]}
+    kinds = plan.contract.kinds
+    extensions = {f".{e}" for e in plan.contract.inbox.extensions}
     root = os.fsencode(inbox)
     real_root = os.path.realpath(root)
     found: list[InboxFile] = []
@@ -358,10 +355,10 @@ def _site_matches(frame: pd.DataFrame) -> pd.Series:
     return (site.isna() | (site == frame["_folder_site"])).astype(bool)
 
 
-def _within(dates: pd.Series, frame: pd.DataFrame, tolerance: dict[str, int]) -> pd.Series:
-    """Dates inside their folder's period, ``tolerance['before']`` days before its first day and
-    ``tolerance['after']`` days after its last day included (policy intake.date_tolerance_days)."""
-    before, after = pd.Timedelta(days=int(tolerance["before"])), pd.Timedelta(days=int(tolerance["after"]))
+def _within(dates: pd.Series, frame: pd.DataFrame, tolerance: DateTolerance) -> pd.Series:
+    """Dates inside their folder's period, ``tolerance.before`` days before its first day and
+    ``tolerance.after`` days after its last day included (policy intake.date_tolerance_days)."""
+    before, after = pd.Timedelta(days=tolerance.before), pd.Timedelta(days=tolerance.after)
     return (dates.isna() | ((dates >= frame["_period_first"] - before) & (dates <= frame["_period_last"] + after))).astype(bool)
 
 
@@ -393,7 +390,7 @@ def _prepare_roster(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     age = working_age_on(start)
     in_age = age["in_working_age"].astype(bool)
-    grace = pd.Timedelta(days=int(ctx["policy"].intake.get("working_age_grace_days", 0)))
+    grace = pd.Timedelta(days=ctx["policy"].intake.working_age_grace_days)
     if grace:  # within the grace of a limit: staged, and reported by the outside_working_age check
         in_age |= working_age_on(start - grace)["in_working_age"].astype(bool)
         in_age |= working_age_on(start + grace)["in_working_age"].astype(bool)
@@ -554,9 +551,9 @@ PII_COLUMNS = {"id_number": identity.mask_id, "name": identity.mask_name}
 
 
 def expectation_parameters(plan: Plan) -> dict[str, Any]:
-    enums = plan.contract["enums"]
+    enums = plan.contract.enums
     params = {f"{name}_codes": sorted(str(c) for c in codes) for name, codes in enums.items()}
-    params["max_class_hours"] = float(plan.policy.intake["max_class_hours"])
+    params["max_class_hours"] = float(plan.policy.intake.max_class_hours)
     # Text longer than its warehouse column is a row problem, not a database error.
     for table in warehouse.STAGING_TABLES.values():
         for column in table.columns:
@@ -654,14 +651,14 @@ class Intake:
             if item.problem:
                 raise FileRejected(item.problem, item.problem_zh or _zh_problem(item.problem), "file_location")
             if item.period and item.kind in self.plan.policy.submissions and period_bounds(
-                    item.period, item.kind, self.plan.policy.submissions[item.kind]["cadence"])[0].date() > self.today:
+                    item.period, item.kind, self.plan.policy.submissions[item.kind].cadence)[0].date() > self.today:
                 raise FileRejected(
                     f"period {item.period} has not begun on {self.today}: check the folder name",
                     f"期间 {item.period} 在 {self.today} 尚未开始:请检查目录名", "file_location")
-            parsed = read_submission(archived, self.plan.contract["kinds"][item.kind], self.plan.contract["inbox"])
+            parsed = read_submission(archived, self.plan.contract.kinds[item.kind], self.plan.contract.inbox)
         except FileRejected as rejected:
             return self._reject(record, context, rejected)
-        first, last = period_bounds(item.period, item.kind, self.plan.policy.submissions[item.kind]["cadence"])
+        first, last = period_bounds(item.period, item.kind, self.plan.policy.submissions[item.kind].cadence)
         parsed.frame = parsed.frame.assign(_folder_site=item.site_code, _period_first=first, _period_last=last)
         return _Pending(item, parsed, record, context)
 
@@ -677,14 +674,14 @@ class Intake:
         runner = runner_for(str(self.settings.expectations_dir))
         try:
             rows = pd.concat([p.parsed.frame.assign(file_key=i) for i, p in enumerate(batch)], ignore_index=True)
-            for column in self.plan.contract["kinds"][kind]["columns"]:
+            for column in self.plan.contract.kinds[kind].columns:
                 rows[column] = clean_text(rows[column])
             ctx = {
-                "enums": self.plan.contract["enums"],
+                "enums": self.plan.contract.enums,
                 "policy": self.plan.policy,
                 "today": self.today,
                 "pii_key": self.settings.pii_key,
-                "tolerance": self.plan.policy.intake["date_tolerance_days"].get(kind, {"before": 0, "after": 0}),
+                "tolerance": self.plan.policy.intake.tolerance(kind),
             }
             checked, staged = PREPARERS[kind](rows, ctx)
             combined = checked.assign(file_key=rows["file_key"].to_numpy())
@@ -793,8 +790,8 @@ class Intake:
         """Judge one file from its rows' failures and write it: staging, quarantine, manifest."""
         item, parsed, record, context, staged = pending.item, pending.parsed, pending.record, pending.context, pending.staged
         frame = parsed.frame
-        columns = self.plan.contract["kinds"][item.kind]["columns"]
-        warning_columns = {c for c, spec in columns.items() if spec.get("invalid") == "warning"}
+        columns = self.plan.contract.kinds[item.kind].columns
+        warning_columns = {c for c, spec in columns.items() if spec.invalid == "warning"}
         failures = failures.assign(severity=np.where(failures["column_name"].isin(warning_columns), "warning", "error"))
         errors = failures[failures["severity"] == "error"]
         warnings_ = failures[failures["severity"] == "warning"]

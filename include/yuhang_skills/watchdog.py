@@ -164,7 +164,7 @@ def expected_submissions(plan: Plan, as_of: dt.date, days: WorkingDays | None = 
     days = days or WorkingDays(plan.policy.alerts.working_days)
     expected = []
     for site in plan.sites:
-        for rule in plan.policy.submission_rules.values():
+        for rule in plan.policy.submissions.values():
             if site.programme not in rule.programmes:
                 continue
             for period, start, end, nominal in rule_periods(rule, site, as_of):
@@ -562,19 +562,21 @@ class Renderer:
         self.plan = plan
         self.as_of = as_of
         self.alerts: AlertPolicy = plan.policy.alerts
-        self.kinds = plan.contract["kinds"]
-        self.cadence = {k: r.cadence for k, r in plan.policy.submission_rules.items()}
+        self.kinds = plan.contract.kinds
+        self.cadence = {k: r.cadence for k, r in plan.policy.submissions.items()}
 
     def site_label(self, code: str) -> str:
         site = self.plan.sites_by_code.get(code)
         return f"{code} {site.name_zh}" if site else code
 
     def kind_label(self, kind: str) -> str:
-        return f"{self.kinds.get(kind, {}).get('name_zh', kind)}（{kind}）"
+        spec = self.kinds.get(kind)  # type: ignore[call-overload]
+        return f"{spec.name_zh if spec else kind}（{kind}）"
 
     def column_label(self, kind: str, column: str | None) -> str:
-        spec = (self.kinds.get(kind, {}).get("columns") or {}).get(column or "")
-        aliases = (spec or {}).get("aliases") or []
+        kind_spec = self.kinds.get(kind)  # type: ignore[call-overload]
+        spec = kind_spec.columns.get(column or "") if kind_spec else None
+        aliases = spec.aliases if spec else ()
         return f"{aliases[0]}（{column}）" if aliases else str(column)
 
     def due_text(self, item: MissingItem) -> str:
