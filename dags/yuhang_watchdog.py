@@ -28,7 +28,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from yuhang_skills.assets import DEFAULT_ARGS, ON_FAILURE, TAGS, apply_operations
+from yuhang_skills.orchestration.assets import DEFAULT_ARGS, ON_FAILURE, TAGS, apply_operations
 
 
 @dag(
@@ -59,9 +59,10 @@ from yuhang_skills.assets import DEFAULT_ARGS, ON_FAILURE, TAGS, apply_operation
 def yuhang_watchdog():
     @task
     def expected_calendar() -> dict:
-        from yuhang_skills import pipeline, watchdog
+        from yuhang_skills.orchestration import tasks
+        from yuhang_skills import watchdog
 
-        return watchdog.build_calendar(pipeline.as_of_from_context(get_current_context()))
+        return watchdog.build_calendar(tasks.as_of_from_context(get_current_context()))
 
     @task
     def missing_list(calendar: dict) -> dict:

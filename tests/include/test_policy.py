@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from yuhang_skills import evaluation
-from yuhang_skills.policy import Measure, Plan, Policy, PolicyError, load_contract, load_sites
-from yuhang_skills.settings import POLICY_DIR
+from yuhang_skills.core.policy import Measure, Plan, Policy, PolicyError, load_contract, load_sites
+from yuhang_skills.core.settings import POLICY_DIR
 
 POLICY_FILE = POLICY_DIR / "yuhang.yaml"
 
