@@ -242,6 +242,13 @@ def test_a_measure_without_the_keys_it_reads_is_refused(tmp_path):
                                         f"satisfaction_rate (it reads ['programmes', 'respondent_type'])")
 
 
+def test_an_indicator_without_a_yearly_target_is_named(tmp_path):
+    bad, line = _edited(tmp_path, "      indicator: pass_rate", "      indicator: dropout_rate")
+    assert line == 169
+    assert _error(Policy.load, bad) == (f"{bad}:169: evaluation.indicators[3].indicator: targets.base sets no "
+                                        f"yearly target 'dropout_rate'")
+
+
 def test_an_unknown_key_is_named(tmp_path):
     bad, line = _edited(tmp_path, "  max_class_hours: 2000", "  max_class_hours: 2000\n  max_class_minutes: 5")
     assert _error(Policy.load, bad) == f"{bad}:{line + 1}: intake.max_class_minutes: unknown key"

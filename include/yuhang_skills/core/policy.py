@@ -34,7 +34,6 @@ SubmissionKind = Literal["roster", "finance", "survey", "outcomes"]  # the contr
 # Measures an evaluation indicator may name: yuhang_skills.evaluation.MEASURES computes each one.
 Measure = Literal["provincial_execution_rate", "mean_site_year_attainment", "village_outcome_reporting_rate",
                   "share_of_person_times", "village_skill_coverage", "satisfaction_rate"]
-MEASURES: tuple[str, ...] = get_args(Measure)
 # The keys each measure reads from its indicator (besides code, dimension, name_zh, weight, target).
 MEASURE_PARAMETERS: dict[str, frozenset[str]] = {
     "provincial_execution_rate": frozenset(),
@@ -44,13 +43,17 @@ MEASURE_PARAMETERS: dict[str, frozenset[str]] = {
     "village_skill_coverage": frozenset(),
     "satisfaction_rate": frozenset({"respondent_type", "programmes"}),
 }
-ReleaseRule = Literal["banded", "linear", "dli"]  # evaluation.release_lines
+# Columns of ind_site_year a share_of_person_times indicator may count, and the respondents whose
+# answers ind_site_year counts (<respondent>_answers, <respondent>_satisfied).
+PersonTimeColumn = Literal["key_group_person_times", "key_industry_person_times"]
+Respondent = Literal["worker", "enterprise"]
+ReleaseRule = Literal["banded", "linear", "dli"]  # yuhang_skills.evaluation.release_lines
 DliResult = Literal["share_of_site_years_met", "indicator_actual"]
 DliScaling = Literal["pro_rata", "all_or_nothing"]
-RecoveryRule = Literal["pro_rata_unmet"]  # evaluation.recoveries
+RecoveryRule = Literal["pro_rata_unmet"]  # yuhang_skills.evaluation.rectification_records
 ExcellentStationRule = Literal["every_active_year"]  # Evaluator.excellent_stations
-DataCompleteRule = Literal["last_period_due"]  # runs.data_complete_on
-IntegritySeverity = Literal["exclude", "review"]  # integrity: in the policy file
+DataCompleteRule = Literal["last_period_due"]  # yuhang_skills.evaluation.runs.data_complete_on
+IntegritySeverity = Literal["exclude", "review"]  # yuhang_skills.indicators.integrity
 TrancheCondition = Literal["unconditional", "performance_evaluation"]
 # Submission cadences (policy key ``submissions``) and the watchdog's alert vocabulary (``alerts``).
 Cadence = Literal["monthly", "quarterly", "yearly"]
@@ -58,8 +61,6 @@ WorkingDayRule = Literal["next_working_day", "none"]
 AlertChannelKind = Literal["smtp", "dingtalk", "webhook"]
 AlertRole = Literal["site_contact", "town_office", "district_team"]
 EarlyWarningProgramme = Literal["station", "base"]
-RECOVERY_RULES: tuple[str, ...] = get_args(RecoveryRule)
-CADENCES: tuple[str, ...] = get_args(Cadence)
 ALERT_ROLES: tuple[str, ...] = get_args(AlertRole)
 # The code lists of the policy file and the contract enumeration each one draws its codes from.
 CODE_LISTS: dict[tuple[str, ...], str] = {
@@ -357,9 +358,9 @@ class Indicator(Frozen):
     target: Decimal = Field(gt=0)
     programme: Programme | None = None
     indicator: str | None = None
-    column: str | None = None
+    column: PersonTimeColumn | None = None
     programmes: tuple[Programme, ...] | None = None
-    respondent_type: str | None = None
+    respondent_type: Respondent | None = None
 
     @model_validator(mode="after")
     def _parameters(self) -> "Indicator":
@@ -783,6 +784,12 @@ class Policy(Frozen):
             raise At(("release", "tranche_year"), f"{year} has no provincial_tranches_yuan entry")
         if year not in self.budget_plan_wan_yuan:
             raise At(("release", "tranche_year"), f"{year} has no budget_plan_wan_yuan entry")
+        for i, ind in enumerate(self.evaluation.indicators):
+            if ind.measure == "mean_site_year_attainment" and ind.programme and ind.indicator:
+                targets = self.targets.of(ind.programme).model_fields_set
+                if ind.indicator not in targets and f"{ind.indicator}_per_year" not in targets:
+                    raise At(("evaluation", "indicators", i, "indicator"),
+                             f"targets.{ind.programme} sets no yearly target {ind.indicator!r}")
         self._check_dli()
         order = self.plan_2027.programme_order
         funded = [p for p in PROGRAMMES if self.plan_cell(year, p).provincial > 0]
