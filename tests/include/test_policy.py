@@ -237,7 +237,7 @@ def test_a_measure_without_the_keys_it_reads_is_refused(tmp_path):
     bad, _ = _edited(tmp_path, "      column: key_group_person_times", "")
     assert _error(Policy.load, bad) == (f"{bad}:177: evaluation.indicators[5].column: missing key (measure "
                                         f"share_of_person_times reads it)")
-    bad, line = _edited(tmp_path, "      respondent_type: worker", "      respondent_type: worker\n      column: x")
+    bad, line = _edited(tmp_path, "      respondent_type: worker", "      respondent_type: worker\n      column: key_group_person_times")
     assert _error(Policy.load, bad) == (f"{bad}:{line + 1}: evaluation.indicators[8].column: not read by measure "
                                         f"satisfaction_rate (it reads ['programmes', 'respondent_type'])")
 

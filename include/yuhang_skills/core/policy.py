@@ -75,7 +75,7 @@ class PolicyError(ValueError):
     """A policy, contract or registry file that cannot be used: each line names file:line: key path."""
 
 
-class At(ValueError):
+class Problem(ValueError):
     """Raised inside a validator: ``message`` about the key ``path`` (relative to the model checked)."""
 
     def __init__(self, path: tuple[str | int, ...], message: str):
@@ -156,8 +156,8 @@ def _messages(exc: ValidationError, locator: Locator) -> list[str]:
         loc = tuple(p for p in err["loc"] if p != "[key]")
         ctx = err.get("ctx") or {}
         kind = err["type"]
-        if kind == "value_error" and isinstance(ctx.get("error"), At):
-            at: At = ctx["error"]
+        if kind == "value_error" and isinstance(ctx.get("error"), Problem):
+            at: Problem = ctx["error"]
             loc, message = loc + at.path, at.message
         elif kind == "literal_error":
             message = f"{err['input']!r} is not one of {ctx['expected']}"
@@ -234,7 +234,7 @@ class Period(Frozen):
     @model_validator(mode="after")
     def _ordered(self) -> "Period":
         if self.end < self.start:
-            raise At(("end",), f"{self.end} is before start {self.start}")
+            raise Problem(("end",), f"{self.end} is before start {self.start}")
         return self
 
 
@@ -260,7 +260,7 @@ class Programmes(Frozen):
                           ("station", "excellent_bonus_yuan"), ("base", "equipment_subsidy_share"),
                           ("base", "equipment_subsidy_cap_yuan")):
             if getattr(getattr(self, name), key) is None:
-                raise At((name, key), "missing key")
+                raise Problem((name, key), "missing key")
         return self
 
 
@@ -368,9 +368,9 @@ class Indicator(Frozen):
         given = {k for k in ("programme", "indicator", "column", "programmes", "respondent_type")
                  if getattr(self, k) is not None}
         for key in sorted(wanted - given):
-            raise At((key,), f"missing key (measure {self.measure} reads it)")
+            raise Problem((key,), f"missing key (measure {self.measure} reads it)")
         for key in sorted(given - wanted):
-            raise At((key,), f"not read by measure {self.measure} (it reads {sorted(wanted) or 'no parameters'})")
+            raise Problem((key,), f"not read by measure {self.measure} (it reads {sorted(wanted) or 'no parameters'})")
         return self
 
 
@@ -383,24 +383,24 @@ class EvaluationRules(Frozen):
     def _weights_and_bands(self) -> "EvaluationRules":
         total = sum(d.weight for d in self.dimensions.values())
         if total != 100:
-            raise At(("dimensions",), f"dimension weights sum to {total}, not 100")
+            raise Problem(("dimensions",), f"dimension weights sum to {total}, not 100")
         for i, ind in enumerate(self.indicators):
             if ind.dimension not in self.dimensions:
-                raise At(("indicators", i, "dimension"), f"{ind.dimension!r} is not one of {list(self.dimensions)}")
+                raise Problem(("indicators", i, "dimension"), f"{ind.dimension!r} is not one of {list(self.dimensions)}")
         codes = [i.code for i in self.indicators]
         for i, code in enumerate(codes):
             if codes.index(code) != i:
-                raise At(("indicators", i, "code"), f"indicator code {code!r} is used twice")
+                raise Problem(("indicators", i, "code"), f"indicator code {code!r} is used twice")
         for name, dim in self.dimensions.items():
             weight = sum(i.weight for i in self.indicators if i.dimension == name)
             if weight != dim.weight:
-                raise At(("dimensions", name, "weight"),
+                raise Problem(("dimensions", name, "weight"),
                          f"indicators of dimension {name} weigh {weight}, the dimension {dim.weight}")
         scores = [b.min_score for b in self.grades]
         if scores != sorted(scores, reverse=True) or len(set(scores)) != len(scores):
-            raise At(("grades",), "grade bands must be listed highest first, each with its own min_score")
+            raise Problem(("grades",), "grade bands must be listed highest first, each with its own min_score")
         if scores[-1] != 0:
-            raise At(("grades", len(scores) - 1, "min_score"), "the lowest grade band must start at 0")
+            raise Problem(("grades", len(scores) - 1, "min_score"), "the lowest grade band must start at 0")
         return self
 
 
@@ -411,7 +411,7 @@ class BandedRule(Frozen):
     @model_validator(mode="after")
     def _ordered(self) -> "BandedRule":
         if self.floor > self.full_at:
-            raise At(("floor",), f"floor {self.floor} is above full_at {self.full_at}")
+            raise Problem(("floor",), f"floor {self.floor} is above full_at {self.full_at}")
         return self
 
 
@@ -432,9 +432,9 @@ class DliTranche(Frozen):
     @model_validator(mode="after")
     def _programme(self) -> "DliTranche":
         if self.result == "share_of_site_years_met" and self.programme is None:
-            raise At(("programme",), "missing key (result share_of_site_years_met reads it)")
+            raise Problem(("programme",), "missing key (result share_of_site_years_met reads it)")
         if self.result == "indicator_actual" and self.programme is not None:
-            raise At(("programme",), "not read by result indicator_actual")
+            raise Problem(("programme",), "not read by result indicator_actual")
         return self
 
 
@@ -461,7 +461,7 @@ class Release(Frozen):
     @model_validator(mode="after")
     def _defined(self) -> "Release":
         if getattr(self.rules, self.rule) is None:
-            raise At(("rule",), f"release rule {self.rule!r} is not defined under release.rules")
+            raise Problem(("rule",), f"release rule {self.rule!r} is not defined under release.rules")
         return self
 
     @property
@@ -500,13 +500,13 @@ class EvaluationRuns(Frozen):
         try:
             dt.date(2001, *map(int, self.early_warning_as_of.split("-")))
         except ValueError:
-            raise At(("early_warning_as_of",), f"{self.early_warning_as_of!r} is not a MM-DD day of every year") \
+            raise Problem(("early_warning_as_of",), f"{self.early_warning_as_of!r} is not a MM-DD day of every year") \
                 from None
         if len(set(self.signoff_roles)) != len(self.signoff_roles):
-            raise At(("signoff_roles",), "a role is listed twice")
+            raise Problem(("signoff_roles",), "a role is listed twice")
         missing = [r for r in self.signoff_roles if r not in self.role_names_en]
         if missing:
-            raise At(("role_names_en",), f"no English name for the sign-off roles {missing}")
+            raise Problem(("role_names_en",), f"no English name for the sign-off roles {missing}")
         return self
 
 
@@ -571,12 +571,12 @@ class SubmissionRule(Frozen):
     @model_validator(mode="after")
     def _due(self) -> "SubmissionRule":
         if (self.cadence == "yearly") != (self.due_month is not None):
-            raise At(("due_month",) if self.due_month is not None else ("cadence",),
+            raise Problem(("due_month",) if self.due_month is not None else ("cadence",),
                      "due_month is required for yearly kinds only")
         try:
             dt.date(2001, self.due_month or 1, self.due_day)  # a day every year has (29 February is not)
         except ValueError:
-            raise At(("due_day",), f"due day {self.due_month or '*'}/{self.due_day} is not a day of every year") \
+            raise Problem(("due_day",), f"due day {self.due_month or '*'}/{self.due_day} is not a day of every year") \
                 from None
         return self
 
@@ -604,12 +604,12 @@ class WorkingDayPolicy(Frozen):
         for year, spec in self.provisional.items():
             for i, span in enumerate(spec.holidays):
                 if span.to < span.from_ or span.from_.year != year or span.to.year != year:
-                    raise At(("provisional", year, "holidays", i),
+                    raise Problem(("provisional", year, "holidays", i),
                              f"holiday {span.name} {span.from_}..{span.to} is not a span inside {year}")
             days = self.provisional_holidays[year]
             for i, d in enumerate(spec.make_up_workdays):
                 if d.year != year or d.weekday() < 5 or d in days:
-                    raise At(("provisional", year, "make_up_workdays", i),
+                    raise Problem(("provisional", year, "make_up_workdays", i),
                              f"make-up working days must be weekend days of {year} outside its holidays ({d})")
         return self
 
@@ -691,15 +691,15 @@ class AlertPolicy(Frozen):
     def _recipients(self) -> "AlertPolicy":
         missing = [r for r in ALERT_ROLES if r not in self.recipients]
         if missing:
-            raise At(("recipients",), f"must name exactly {ALERT_ROLES} (missing {missing})")
+            raise Problem(("recipients",), f"must name exactly {ALERT_ROLES} (missing {missing})")
         for r in self.recipients.values():
             for i, name in enumerate(r.channels):
                 if name not in self.channels:
-                    raise At(("recipients", r.role, "channels", i), f"unknown channels [{name!r}]: not one of "
+                    raise Problem(("recipients", r.role, "channels", i), f"unknown channels [{name!r}]: not one of "
                                                                     f"{list(self.channels)}")
             if r.role == "district_team" and any(self.channels[c].kind == "smtp" for c in r.channels) \
                     and not r.emails:
-                raise At(("recipients", r.role), "e-mail channel without emails")
+                raise Problem(("recipients", r.role), "e-mail channel without emails")
         return self
 
 
@@ -735,7 +735,7 @@ class Operations(Frozen):
     @model_validator(mode="after")
     def _default_timeout(self) -> "Operations":
         if "default" not in self.task_timeout_minutes:
-            raise At(("task_timeout_minutes",), "missing key default")
+            raise Problem(("task_timeout_minutes",), "missing key default")
         return self
 
 
@@ -781,24 +781,24 @@ class Policy(Frozen):
     def _cross_section(self) -> "Policy":
         year = self.release.tranche_year
         if year not in self.provincial_tranches_yuan:
-            raise At(("release", "tranche_year"), f"{year} has no provincial_tranches_yuan entry")
+            raise Problem(("release", "tranche_year"), f"{year} has no provincial_tranches_yuan entry")
         if year not in self.budget_plan_wan_yuan:
-            raise At(("release", "tranche_year"), f"{year} has no budget_plan_wan_yuan entry")
+            raise Problem(("release", "tranche_year"), f"{year} has no budget_plan_wan_yuan entry")
         for i, ind in enumerate(self.evaluation.indicators):
             if ind.measure == "mean_site_year_attainment" and ind.programme and ind.indicator:
                 targets = self.targets.of(ind.programme).model_fields_set
                 if ind.indicator not in targets and f"{ind.indicator}_per_year" not in targets:
-                    raise At(("evaluation", "indicators", i, "indicator"),
+                    raise Problem(("evaluation", "indicators", i, "indicator"),
                              f"targets.{ind.programme} sets no yearly target {ind.indicator!r}")
         self._check_dli()
         order = self.plan_2027.programme_order
         funded = [p for p in PROGRAMMES if self.plan_cell(year, p).provincial > 0]
         if set(funded) - set(order):
-            raise At(("plan_2027", "programme_order"),
+            raise Problem(("plan_2027", "programme_order"),
                      f"{list(order)} must list every programme with provincial money in {year} ({funded})")
         for i, programme in enumerate(self.alerts.early_warning.programmes):
             if self.targets.of(programme).person_times_per_year is None:
-                raise At(("alerts", "early_warning", "programmes", i), f"{programme} has no person-time target")
+                raise Problem(("alerts", "early_warning", "programmes", i), f"{programme} has no person-time target")
         return self
 
     def _check_dli(self) -> None:
@@ -808,7 +808,7 @@ class Policy(Frozen):
             return
         total = sum(t.amount_yuan for t in tranches)
         if total != self.performance_tranche_yuan:
-            raise At(("release", "rules", "dli", "tranches"),
+            raise Problem(("release", "rules", "dli", "tranches"),
                      f"release.rules.dli tranches sum to {total} yuan, the performance tranche is "
                      f"{self.performance_tranche_yuan}")
         indicators = self.evaluation.indicators
@@ -818,7 +818,7 @@ class Policy(Frozen):
             ok = ((t.programme, t.indicator) in site_year if t.result == "share_of_site_years_met"
                   else t.indicator in codes)
             if not ok:
-                raise At(("release", "rules", "dli", "tranches", n, "indicator"),
+                raise Problem(("release", "rules", "dli", "tranches", n, "indicator"),
                          f"dli tranche {t.code} is tied to a result no evaluation indicator measures")
 
     # --- loading ------------------------------------------------------------------------------
@@ -1103,14 +1103,14 @@ class Contract(Frozen):
             for name, column in spec.columns.items():
                 if column.enum is not None:
                     if column.enum not in self.enums:
-                        raise At(("kinds", kind, "columns", name, "type"),
+                        raise Problem(("kinds", kind, "columns", name, "type"),
                                  f"{column.type!r}: the contract has no enumeration {column.enum!r} "
                                  f"(enums: {', '.join(self.enums)})")
                 elif column.type not in COLUMN_TYPES:
-                    raise At(("kinds", kind, "columns", name, "type"),
+                    raise Problem(("kinds", kind, "columns", name, "type"),
                              f"{column.type!r} is not one of {', '.join(COLUMN_TYPES)} or enum:<enumeration>")
                 if column.invalid == "warning" and column.required:
-                    raise At(("kinds", kind, "columns", name, "invalid"), "a required column cannot be a warning")
+                    raise Problem(("kinds", kind, "columns", name, "invalid"), "a required column cannot be a warning")
         return self
 
     def enum_spellings(self) -> dict[str, dict[str, list[str]]]:
