@@ -31,7 +31,6 @@ an ineligible provincial payment of 12,345.67 (S03, category other), 20,000.00 s
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
