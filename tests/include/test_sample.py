@@ -297,13 +297,13 @@ def test_clean_spending_follows_the_plan(clean_year: tuple[Path, dict[str, Any]]
         if site.batch_year != YEAR:
             continue  # 2025 sites spent part of their money in 2025, outside this window
         cell = PLAN.policy.plan_cell(YEAR, site.programme)
-        allocation = Decimal(cell["provincial"] * 10_000 // cell["sites"])
+        allocation = Decimal(cell.provincial * 10_000 // cell.sites)
         if allocation:
             assert allocation * Decimal("0.85") <= provincial[site.site_code] <= allocation, site.site_code
     b02 = finance[finance["folder_site"] == "B02"]
     cell = PLAN.policy.plan_cell(YEAR, "base")
     equipment = b02.loc[b02["category"] == "equipment", "yuan"].sum()
-    assert equipment > 2 * (cell["provincial"] + cell["district"]) * 10_000
+    assert equipment > 2 * (cell.provincial + cell.district) * 10_000
 
 
 def test_clean_files_arrive_before_their_due_date(clean_year: tuple[Path, dict[str, Any]]) -> None:
@@ -340,7 +340,7 @@ def test_encodings_and_title_rows(messy_year: tuple[Path, dict[str, Any]]) -> No
     for path, entry in xlsx:
         site = PLAN.sites_by_code[entry["site_code"]]
         title = openpyxl.load_workbook(path, read_only=True).worksheets[0]["A1"].value
-        assert title.startswith(site.name_zh) and title.endswith(CONTRACT.kinds[entry["kind"]]["name_zh"])
+        assert title.startswith(site.name_zh) and title.endswith(CONTRACT.kinds[entry["kind"]].name_zh)
         _, header_at = read(path, entry["kind"])
         assert header_at == (2 if entry["blank_row"] else 1)
         blank_rows += entry["blank_row"]
@@ -611,7 +611,7 @@ def base_over_claims(finance: pd.DataFrame, bases: tuple[str, ...]) -> set[str]:
     for code in bases:
         equipment = finance.loc[(finance["folder_site"] == code) & (finance["category"] == "equipment"), "amount"]
         cell = PLAN.policy.plan_cell(PLAN.sites_by_code[code].batch_year, "base")
-        plan_yuan = Decimal((cell["provincial"] + cell["district"]) * 10_000 // cell["sites"])
+        plan_yuan = Decimal((cell.provincial + cell.district) * 10_000 // cell.sites)
         entitled = min(PLAN.policy.base_subsidy_share * sum(map(Decimal, equipment)), PLAN.policy.base_subsidy_cap_yuan)
         if entitled < plan_yuan:
             found.add(code)
