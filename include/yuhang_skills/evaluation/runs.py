@@ -51,9 +51,9 @@ def data_complete_on(plan: Plan, evaluation_year: int) -> dt.date:
     from yuhang_skills.watchdog.calendar import WorkingDays
 
     policy = plan.policy
-    spec = policy.evaluation_runs["data_complete"]
-    if spec["rule"] != "last_period_due":
-        raise ValueError(f"evaluation_runs.data_complete.rule {spec['rule']!r} is not implemented")
+    spec = policy.evaluation_runs.data_complete
+    if spec.rule != "last_period_due":
+        raise ValueError(f"evaluation_runs.data_complete.rule {spec.rule!r} is not implemented")
     years = evaluated_years(policy, evaluation_year)
     if not years:
         raise EvaluationRefused(f"{evaluation_year} 年之前没有实施年度，无法评价",
@@ -61,7 +61,7 @@ def data_complete_on(plan: Plan, evaluation_year: int) -> dt.date:
     last = max(years)
     days = WorkingDays(policy.alerts.working_days)
     latest: dt.date | None = None
-    for rule in policy.submission_rules.values():
+    for rule in policy.submissions.values():
         if rule.cadence == "yearly":
             nominal = dt.date(last + 1, rule.due_month or 1, rule.due_day)
         else:  # the December (or fourth-quarter) period is due the month after
@@ -69,8 +69,8 @@ def data_complete_on(plan: Plan, evaluation_year: int) -> dt.date:
         due, _, _ = days.due_date(nominal)
         latest = due if latest is None or due > latest else latest
     if latest is None:
-        raise ValueError("the policy has no submission_rules: the data cannot be complete on any day")
-    return latest + dt.timedelta(days=int(spec.get("grace_days") or 0))
+        raise ValueError("the policy has no submissions: the data cannot be complete on any day")
+    return latest + dt.timedelta(days=spec.grace_days)
 
 
 def check_as_of(plan: Plan, evaluation_year: int, as_of: dt.date, provisional: bool) -> str:
