@@ -1492,7 +1492,7 @@ class _Vocabulary:
         self.contract = contract
 
     def header(self, kind: str, lang: str) -> list[str]:
-        columns = self.contract.kinds[kind].columns  # type: ignore[index]
+        columns = self.contract.kind(kind).columns
         return [name if lang == "en" else str(spec.aliases[0]) for name, spec in columns.items()]
 
     def table(self, enum: str, codes: Sequence[str], lang: str) -> np.ndarray:
@@ -1503,7 +1503,7 @@ class _Vocabulary:
         return self.table("bool", ["false", "true"], lang)[values.astype(np.int64)]
 
     def kind_zh(self, kind: str) -> str:
-        return self.contract.kinds[kind].name_zh  # type: ignore[index]
+        return self.contract.kind(kind).name_zh
 
 
 def _noise(values: np.ndarray, rate: float, rng: np.random.Generator, full_width: bool) -> tuple[np.ndarray, int]:
@@ -1656,8 +1656,8 @@ class _Writer:
         self.vocab = _Vocabulary(plan.contract)
         self.tz = ZoneInfo(plan.policy.timezone)
         self.kinds = list(plan.contract.kinds)
-        self.column_types = {
-            kind: {c: spec.type for c, spec in plan.contract.kinds[kind].columns.items()}
+        self.column_types: dict[str, dict[str, str]] = {
+            kind: {c: spec.type for c, spec in plan.contract.kind(kind).columns.items()}
             for kind in self.kinds
         }
         self.files: list[dict[str, Any]] = []
@@ -1672,13 +1672,13 @@ class _Writer:
 
     # --- calendar ----------------------------------------------------------------------
     def is_due(self, kind: str, site: Site, month: int) -> bool:
-        sub = self.plan.policy.submissions[kind]
+        sub = self.plan.policy.submission_rule(kind)
         if site.programme not in sub.programmes:
             return False
         return {"monthly": True, "quarterly": _month_no(month) % 3 == 0, "yearly": _month_no(month) == 12}[sub.cadence]
 
     def due_date(self, kind: str, month: int) -> dt.date:
-        sub = self.plan.policy.submissions[kind]
+        sub = self.plan.policy.submission_rule(kind)
         if sub.due_month is not None:  # a yearly kind
             return dt.date(_year(month) + 1, sub.due_month, sub.due_day)
         return dt.date(_year(month + 1), _month_no(month + 1), sub.due_day)
@@ -1688,7 +1688,7 @@ class _Writer:
         return dt.datetime(day.year, day.month, day.day, minute // 60, minute % 60, int(rng.integers(60)), tzinfo=self.tz)
 
     def title(self, site: Site, month: int, kind: str) -> str:
-        cadence = self.plan.policy.submissions[kind].cadence
+        cadence = self.plan.policy.submission_rule(kind).cadence
         y, m = _year(month), _month_no(month)
         when = {"monthly": f"{y}年{m}月", "quarterly": f"{y}年第{(m - 1) // 3 + 1}季度", "yearly": f"{y}年度"}[cadence]
         return f"{site.name_zh}{when}{self.vocab.kind_zh(kind)}"
@@ -1716,7 +1716,7 @@ class _Writer:
             for kind_no, kind in enumerate(self.kinds):
                 if not self.is_due(kind, site, month):
                     continue
-                if missing and self.plan.policy.submissions[kind].cadence == "monthly":
+                if missing and self.plan.policy.submission_rule(kind).cadence == "monthly":
                     self.missing.append({"site_code": site.site_code, "period": _month_text(month), "kind": kind})
                     self.by_site["missing_month"][site.site_code] += 1
                     continue
@@ -1741,7 +1741,7 @@ class _Writer:
     def submit(self, site: Site, month: int, kind: str, style: _Style, frame: pd.DataFrame, rng: np.random.Generator) -> None:
         o = self.options
         late = rng.random() < o.late_rate
-        monthly = self.plan.policy.submissions[kind].cadence == "monthly"
+        monthly = self.plan.policy.submission_rule(kind).cadence == "monthly"
         resubmit = monthly and rng.random() < o.resubmission_rate and len(frame) >= 2
         due = self.due_date(kind, month)
         shift = int(rng.integers(1, 21)) if late else -int(rng.integers(1, 7))

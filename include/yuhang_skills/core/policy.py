@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -777,6 +777,10 @@ class Policy(Frozen):
     def _submission_kinds(cls, value: Any) -> Any:
         return _with_names(value, "kind")
 
+    def submission_rule(self, kind: str) -> SubmissionRule:
+        """The rule for a kind named by a file or a table (text); a kind the policy does not set is a KeyError."""
+        return self.submissions[cast(SubmissionKind, kind)]
+
     @model_validator(mode="after")
     def _cross_section(self) -> Policy:
         year = self.release.tranche_year
@@ -1081,6 +1085,10 @@ class Contract(Frozen):
     inbox: Inbox
     kinds: dict[SubmissionKind, ContractKind]
     enums: dict[str, dict[str, tuple[str, ...]]]
+
+    def kind(self, kind: str) -> ContractKind:
+        """The columns of a kind named by a file or a table (text); an unknown kind is a KeyError."""
+        return self.kinds[cast(SubmissionKind, kind)]
 
     @field_validator("enums", mode="before")
     @classmethod

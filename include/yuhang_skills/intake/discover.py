@@ -66,13 +66,13 @@ def shown_name(rel_bytes: bytes) -> tuple[str, bool]:
 
 
 def _months_allowed(plan: Plan, kind: str) -> list[int]:
-    return {"monthly": list(range(1, 13)), "quarterly": [3, 6, 9, 12], "yearly": [12]}[plan.policy.submissions[kind].cadence]
+    return {"monthly": list(range(1, 13)), "quarterly": [3, 6, 9, 12], "yearly": [12]}[plan.policy.submission_rule(kind).cadence]
 
 
 def layout_problem(plan: Plan, site: str, period: str, kind: str) -> tuple[str, str] | None:
     """What the contract says against a file of ``kind`` from ``site`` in ``period`` (en, zh), or None:
     the kinds each programme submits, the months a kind's folder may be, the implementation period."""
-    spec = plan.policy.submissions[kind]
+    spec = plan.policy.submission_rule(kind)
     programme = plan.sites_by_code[site].programme
     if programme not in spec.programmes:
         return catalogue.text("intake.file_location.kind_not_for_programme", programme=programme, kind=kind,

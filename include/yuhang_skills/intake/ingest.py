@@ -140,14 +140,14 @@ class Intake:
             if item.problem:
                 raise FileRejected(item.problem, item.problem_zh or item.problem, "file_location")
             if item.period and item.kind in self.plan.policy.submissions and period_bounds(
-                    item.period, item.kind, self.plan.policy.submissions[item.kind].cadence)[0].date() > self.today:
+                    item.period, item.kind, self.plan.policy.submission_rule(item.kind).cadence)[0].date() > self.today:
                 raise FileRejected(
                     f"period {item.period} has not begun on {self.today}: check the folder name",
                     f"期间 {item.period} 在 {self.today} 尚未开始:请检查目录名", "file_location")
-            parsed = read_submission(archived, self.plan.contract.kinds[item.kind], self.plan.contract.inbox)
+            parsed = read_submission(archived, self.plan.contract.kind(item.kind), self.plan.contract.inbox)
         except FileRejected as rejected:
             return self._reject(record, context, rejected)
-        first, last = period_bounds(item.period, item.kind, self.plan.policy.submissions[item.kind].cadence)
+        first, last = period_bounds(item.period, item.kind, self.plan.policy.submission_rule(item.kind).cadence)
         parsed.frame = parsed.frame.assign(_folder_site=item.site_code, _period_first=first, _period_last=last)
         return _Pending(item, parsed, record, context)
 
@@ -163,7 +163,7 @@ class Intake:
         runner = runner_for(str(self.settings.expectations_dir))
         try:
             rows = pd.concat([p.parsed.frame.assign(file_key=i) for i, p in enumerate(batch)], ignore_index=True)
-            for column in self.plan.contract.kinds[kind].columns:
+            for column in self.plan.contract.kind(kind).columns:
                 rows[column] = clean_text(rows[column])
             ctx = {
                 "enums": self.plan.contract.enums,
@@ -276,7 +276,7 @@ class Intake:
         frame = parsed.frame
         if staged is None:
             raise RuntimeError(f"{item.relative_path} reached judging without its staged rows")
-        columns = self.plan.contract.kinds[item.kind].columns
+        columns = self.plan.contract.kind(item.kind).columns
         warning_columns = {c for c, spec in columns.items() if spec.invalid == "warning"}
         failures = failures.assign(severity=np.where(failures["column_name"].isin(warning_columns), "warning", "error"))
         errors = failures[failures["severity"] == "error"]

@@ -184,7 +184,7 @@ class Renderer:
         self.as_of = as_of
         self.alerts: AlertPolicy = plan.policy.alerts
         self.kinds = plan.contract.kinds
-        self.cadences = {k: r.cadence for k, r in plan.policy.submissions.items()}
+        self.cadences: dict[str, str] = {k: r.cadence for k, r in plan.policy.submissions.items()}
         # The template's macros, called by name (a Jinja2 module's attributes are its macros).
         self.words: Any = environment().get_template("alert_text.j2").module
 

@@ -8,7 +8,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
-from yuhang_skills.core.policy import Plan, Site
+from yuhang_skills.core.policy import AlertRole, Plan, Site
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def recipients(plan: Plan) -> list[Recipient]:
         raise ValueError(f"alerts.town_offices has no address for the registry's towns {unknown}")
     out: list[Recipient] = []
 
-    def add(role: str, scope: str, email: str | None, sites: tuple[str, ...], town: str | None,
+    def add(role: AlertRole, scope: str, email: str | None, sites: tuple[str, ...], town: str | None,
             names: tuple[str, ...] = ()) -> None:
         for name in alerts.recipients[role].channels:
             channel = alerts.channels[name]
