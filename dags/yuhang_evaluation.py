@@ -54,6 +54,13 @@ from yuhang_skills.assets import DEFAULT_ARGS, EVALUATION, ON_FAILURE, TAGS, app
 )
 def yuhang_evaluation():
     @task
+    def migrate() -> dict:
+        """The warehouse at the schema's head revision before anything reads or writes it."""
+        from yuhang_skills import pipeline
+
+        return pipeline.migrate_warehouse()
+
+    @task
     def evaluate() -> dict:
         from yuhang_skills import pipeline
 
@@ -68,7 +75,9 @@ def yuhang_evaluation():
 
         return {**headline, **pipeline.write_outputs(headline["evaluation_year"], headline["run_id"])}
 
-    write_outputs(evaluate())
+    evaluated = evaluate()
+    migrate() >> evaluated
+    write_outputs(evaluated)
 
 
 apply_operations(yuhang_evaluation())

@@ -46,6 +46,13 @@ from yuhang_skills.assets import DEFAULT_ARGS, ON_FAILURE, SIGNOFF_ROLES, TAGS, 
 )
 def yuhang_evaluation_signoff():
     @task
+    def migrate() -> dict:
+        """The warehouse at the schema's head revision before anything reads or writes it."""
+        from yuhang_skills import pipeline
+
+        return pipeline.migrate_warehouse()
+
+    @task
     def sign() -> dict:
         from yuhang_skills import pipeline
 
@@ -56,7 +63,7 @@ def yuhang_evaluation_signoff():
         return pipeline.sign_evaluation(params["run"], params["role"], params["name"], params.get("comment"),
                                         signed_by=f"airflow:{triggered_by}")
 
-    sign()
+    migrate() >> sign()
 
 
 apply_operations(yuhang_evaluation_signoff())

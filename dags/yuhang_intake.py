@@ -49,6 +49,13 @@ from yuhang_skills.assets import DEFAULT_ARGS, ON_FAILURE, STAGING, TAGS, apply_
 )
 def yuhang_intake():
     @task
+    def migrate() -> dict:
+        """The warehouse at the schema's head revision before anything reads or writes it."""
+        from yuhang_skills import pipeline
+
+        return pipeline.migrate_warehouse()
+
+    @task
     def discover() -> list[dict]:
         from yuhang_skills import pipeline
 
@@ -76,6 +83,7 @@ def yuhang_intake():
         return pipeline.intake_verdict(pipeline.mapped_results(summaries), published, batches)
 
     batches = discover()
+    migrate() >> batches
     ingested = ingest_site.expand_kwargs(batches)
     published = publish()
     ingested >> published

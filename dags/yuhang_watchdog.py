@@ -58,6 +58,13 @@ from yuhang_skills.assets import DEFAULT_ARGS, ON_FAILURE, TAGS, apply_operation
 )
 def yuhang_watchdog():
     @task
+    def migrate() -> dict:
+        """The warehouse at the schema's head revision before anything reads or writes it."""
+        from yuhang_skills import pipeline
+
+        return pipeline.migrate_warehouse()
+
+    @task
     def expected_calendar() -> dict:
         from yuhang_skills import pipeline, watchdog
 
@@ -78,7 +85,9 @@ def yuhang_watchdog():
         return watchdog.send_alerts(missing["as_of"], params.get("today"), bool(params.get("send_alerts", True)),
                                     context)
 
-    send_alerts(missing_list(expected_calendar()))
+    calendar = expected_calendar()
+    migrate() >> calendar
+    send_alerts(missing_list(calendar))
 
 
 apply_operations(yuhang_watchdog())

@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
     from yuhang_skills import intake, warehouse
+    from yuhang_skills.core.migrations import migrate
     from yuhang_skills.policy import Plan
     from yuhang_skills.sample import SampleOptions, generate
     from yuhang_skills.settings import load_settings
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         generate(inbox, SampleOptions.clean(scale=args.scale, start="2026-01", end="2026-12"), plan)
         print(f"generated {inbox} in {time.perf_counter() - started:.1f} s")
     engine = warehouse.make_engine(settings.warehouse_url)
-    warehouse.create_schema(engine)  # as the DAG's discover task does before mapping
+    migrate(engine)  # as every DAG's first task does
     files = intake.discover(inbox, plan)
     groups = intake.site_batches(files, int(plan.policy.intake["task_bytes"]), int(plan.policy.intake["task_max_sites"]))
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn"),

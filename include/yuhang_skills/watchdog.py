@@ -745,9 +745,7 @@ def _item_json(m: MissingItem) -> dict[str, Any]:
 
 # --- the tables ----------------------------------------------------------------------------------
 def _engine(settings: Settings) -> sa.Engine:
-    engine = warehouse.make_engine(settings.warehouse_url)
-    warehouse.create_schema(engine)
-    return engine
+    return warehouse.make_engine(settings.warehouse_url)
 
 
 def write_calendar(engine: sa.Engine, expected: list[ExpectedSubmission], as_of: dt.date) -> int:

@@ -82,6 +82,7 @@ def test_personal_numbers_are_masked_in_error_text():
 # --- prerequisites --------------------------------------------------------------------------------
 def test_empty_warehouse_names_the_dag_to_run_first(warehouse_url, settings_for):
     from yuhang_skills import pipeline, warehouse
+    from yuhang_skills.core.migrations import migrate
     from yuhang_skills.operations import PrerequisiteMissing
 
     settings_for(warehouse_url)
@@ -93,7 +94,7 @@ def test_empty_warehouse_names_the_dag_to_run_first(warehouse_url, settings_for)
     with pytest.raises(PrerequisiteMissing, match="run yuhang_intake first"):
         pipeline.build_models()
     engine = warehouse.make_engine(warehouse_url)
-    warehouse.create_schema(engine)
+    migrate(engine)
     with engine.begin() as conn:
         conn.execute(warehouse.submissions.insert().values(**_submission_row()))
     with pytest.raises(PrerequisiteMissing, match="run yuhang_indicators first") as no_indicators:

@@ -41,6 +41,7 @@ import sqlalchemy as sa
 import yaml
 
 from yuhang_skills import warehouse
+from yuhang_skills.core.migrations import migrate
 from yuhang_skills.identity import check_character
 from yuhang_skills.intake import Intake, discover, publish, reconcile
 from yuhang_skills.policy import Plan
@@ -346,6 +347,7 @@ class Box:
         if self.intake is None or new_intake:
             self.dispose()
             self.intake = Intake(self.settings, self.plan, today=TODAY)
+            migrate(self.intake.engine)  # as the DAG's first task does
         self.results = self.intake.ingest_many(discover(self.inbox, self.plan))
         publish(self.intake.engine)
         self.tables = read_tables(self.intake.engine)

@@ -38,6 +38,7 @@ import pytest
 import sqlalchemy as sa
 
 from yuhang_skills import intake, models, report_html, reporting, warehouse
+from yuhang_skills.core.migrations import migrate
 from yuhang_skills.evaluation import evaluate, write_evaluation
 from yuhang_skills.identity import check_character
 from yuhang_skills.policy import Plan
@@ -229,7 +230,7 @@ def ingest(engine: sa.Engine, root: Path) -> None:
     fits = warehouse.submissions.c.submission_id.type.length >= len(f"{'0' * 64}:S04:2026-03:outcomes")
     target = engine if fits or engine.dialect.name == "sqlite" else sa.create_engine(
         f"sqlite:///{root / 'intake.sqlite'}")
-    warehouse.create_schema(target)
+    migrate(target)
     settings = dataclasses.replace(load_settings(), archive_dir=root / "archive", data_docs_dir=root / "data_docs")
     intake.Intake(settings, PLAN, engine=target, today=AS_OF).ingest_many(intake.discover(inbox, PLAN))
     if target is engine:
@@ -248,7 +249,7 @@ def ingest(engine: sa.Engine, root: Path) -> None:
 
 def build_warehouse(url: str, root: Path) -> sa.Engine:
     engine = sa.create_engine(url)
-    warehouse.create_schema(engine)
+    migrate(engine)
     with engine.begin() as conn:
         for table, rows in staged_rows().items():
             conn.execute(table.insert(), rows)

@@ -1,0 +1,1 @@
+"""Settings, policy and the warehouse: what every stage of the pipeline shares."""
