@@ -15,7 +15,8 @@ FROM apache/airflow:3.3.2-python3.11
 # Project-wide settings baked into the image (docker-compose.yaml repeats them for clarity).
 #   GX_ANALYTICS_ENABLED=false  - Great Expectations must not send usage analytics (personal data pipeline,
 #                                 and the production network has no route to the internet anyway).
-#   YUHANG_PROJECT_DIR          - root the yuhang_skills package resolves include/, expectations/ ... from.
+#   YUHANG_PROJECT_DIR          - the project folder; runs write under its var/ unless told otherwise
+#                                 (the SQL, policy and expectation suites ship inside the package).
 ENV GX_ANALYTICS_ENABLED=false \
     YUHANG_PROJECT_DIR=/opt/airflow
 
@@ -46,10 +47,9 @@ COPY --chown=airflow:0 include/ /opt/airflow/include/
 RUN pip install --no-cache-dir --no-deps -e /opt/airflow \
  && python -c "import yuhang_skills"
 
-# 3. DAGs, plugins and Great Expectations suites, plus the folders the pipeline reads from / writes to:
+# 3. DAGs and plugins, plus the folders the pipeline reads from / writes to:
 #    inbox/ (incoming files), outputs/ (reports) and var/ (YUHANG_VAR_DIR: archive, data docs).
 #    docker-compose.yaml bind-mounts them; they are created here so the image also works without mounts.
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
-COPY --chown=airflow:0 expectations/ /opt/airflow/expectations/
 RUN mkdir -p /opt/airflow/inbox /opt/airflow/outputs /opt/airflow/var

@@ -9,7 +9,7 @@ performance tranche is released under the policy's rule (banded, linear or DLI t
 recoveries from sites that did not rectify a missed target by its deadline (decisions from the
 evaluators' rectifications file), shows which sites of the 2027 build plan keep provincial
 funding, names the excellent stations and lists the gap to full release. Weights, targets, grade
-bands and every rule come from `include/policy/yuhang.yaml`.
+bands and every rule come from `include/yuhang_skills/policy/yuhang.yaml`.
 
 Every evaluation is a run (`eval_runs`) whose rows in the eval_* tables carry its `run_id` and are
 never changed; an as-of date before the evaluated period's data can be complete (the last period's
@@ -24,7 +24,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from yuhang_skills.assets import DEFAULT_ARGS, EVALUATION, ON_FAILURE, TAGS, apply_operations
+from yuhang_skills.orchestration.assets import DEFAULT_ARGS, EVALUATION, ON_FAILURE, TAGS, apply_operations
 
 
 @dag(
@@ -56,24 +56,24 @@ def yuhang_evaluation():
     @task
     def migrate() -> dict:
         """The warehouse at the schema's head revision before anything reads or writes it."""
-        from yuhang_skills import pipeline
+        from yuhang_skills.orchestration import tasks
 
-        return pipeline.migrate_warehouse()
+        return tasks.migrate_warehouse()
 
     @task
     def evaluate() -> dict:
-        from yuhang_skills import pipeline
+        from yuhang_skills.orchestration import tasks
 
         context = get_current_context()
         params = context["params"]
-        return pipeline.run_evaluation(params["evaluation_year"], pipeline.as_of_from_context(context),
+        return tasks.run_evaluation(params["evaluation_year"], tasks.as_of_from_context(context),
                                        bool(params.get("provisional")))
 
     @task(outlets=[EVALUATION])
     def write_outputs(headline: dict) -> dict:
-        from yuhang_skills import pipeline
+        from yuhang_skills.orchestration import tasks
 
-        return {**headline, **pipeline.write_outputs(headline["evaluation_year"], headline["run_id"])}
+        return {**headline, **tasks.write_outputs(headline["evaluation_year"], headline["run_id"])}
 
     evaluated = evaluate()
     migrate() >> evaluated

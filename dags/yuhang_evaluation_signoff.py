@@ -17,7 +17,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from yuhang_skills.assets import DEFAULT_ARGS, ON_FAILURE, SIGNOFF_ROLES, TAGS, apply_operations
+from yuhang_skills.orchestration.assets import DEFAULT_ARGS, ON_FAILURE, SIGNOFF_ROLES, TAGS, apply_operations
 
 
 @dag(
@@ -48,19 +48,19 @@ def yuhang_evaluation_signoff():
     @task
     def migrate() -> dict:
         """The warehouse at the schema's head revision before anything reads or writes it."""
-        from yuhang_skills import pipeline
+        from yuhang_skills.orchestration import tasks
 
-        return pipeline.migrate_warehouse()
+        return tasks.migrate_warehouse()
 
     @task
     def sign() -> dict:
-        from yuhang_skills import pipeline
+        from yuhang_skills.orchestration import tasks
 
         context = get_current_context()
         params = context["params"]
         dag_run = context.get("dag_run")
         triggered_by = getattr(dag_run, "triggering_user_name", None) or "airflow"
-        return pipeline.sign_evaluation(params["run"], params["role"], params["name"], params.get("comment"),
+        return tasks.sign_evaluation(params["run"], params["role"], params["name"], params.get("comment"),
                                         signed_by=f"airflow:{triggered_by}")
 
     migrate() >> sign()

@@ -4,10 +4,10 @@
 入库数据更新后：重载参考表、运行数据真实性核查、重算年度指标（SQL 模型）。
 
 Runs whenever intake publishes new staging data. Reloads the reference tables from the policy
-folder (`include/policy`: sites, targets, code lists, money received, integrity thresholds), runs
-the integrity checks (`include/sql/integrity`: double counting and subsidy-fraud patterns, into
+folder (`include/yuhang_skills/policy`: sites, targets, code lists, money received, integrity thresholds), runs
+the integrity checks (`include/yuhang_skills/sql/integrity`: double counting and subsidy-fraud patterns, into
 `integrity_findings`, with the rows they exclude in `integrity_exclusions`), then rebuilds the
-SQL models under `include/sql` (intermediate `int_*`, then marts `ind_site_year`,
+SQL models under `include/yuhang_skills/sql` (intermediate `int_*`, then marts `ind_site_year`,
 `ind_site_year_spending`, `ind_programme_year`, `base_subsidy`) without the excluded rows. The
 same SQL runs on SQLite and PostgreSQL. Publishes `yuhang_indicators`.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag, task
 
-from yuhang_skills.assets import DEFAULT_ARGS, INDICATORS, ON_FAILURE, STAGING, TAGS, apply_operations
+from yuhang_skills.orchestration.assets import DEFAULT_ARGS, INDICATORS, ON_FAILURE, STAGING, TAGS, apply_operations
 
 
 @dag(
@@ -37,27 +37,27 @@ def yuhang_indicators():
     @task
     def migrate() -> dict:
         """The warehouse at the schema's head revision before anything reads or writes it."""
-        from yuhang_skills import pipeline
+        from yuhang_skills.orchestration import tasks
 
-        return pipeline.migrate_warehouse()
+        return tasks.migrate_warehouse()
 
     @task
     def reference() -> dict:
-        from yuhang_skills import pipeline
+        from yuhang_skills.orchestration import tasks
 
-        return pipeline.load_reference()
+        return tasks.load_reference()
 
     @task
     def integrity_checks() -> dict:
-        from yuhang_skills import pipeline
+        from yuhang_skills.orchestration import tasks
 
-        return pipeline.run_integrity_checks()
+        return tasks.run_integrity_checks()
 
     @task(outlets=[INDICATORS])
     def models() -> dict:
-        from yuhang_skills import pipeline
+        from yuhang_skills.orchestration import tasks
 
-        return pipeline.build_models()
+        return tasks.build_models()
 
     migrate() >> reference() >> integrity_checks() >> models()
 

@@ -5,7 +5,7 @@
 
 Every morning (Asia/Shanghai) picks up the files sites dropped under the inbox
 (`<inbox>/<YYYY-MM>/<site code>/<kind>.csv|xlsx`), archives each one by sha256, parses and
-validates it against its Great Expectations suite (`expectations/<kind>_suite.json`), stages the
+validates it against its Great Expectations suite (`include/yuhang_skills/expectations/<kind>_suite.json`), stages the
 rows that pass and quarantines the rest with their reasons. One mapped task per site folder
 (folders with little new data share one), and one transaction per file: a bad file never fails
 the others: a file that breaks is recorded as `failed` and the last task fails the run naming it,
@@ -22,7 +22,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from yuhang_skills.assets import DEFAULT_ARGS, ON_FAILURE, STAGING, TAGS, apply_operations, intake_deadline
+from yuhang_skills.orchestration.assets import DEFAULT_ARGS, ON_FAILURE, STAGING, TAGS, apply_operations, intake_deadline
 
 
 @dag(
@@ -51,36 +51,36 @@ def yuhang_intake():
     @task
     def migrate() -> dict:
         """The warehouse at the schema's head revision before anything reads or writes it."""
-        from yuhang_skills import pipeline
+        from yuhang_skills.orchestration import tasks
 
-        return pipeline.migrate_warehouse()
+        return tasks.migrate_warehouse()
 
     @task
     def discover() -> list[dict]:
-        from yuhang_skills import pipeline
+        from yuhang_skills.orchestration import tasks
 
         context = get_current_context()
-        return pipeline.discover_submissions(context["params"]["inbox"], pipeline.as_of_from_context(context))
+        return tasks.discover_submissions(context["params"]["inbox"], tasks.as_of_from_context(context))
 
     @task(map_index_template="{{ task.op_kwargs['site_code'] }}")
     def ingest_site(site_code: str, files: list[dict], as_of: str) -> dict:
-        from yuhang_skills import pipeline
+        from yuhang_skills.orchestration import tasks
 
-        return pipeline.ingest_site(site_code, files, as_of)
+        return tasks.ingest_site(site_code, files, as_of)
 
     @task(trigger_rule="all_done", outlets=[STAGING])
     def publish() -> dict:
-        from yuhang_skills import pipeline
+        from yuhang_skills.orchestration import tasks
 
-        return pipeline.publish_staging()
+        return tasks.publish_staging()
 
     @task(trigger_rule="all_done")
     def all_files_ingested(summaries: list[dict] | None, published: dict | None, batches: list[dict]) -> dict:
         """Leaf task: fails the run (at once: the error is deterministic) naming every file that failed
         and every site task that did not finish, after everything good was published."""
-        from yuhang_skills import pipeline
+        from yuhang_skills.orchestration import tasks
 
-        return pipeline.intake_verdict(pipeline.mapped_results(summaries), published, batches)
+        return tasks.intake_verdict(tasks.mapped_results(summaries), published, batches)
 
     batches = discover()
     migrate() >> batches

@@ -28,7 +28,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from yuhang_skills.assets import DEFAULT_ARGS, ON_FAILURE, TAGS, apply_operations
+from yuhang_skills.orchestration.assets import DEFAULT_ARGS, ON_FAILURE, TAGS, apply_operations
 
 
 @dag(
@@ -60,15 +60,16 @@ def yuhang_watchdog():
     @task
     def migrate() -> dict:
         """The warehouse at the schema's head revision before anything reads or writes it."""
-        from yuhang_skills import pipeline
+        from yuhang_skills.orchestration import tasks
 
-        return pipeline.migrate_warehouse()
+        return tasks.migrate_warehouse()
 
     @task
     def expected_calendar() -> dict:
-        from yuhang_skills import pipeline, watchdog
+        from yuhang_skills.orchestration import tasks
+        from yuhang_skills import watchdog
 
-        return watchdog.build_calendar(pipeline.as_of_from_context(get_current_context()))
+        return watchdog.build_calendar(tasks.as_of_from_context(get_current_context()))
 
     @task
     def missing_list(calendar: dict) -> dict:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 def _warm_up() -> None:
     """What a long-lived worker has already paid: importing GX and building the suites."""
-    from yuhang_skills.settings import load_settings
-    from yuhang_skills.validation import runner_for
+    from yuhang_skills.core.settings import load_settings
+    from yuhang_skills.intake.validate import runner_for
 
     runner_for(str(load_settings().expectations_dir))
 
@@ -37,8 +37,8 @@ def _ingest_group(files: list[dict]) -> float:
     seconds it used (a figure that, unlike wall time, other load on the machine barely moves)."""
     cpu = time.process_time()
     from yuhang_skills import intake
-    from yuhang_skills.policy import Plan
-    from yuhang_skills.settings import load_settings
+    from yuhang_skills.core.policy import Plan
+    from yuhang_skills.core.settings import load_settings
 
     settings = load_settings()
     runner = intake.Intake(settings, Plan.from_settings(settings), today=dt.date(2027, 2, 15))
@@ -62,11 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["YUHANG_WAREHOUSE_URL"] = args.warehouse
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-    from yuhang_skills import intake, warehouse
+    from yuhang_skills import intake
+    from yuhang_skills.core import warehouse
     from yuhang_skills.core.migrations import migrate
-    from yuhang_skills.policy import Plan
-    from yuhang_skills.sample import SampleOptions, generate
-    from yuhang_skills.settings import load_settings
+    from yuhang_skills.core.policy import Plan
+    from yuhang_sample.generator import SampleOptions, generate
+    from yuhang_skills.core.settings import load_settings
 
     settings = load_settings()
     plan = Plan.from_settings(settings)

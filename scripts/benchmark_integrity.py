@@ -1,4 +1,4 @@
-"""Integrity-check benchmark: run every check of include/sql/integrity over a staged warehouse
+"""Integrity-check benchmark: run every check of include/yuhang_skills/sql/integrity over a staged warehouse
 and print the seconds per check, the findings and the rows excluded.
 
     .venv/bin/python scripts/benchmark_intake.py --scale 115 --workdir /tmp/bench   # stage ≈ 1,100,000 rows
@@ -27,9 +27,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import sqlalchemy as sa
 
-    from yuhang_skills import integrity, models, warehouse
-    from yuhang_skills.policy import Plan
-    from yuhang_skills.settings import SQL_DIR, load_settings
+    from yuhang_skills.indicators import integrity
+    from yuhang_skills.indicators import models
+    from yuhang_skills.core import warehouse
+    from yuhang_skills.core.policy import Plan
+    from yuhang_skills.core.settings import SQL_DIR, load_settings
 
     plan = Plan.from_settings(load_settings())
     engine = warehouse.make_engine(args.warehouse)

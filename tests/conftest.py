@@ -90,8 +90,8 @@ def warehouse_url(request, tmp_path) -> str:
 
 @pytest.fixture
 def plan():
-    from yuhang_skills.policy import Plan
-    from yuhang_skills.settings import load_settings
+    from yuhang_skills.core.policy import Plan
+    from yuhang_skills.core.settings import load_settings
 
     return Plan.from_settings(load_settings())
 
@@ -101,7 +101,7 @@ def settings_for(tmp_path, monkeypatch):
     """Settings pointing at ``tmp_path`` and the given warehouse URL."""
 
     def make(warehouse_url: str):
-        from yuhang_skills.settings import load_settings
+        from yuhang_skills.core.settings import load_settings
 
         monkeypatch.setenv("YUHANG_VAR_DIR", str(tmp_path / "var"))
         monkeypatch.setenv("YUHANG_WAREHOUSE_URL", warehouse_url)

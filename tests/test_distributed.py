@@ -75,8 +75,8 @@ def compose_services() -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def pipeline_files(tmp_path_factory) -> dict[str, Path]:
     """The generated inbox and the policy copy the cluster's variables point at."""
-    from yuhang_skills.sample import SampleOptions, generate
-    from yuhang_skills.settings import POLICY_DIR
+    from yuhang_sample.generator import SampleOptions, generate
+    from yuhang_skills.core.settings import POLICY_DIR
 
     root = tmp_path_factory.mktemp("distributed-data")
     inbox = root / "inbox"

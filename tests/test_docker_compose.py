@@ -274,7 +274,7 @@ def test_airflow_configuration(airflow_services):
         assert re.fullmatch(
             r"postgresql://\w+:\$\{[^}]+\}@postgres:5432/warehouse", env["AIRFLOW_CONN_YUHANG_WAREHOUSE"]
         ), name
-        assert env["AIRFLOW_VAR_YUHANG_POLICY_PATH"] == "/opt/airflow/include/policy/yuhang.yaml", name
+        assert env["AIRFLOW_VAR_YUHANG_POLICY_PATH"] == "/opt/airflow/include/yuhang_skills/policy/yuhang.yaml", name
         assert env["AIRFLOW_VAR_YUHANG_INBOX"] == "/opt/airflow/inbox", name
         assert env["AIRFLOW_VAR_YUHANG_OUTPUT_DIR"] == "/opt/airflow/outputs", name
         # Dependencies are installed at build time, never when a container starts
@@ -440,7 +440,7 @@ def volume_target(spec: str) -> str:
 
 def test_volumes(compose, services):
     targets = {volume_target(str(v)) for v in compose["x-airflow-common"]["volumes"]}
-    for folder in ("dags", "plugins", "include", "expectations", "inbox", "outputs", "logs"):
+    for folder in ("dags", "plugins", "include", "inbox", "outputs", "logs"):
         assert f"/opt/airflow/{folder}" in targets, f"/opt/airflow/{folder} is not mounted"
     # Services overriding the volume list must keep the common mounts
     common = set(map(str, compose["x-airflow-common"]["volumes"]))
@@ -597,7 +597,7 @@ def test_dockerfile_installs_pinned_dependencies_at_build_time():
         for u in re.findall(r"^\s*USER\s+(\S+)", line)
     ]
     assert last_user_before and last_user_before[-1] in {"airflow", "50000"}, "pip must run as airflow"
-    for folder in ("dags", "plugins", "include", "expectations"):
+    for folder in ("dags", "plugins", "include"):
         assert re.search(rf"^\s*COPY\s.*\b{folder}/?\s+/opt/airflow/{folder}/?\s*$", text, re.M), folder
     assert re.search(r"GX_ANALYTICS_ENABLED=false", text)
     assert re.search(r"YUHANG_PROJECT_DIR=/opt/airflow\b", text)

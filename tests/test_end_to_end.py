@@ -45,7 +45,7 @@ def embedded_warehouse(root: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, airflow_db):
     from yuhang_skills import cli
-    from yuhang_skills.sample import SampleOptions, generate
+    from yuhang_sample.generator import SampleOptions, generate
 
     root = tmp_path_factory.mktemp("e2e")
     inbox = root / "inbox"
@@ -71,8 +71,8 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 def independent_headline(inbox: Path) -> dict:
-    policy = yaml.safe_load((PROJECT / "include/policy/yuhang.yaml").read_text(encoding="utf-8"))
-    with open(PROJECT / "include/policy/sites.csv", encoding="utf-8") as fh:
+    policy = yaml.safe_load((PROJECT / "include/yuhang_skills/policy/yuhang.yaml").read_text(encoding="utf-8"))
+    with open(PROJECT / "include/yuhang_skills/policy/sites.csv", encoding="utf-8") as fh:
         sites = {r["site_code"]: r for r in csv.DictReader(fh)}
     years = [2025, 2026]
 
@@ -230,7 +230,7 @@ def _squeezed(text: str) -> str:
 
 
 def _budget(name: str) -> int:
-    policy = yaml.safe_load((PROJECT / "include/policy/yuhang.yaml").read_text(encoding="utf-8"))
+    policy = yaml.safe_load((PROJECT / "include/yuhang_skills/policy/yuhang.yaml").read_text(encoding="utf-8"))
     return int(policy["evaluation_runs"]["page_budget"][name])
 
 
@@ -239,8 +239,8 @@ def test_printed_workbook_and_report_keep_every_column_within_the_page_budget(ru
     column of the rectification and gap tables, within the policy's page budgets."""
     import subprocess
 
-    from yuhang_skills import reporting
-    from yuhang_skills.report_docx import convert_to_pdf
+    from yuhang_skills.evaluation import reporting
+    from yuhang_skills.evaluation.report_docx import convert_to_pdf
 
     headline = run["result"]["headline"]
     workbook_pdf = convert_to_pdf(Path(headline["workbook"]), tmp_path / "workbook.pdf")
@@ -265,7 +265,7 @@ def test_the_official_report_converts_to_pdf_with_every_section(run):
     自评表 with a deviation reason for each missed target, and the release in 万元."""
     from decimal import Decimal
 
-    from yuhang_skills.report_docx import SECTIONS
+    from yuhang_skills.evaluation.report_docx import SECTIONS
 
     headline = run["result"]["headline"]
     pdf = Path(headline["official_pdf"])
@@ -339,7 +339,7 @@ def test_a_rerun_over_the_same_inbox_is_a_new_run_with_the_same_rows(run):
     assert snapshot() == before
     assert snapshot(first) == first_rows
     assert snapshot(second["headline"]["run_id"]) == first_rows
-    from yuhang_skills import runs
+    from yuhang_skills.evaluation import runs
 
     assert runs.diff(run["engine"], first, second["headline"]["run_id"]) == []
 
@@ -364,7 +364,8 @@ def test_sign_off_then_a_rerun_with_one_more_file_is_a_new_run_and_the_final_sta
     rows and files byte for byte as they were."""
     from zoneinfo import ZoneInfo
 
-    from yuhang_skills import cli, runs
+    from yuhang_skills import cli
+    from yuhang_skills.evaluation import runs
 
     engine = run["engine"]
     first = run["result"]["headline"]["run_id"]

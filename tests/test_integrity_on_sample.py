@@ -20,7 +20,7 @@ AS_OF = dt.date(2027, 2, 15)
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, airflow_db):
     from yuhang_skills import cli
-    from yuhang_skills.sample import SampleOptions, generate
+    from yuhang_sample.generator import SampleOptions, generate
 
     root = tmp_path_factory.mktemp("integrity-sample")
     truth = generate(root / "inbox", SampleOptions())

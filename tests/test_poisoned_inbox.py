@@ -86,7 +86,7 @@ def poison(inbox: Path, outside: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, airflow_db):
     from yuhang_skills import cli
-    from yuhang_skills.sample import SampleOptions, generate
+    from yuhang_sample.generator import SampleOptions, generate
 
     root = tmp_path_factory.mktemp("poisoned")
     inbox = root / "inbox"
@@ -131,14 +131,14 @@ def test_a_site_task_that_fails_for_good_is_named_and_everyone_else_is_published
 
     from airflow.dag_processing.dagbag import DagBag
 
-    from yuhang_skills import pipeline
-    from yuhang_skills.sample import SampleOptions, generate
+    from yuhang_skills.orchestration import tasks
+    from yuhang_sample.generator import SampleOptions, generate
 
     inbox = tmp_path / "inbox"
     generate(inbox, SampleOptions.clean(scale=0.05))
     monkeypatch.setenv("YUHANG_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("YUHANG_WAREHOUSE_URL", f"sqlite:///{tmp_path / 'var' / 'warehouse.sqlite'}")
-    real = pipeline.ingest_site
+    real = tasks.ingest_site
     labels: list[str] = []
 
     def drops_for_s02(site_code, files, as_of):
@@ -171,13 +171,13 @@ def test_a_site_task_that_fails_for_good_is_named_and_everyone_else_is_published
     engine.dispose()
     assert f"  {s02}: " in told_team and "1 site task(s) did not finish" in told_team
     assert "S02" not in sites and len(sites) > 10 and staged > 0
-    batches = pipeline.discover_submissions(str(inbox), AS_OF.isoformat())
+    batches = tasks.discover_submissions(str(inbox), AS_OF.isoformat())
     summaries = [{"site_code": b["site_code"], "files": len(b["files"]), "failed_files": []}
                  for b in batches if b["site_code"] != s02]
-    with pytest.raises(pipeline.IntakeIncomplete) as told:
-        pipeline.intake_verdict(summaries, {"submissions": 1}, batches)
+    with pytest.raises(tasks.IntakeIncomplete) as told:
+        tasks.intake_verdict(summaries, {"submissions": 1}, batches)
     files = next(len(b["files"]) for b in batches if b["site_code"] == s02)
     assert f"  {s02}: {files} file(s) not ingested" in str(told.value)
     assert "0 file(s) failed in processing and 1 site task(s) did not finish" in str(told.value)
-    assert pipeline.intake_verdict(summaries + [{"site_code": s02, "files": files, "failed_files": []}],
+    assert tasks.intake_verdict(summaries + [{"site_code": s02, "files": files, "failed_files": []}],
                                    {"submissions": 1}, batches)["unfinished_tasks"] == []

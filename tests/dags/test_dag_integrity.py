@@ -14,8 +14,9 @@ import pytest
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
 APPROVED_TAGS = {"yuhang", "intake", "indicators", "evaluation", "alerts"}
-HEAVY_MODULES = ("great_expectations", "pandas", "openpyxl", "xlsxwriter", "numpy", "yuhang_skills.pipeline",
-                 "yuhang_skills.intake", "yuhang_skills.validation", "alembic", "yuhang_skills.core.migrations")
+HEAVY_MODULES = ("great_expectations", "pandas", "openpyxl", "xlsxwriter", "numpy", "yuhang_skills.orchestration.tasks",
+                 "yuhang_skills.intake", "yuhang_skills.intake.validate",
+                 "alembic", "yuhang_skills.core.migrations")
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +72,8 @@ def test_dag_speaks_chinese_and_english(dag_bag, dag_id):
 def test_failures_are_told_fail_fast_and_time_out(dag_bag, dag_id):
     """Every DAG has the failure notifier; every task records its error for it, retries only
     transient errors (its callable is wrapped by the classifier) and has the policy's timeout."""
-    from yuhang_skills.assets import TASK_TIMEOUTS
-    from yuhang_skills.failure_alerts import PipelineFailureNotifier, record_task_failure
+    from yuhang_skills.orchestration.assets import TASK_TIMEOUTS
+    from yuhang_skills.orchestration.failure_alerts import PipelineFailureNotifier, record_task_failure
 
     dag = dag_bag.dags[dag_id]
     callbacks = dag.on_failure_callback if isinstance(dag.on_failure_callback, list) else [dag.on_failure_callback]
@@ -93,7 +94,7 @@ def test_every_dag_starts_by_migrating_the_warehouse(dag_bag, dag_id):
     migrate = dag.get_task("migrate")
     assert [t.task_id for t in dag.roots] == ["migrate"]
     assert migrate.get_flat_relative_ids(upstream=False) == {t.task_id for t in dag.tasks} - {"migrate"}
-    assert "pipeline.migrate_warehouse()" in inspect.getsource(inspect.unwrap(migrate.python_callable))
+    assert "tasks.migrate_warehouse()" in inspect.getsource(inspect.unwrap(migrate.python_callable))
 
 
 def test_operations_settings_match_the_policy(dag_bag):
@@ -103,9 +104,9 @@ def test_operations_settings_match_the_policy(dag_bag):
     import yaml
     from airflow.sdk import DeadlineReference
 
-    from yuhang_skills import assets
+    from yuhang_skills.orchestration import assets
 
-    ops = yaml.safe_load((DAGS_DIR.parent / "include" / "policy" / "yuhang.yaml").read_text(encoding="utf-8"))["operations"]
+    ops = yaml.safe_load((DAGS_DIR.parent / "include" / "yuhang_skills" / "policy" / "yuhang.yaml").read_text(encoding="utf-8"))["operations"]
     assert assets.RETRIES == ops["retries"] and assets.DEFAULT_ARGS["retries"] == ops["retries"]
     assert assets.RETRY_DELAY == dt.timedelta(minutes=ops["retry_delay_minutes"])
     assert assets.TASK_TIMEOUTS == {k: dt.timedelta(minutes=v) for k, v in ops["task_timeout_minutes"].items()}
@@ -119,8 +120,8 @@ def test_operations_settings_match_the_policy(dag_bag):
     assert isinstance(alert.reference, type(DeadlineReference.DAGRUN_LOGICAL_DATE))
     finish_by = dt.datetime.combine(dt.date(2026, 12, 3), dt.time.fromisoformat(ops["intake_deadline"]))
     assert alert.interval == finish_by - dt.datetime.combine(dt.date(2026, 12, 3), dt.time(int(hour), int(minute)))
-    assert alert.callback.path == "yuhang_skills.failure_alerts.intake_deadline_missed"
-    policy = yaml.safe_load((DAGS_DIR.parent / "include" / "policy" / "yuhang.yaml").read_text(encoding="utf-8"))
+    assert alert.callback.path == "yuhang_skills.orchestration.failure_alerts.intake_deadline_missed"
+    policy = yaml.safe_load((DAGS_DIR.parent / "include" / "yuhang_skills" / "policy" / "yuhang.yaml").read_text(encoding="utf-8"))
     assert assets.SIGNOFF_ROLES == policy["evaluation_runs"]["signoff_roles"]
     assert dag_bag.dags["yuhang_evaluation_signoff"].params.get_param("role").schema["enum"] == assets.SIGNOFF_ROLES
 

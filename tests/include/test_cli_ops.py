@@ -52,7 +52,7 @@ def env(airflow_db, warehouse_url, tmp_path, monkeypatch):
 
 
 def _seed(url: str) -> None:
-    from yuhang_skills import warehouse
+    from yuhang_skills.core import warehouse
     from yuhang_skills.core.migrations import migrate
 
     engine = warehouse.make_engine(url)
@@ -102,7 +102,7 @@ def test_status_shows_missing_today_and_failed_files_in_one_screen(env, capsys):
     assert "5 file(s), last received 2026-10-09 16:00" in out
     assert "no evaluation yet" in out
 
-    from yuhang_skills import warehouse
+    from yuhang_skills.core import warehouse
 
     engine = warehouse.make_engine(env["url"])
     with engine.begin() as conn:  # the newest evaluation run is what status shows

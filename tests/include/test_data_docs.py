@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from test_intake import PERIOD, Box, box, finance_row  # noqa: F401 - box is a fixture
-from yuhang_skills import data_docs
+from yuhang_skills.intake import data_docs
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ATTACK = "<img src=x onerror=\"document.body.setAttribute('data-pwned','yes')\">"

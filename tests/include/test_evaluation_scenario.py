@@ -40,7 +40,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from yuhang_skills import models, warehouse
+from yuhang_skills.indicators import models
+from yuhang_skills.core import warehouse
 from yuhang_skills.core.migrations import migrate
 from yuhang_skills.evaluation import (
     SiteYearTarget,
@@ -49,9 +50,9 @@ from yuhang_skills.evaluation import (
     rectification_records,
     write_evaluation,
 )
-from yuhang_skills.policy import Plan, Policy
-from yuhang_skills.rectification import Decisions, RectificationFileError, load_decisions, status
-from yuhang_skills.settings import POLICY_DIR, SQL_DIR
+from yuhang_skills.core.policy import Plan, Policy
+from yuhang_skills.evaluation.rectification import Decisions, RectificationFileError, load_decisions, status
+from yuhang_skills.core.settings import POLICY_DIR, SQL_DIR
 
 AS_OF = dt.date(2027, 2, 15)
 SCENARIO_SITES = {"V01", "V16", "S01", "S02", "S03", "S04", "S05", "B01", "B02"}
@@ -594,7 +595,7 @@ def test_a_missing_column_is_named(tmp_path, plan):
 
 
 def test_the_rectifications_path_is_a_setting(monkeypatch, tmp_path):
-    from yuhang_skills.settings import load_settings
+    from yuhang_skills.core.settings import load_settings
 
     monkeypatch.setenv("YUHANG_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.delenv("YUHANG_RECTIFICATIONS_PATH", raising=False)

@@ -24,7 +24,7 @@ DISTRICT = "skills-data@hrss.yuhang.example"
 
 # --- the classifier ------------------------------------------------------------------------------
 def test_network_and_connection_errors_are_transient_everything_else_is_not(tmp_path):
-    from yuhang_skills.operations import PrerequisiteMissing, is_transient
+    from yuhang_skills.orchestration.operations import PrerequisiteMissing, is_transient
 
     # A real refused connection to PostgreSQL (nothing listens on this port).
     engine = sa.create_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/test")
@@ -56,7 +56,7 @@ def test_network_and_connection_errors_are_transient_everything_else_is_not(tmp_
 def test_deterministic_errors_fail_at_once_transient_ones_propagate():
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from yuhang_skills.operations import fail_fast_unless_transient
+    from yuhang_skills.orchestration.operations import fail_fast_unless_transient
 
     @fail_fast_unless_transient
     def task(error: BaseException):
@@ -72,7 +72,7 @@ def test_deterministic_errors_fail_at_once_transient_ones_propagate():
 
 
 def test_personal_numbers_are_masked_in_error_text():
-    from yuhang_skills.failure_alerts import error_text
+    from yuhang_skills.orchestration.failure_alerts import error_text
 
     text = error_text(ValueError("row 7: id 33010619900101123X phone 13912345678 bad\nline 2\nline 3"), 2)
     assert "33010619900101123X" not in text and "13912345678" not in text
@@ -81,31 +81,32 @@ def test_personal_numbers_are_masked_in_error_text():
 
 # --- prerequisites --------------------------------------------------------------------------------
 def test_empty_warehouse_names_the_dag_to_run_first(warehouse_url, settings_for):
-    from yuhang_skills import pipeline, warehouse
+    from yuhang_skills.orchestration import tasks
+    from yuhang_skills.core import warehouse
     from yuhang_skills.core.migrations import migrate
-    from yuhang_skills.operations import PrerequisiteMissing
+    from yuhang_skills.orchestration.operations import PrerequisiteMissing
 
     settings_for(warehouse_url)
     with pytest.raises(PrerequisiteMissing, match="run yuhang_intake first") as empty:
-        pipeline.run_evaluation(None, "2027-02-15")
+        tasks.run_evaluation(None, "2027-02-15")
     assert "请先运行 yuhang_intake" in str(empty.value)
     with pytest.raises(PrerequisiteMissing, match="run yuhang_intake first"):
-        pipeline.run_integrity_checks()
+        tasks.run_integrity_checks()
     with pytest.raises(PrerequisiteMissing, match="run yuhang_intake first"):
-        pipeline.build_models()
+        tasks.build_models()
     engine = warehouse.make_engine(warehouse_url)
     migrate(engine)
     with engine.begin() as conn:
         conn.execute(warehouse.submissions.insert().values(**_submission_row()))
     with pytest.raises(PrerequisiteMissing, match="run yuhang_indicators first") as no_indicators:
-        pipeline.run_evaluation(None, "2027-02-15")
+        tasks.run_evaluation(None, "2027-02-15")
     assert no_indicators.value.dag_id == "yuhang_indicators" and "请先运行 yuhang_indicators" in str(no_indicators.value)
     engine.dispose()
 
 
 def _submission_row() -> dict:
     """One accepted submission; columns this test does not care about get a value of their type."""
-    from yuhang_skills import warehouse
+    from yuhang_skills.core import warehouse
 
     known = {"submission_id": "0" * 64 + ":S01:2026-01:roster", "sha256": "0" * 64, "site_code": "S01",
              "period": "2026-01", "kind": "roster", "status": "accepted", "received_at": dt.datetime(2026, 2, 5, 9),
@@ -176,7 +177,7 @@ def _unescape(text: str) -> str:
 
 
 def test_deadline_alert_goes_out_once_per_run(warehouse_url, monkeypatch, tmp_path, alert_channels):
-    from yuhang_skills.failure_alerts import send_deadline_alert
+    from yuhang_skills.orchestration.failure_alerts import send_deadline_alert
 
     smtp, web = alert_channels
     monkeypatch.setenv("YUHANG_WAREHOUSE_URL", warehouse_url)
@@ -219,7 +220,7 @@ def test_a_transient_error_is_retried_and_still_told_when_the_warehouse_is_down(
 
 
 def test_times_in_messages_are_shanghai_wall_times():
-    from yuhang_skills.failure_alerts import shanghai_time
+    from yuhang_skills.orchestration.failure_alerts import shanghai_time
 
     assert shanghai_time("2026-12-02T22:00:00Z") == "2026-12-03 06:00:00 (Asia/Shanghai)"
     assert shanghai_time(dt.datetime(2026, 12, 3, 0, 0, tzinfo=dt.timezone.utc)) == "2026-12-03 08:00:00 (Asia/Shanghai)"

@@ -1,4 +1,4 @@
-"""Tests for yuhang_skills.identity (GB 11643-1999 IDs, retirement age, pseudonymisation)."""
+"""Tests for yuhang_skills.intake.identity (GB 11643-1999 IDs, retirement age, pseudonymisation)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from yuhang_skills.identity import (
+from yuhang_skills.intake.identity import (
     check_character,
     hmac_hex,
     hmac_hex_one,

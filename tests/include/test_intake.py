@@ -7,7 +7,7 @@ refused (English and Chinese, the column, the row number seen in the original fi
 expectation), that the good rows of the same file and other sites' files still arrive, and that
 nothing is lost (``reconcile`` is empty and every file's rows add up).
 
-Files are written here from the published contract (``include/policy/contract.yaml``: Chinese
+Files are written here from the published contract (``include/yuhang_skills/policy/contract.yaml``: Chinese
 headers are each column's first alias) and ID numbers are built with valid check characters, so
 each bad input differs from a good one in exactly the way the test names.
 
@@ -40,12 +40,12 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from yuhang_skills import warehouse
+from yuhang_skills.core import warehouse
 from yuhang_skills.core.migrations import migrate
-from yuhang_skills.identity import check_character
+from yuhang_skills.intake.identity import check_character
 from yuhang_skills.intake import Intake, discover, publish, reconcile
-from yuhang_skills.policy import Plan
-from yuhang_skills.settings import load_settings
+from yuhang_skills.core.policy import Plan
+from yuhang_skills.core.settings import load_settings
 
 PLAN = Plan.from_settings(load_settings())
 CONTRACT = PLAN.contract
@@ -722,7 +722,7 @@ def test_invalid_checksum_is_masked_in_quarantine(shared_run):
 # born 1970-12 at 55y3m and born 1971-01 at 55y4m; on the retirement day itself a person is out.
 # Intake accepts a start within the policy's working_age_grace_days of a limit (the
 # outside_working_age integrity check reports those rows); one day further is quarantined.
-GRACE = dt.timedelta(days=int(yaml.safe_load((Path(__file__).parents[2] / "include/policy/yuhang.yaml").read_text(
+GRACE = dt.timedelta(days=int(yaml.safe_load((Path(__file__).parents[2] / "include/yuhang_skills/policy/yuhang.yaml").read_text(
     encoding="utf-8"))["intake"]["working_age_grace_days"]))
 DAY = dt.timedelta(days=1)
 

@@ -26,7 +26,8 @@ import sqlalchemy as sa
 from test_intake import (BYSTANDERS, KINDS, PERIOD, Box, box, finance_row, in_set, make_id, not_null, outcomes_row, regex,
                          roster_row, survey_row, write_csv, write_xlsx)  # noqa: F401 - box is a fixture
 from yuhang_skills import intake as intake_module
-from yuhang_skills import pipeline, warehouse
+from yuhang_skills.orchestration import tasks
+from yuhang_skills.core import warehouse
 from yuhang_skills.intake import discover
 
 T1 = dt.datetime(2026, 4, 2, 9, 0).timestamp()
@@ -419,15 +420,15 @@ def test_a_processing_error_fails_that_file_only_and_the_run_names_it(box, monke
     box.assert_nothing_lost()
     summary = {"site_code": "S04,B03", "files": 2, "failed_files": [{"file": r["file"], "message": r.get("message")}
                                                                      for r in results if r["status"] == "failed"]}
-    with pytest.raises(pipeline.IntakeIncomplete, match="S04/survey.csv"):
-        pipeline.intake_verdict([summary], {"submissions": 2})
+    with pytest.raises(tasks.IntakeIncomplete, match="S04/survey.csv"):
+        tasks.intake_verdict([summary], {"submissions": 2})
     from airflow.sdk.exceptions import AirflowFailException
 
-    from yuhang_skills.operations import fail_fast_unless_transient
+    from yuhang_skills.orchestration.operations import fail_fast_unless_transient
 
     with pytest.raises(AirflowFailException, match="1 file\\(s\\) failed"):
-        fail_fast_unless_transient(pipeline.intake_verdict)([summary], {"submissions": 2})
-    assert pipeline.intake_verdict([{"site_code": "B03", "files": 1, "accepted": 1, "failed_files": []}],
+        fail_fast_unless_transient(tasks.intake_verdict)([summary], {"submissions": 2})
+    assert tasks.intake_verdict([{"site_code": "B03", "files": 1, "accepted": 1, "failed_files": []}],
                                    {"submissions": 1})["accepted"] == 1
 
 
@@ -503,7 +504,7 @@ def test_a_huge_cell_is_a_row_error_not_a_file_error(run):
 
 
 def test_control_characters_become_visible_replacement_characters():
-    from yuhang_skills.parsing import clean_text
+    from yuhang_skills.intake.parse import clean_text
 
     cleaned = clean_text(pd.Series(["杭州\x00培训", "JZ\x0b0001", "a\tb", " ok ", None]))
     assert list(cleaned) == ["杭州\ufffd培训", "JZ\ufffd0001", "a\tb", "ok", None]
@@ -622,10 +623,10 @@ def test_files_the_run_does_not_process_are_listed_with_why(box, monkeypatch, tm
     (box.inbox / PERIOD / "S06" / "roster.csv").symlink_to(outside)
     (box.inbox / PERIOD / "S07").symlink_to(tmp_path)  # a linked folder
     today = dt.date.today().isoformat()
-    tasks = pipeline.discover_submissions(str(box.inbox), today)
+    tasks = tasks.discover_submissions(str(box.inbox), today)
     handed = {f["relative_path"] for t in tasks for f in t["files"]}
     assert handed == {on_time, future_file}  # a file time in the future is evidence, not a reason to wait
-    backfill = pipeline.discover_submissions(str(box.inbox), "2026-04-05")  # T1 is 2026-04-02
+    backfill = tasks.discover_submissions(str(box.inbox), "2026-04-05")  # T1 is 2026-04-02
     assert {f["relative_path"] for t in backfill for f in t["files"]} == {on_time}
     engine = warehouse.make_engine(box.settings.warehouse_url)
     with engine.connect() as conn:
@@ -634,13 +635,13 @@ def test_files_the_run_does_not_process_are_listed_with_why(box, monkeypatch, tm
     assert listed == {future_file: "received_after_as_of", f"{PERIOD}/S06/roster.csv": "link", f"{PERIOD}/S07": "link"}
     box.run()
     assert set(box.tables["submissions"]["original_name"]) == {on_time, future_file}
-    from yuhang_skills import cli_ops
+    from yuhang_skills.cli import ops
 
     report = {"today": today, "warehouse": "x", "airflow": {"source": "none", "error": None, "runs": {}}, "data": {},
               "missing_today": [], "failed_files": []}
     with warehouse.make_engine(box.settings.warehouse_url).connect() as conn:
-        report["not_processed"] = cli_ops.not_processed_files(conn)
-    text = cli_ops.format_status(report)
+        report["not_processed"] = ops.not_processed_files(conn)
+    text = ops.format_status(report)
     assert "not processed  3 file(s)" in text and "S06/roster.csv: a link" in text
 
 

@@ -1,4 +1,4 @@
-"""Integrity checks (include/sql/integrity) on SQLite and PostgreSQL, from hand-made staging rows:
+"""Integrity checks (include/yuhang_skills/sql/integrity) on SQLite and PostgreSQL, from hand-made staging rows:
 for every check a planted case that must be found and a near miss that must not, then what the
 exclusions do to the indicators."""
 
@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from yuhang_skills import integrity, models, warehouse
+from yuhang_skills.indicators import integrity
+from yuhang_skills.indicators import models
+from yuhang_skills.core import warehouse
 from yuhang_skills.core.migrations import migrate
-from yuhang_skills.policy import Plan
-from yuhang_skills.settings import SQL_DIR, load_settings
+from yuhang_skills.core.policy import Plan
+from yuhang_skills.core.settings import SQL_DIR, load_settings
 
 D = dt.date
 

@@ -1,9 +1,9 @@
 """Schema migrations: every earlier shape of the warehouse reaches the head revision without losing a
-row, the models (warehouse.py) match the migrations, and ``migrate`` is safe to call often and at once.
+row, the models (core/warehouse.py) match the migrations, and ``migrate`` is safe to call often and at once.
 
 The previous release's warehouse is made from its frozen DDL (``previous_release/warehouse.<dialect>.sql``,
 generated from that release's ``create_schema``), so these tests keep testing the upgrade from
-that release after warehouse.py changes.
+that release after core/warehouse.py changes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from yuhang_skills import warehouse
+from yuhang_skills.core import warehouse
 from yuhang_skills.core import migrations
 from yuhang_skills.core.migrations import current_revision, head_revision, migrate
 
@@ -233,7 +233,7 @@ def test_migrate_at_head_changes_nothing_and_is_fast(warehouse_url):
 
 MIGRATE_IN_A_PROCESS = """
 import sys
-from yuhang_skills import warehouse
+from yuhang_skills.core import warehouse
 from yuhang_skills.core.migrations import migrate
 engine = warehouse.make_engine(sys.argv[1])
 print(migrate(engine))

@@ -8,10 +8,11 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from yuhang_skills import models, warehouse
+from yuhang_skills.indicators import models
+from yuhang_skills.core import warehouse
 from yuhang_skills.core.migrations import migrate
 from yuhang_skills.evaluation import evaluate, points_for, release_fen, write_evaluation
-from yuhang_skills.settings import SQL_DIR
+from yuhang_skills.core.settings import SQL_DIR
 
 
 def _submission(site: str, period: str, kind: str) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from yuhang_skills.parsing import read_submission
+from yuhang_skills.intake.parse import read_submission
 
 HEADER = "站点编码,调查对象,调查日期,评价"
 

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 import yaml
 
-from yuhang_skills.policy import Plan, Policy, load_sites
-from yuhang_skills.settings import POLICY_DIR
+from yuhang_skills.core.policy import Plan, Policy, load_sites
+from yuhang_skills.core.settings import POLICY_DIR
 
 # 余杭区技能型社会建设专项激励资金使用方案 (2025-12-18), 二、建设计划, in 万元, copied from the
 # document: village / station / base cells, then provincial, district and subtotal.

@@ -37,12 +37,16 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
-from yuhang_skills import intake, models, report_html, reporting, warehouse
+from yuhang_skills import intake
+from yuhang_skills.indicators import models
+from yuhang_skills.evaluation import report_html
+from yuhang_skills.evaluation import reporting
+from yuhang_skills.core import warehouse
 from yuhang_skills.core.migrations import migrate
 from yuhang_skills.evaluation import evaluate, write_evaluation
-from yuhang_skills.identity import check_character
-from yuhang_skills.policy import Plan
-from yuhang_skills.settings import SQL_DIR, load_settings
+from yuhang_skills.intake.identity import check_character
+from yuhang_skills.core.policy import Plan
+from yuhang_skills.core.settings import SQL_DIR, load_settings
 
 YEAR = 2027
 AS_OF = dt.date(2027, 2, 15)

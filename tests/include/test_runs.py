@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from test_models_and_evaluation import loaded  # noqa: F401 - the shared warehouse fixture
-from yuhang_skills import runs, warehouse
+from yuhang_skills.evaluation import runs
+from yuhang_skills.core import warehouse
 from yuhang_skills.core.migrations import migrate
 from yuhang_skills.evaluation import evaluate, write_evaluation
 from yuhang_skills.watchdog import WorkingDays
@@ -115,8 +116,8 @@ def test_diff_names_added_files_and_changed_indicators(loaded, plan):  # noqa: F
 
         conn.execute(warehouse.submissions.insert(), [_submission("S02", "2025-10", "roster")])
         conn.execute(warehouse.stg_roster.insert(), _roster("S02", "2025-10", 250, 250, start=20000))
-    from yuhang_skills import models
-    from yuhang_skills.settings import SQL_DIR
+    from yuhang_skills.indicators import models
+    from yuhang_skills.core.settings import SQL_DIR
 
     models.build_models(engine, SQL_DIR)
     second = write_evaluation(engine, evaluate(engine, plan, 2027, AS_OF), pii_key_is_demo=True)["run_id"]
@@ -149,21 +150,22 @@ def test_a_warehouse_made_before_runs_keeps_its_evaluation(warehouse_url):
 
 
 def test_the_run_command_writes_a_provisional_run_only_when_asked(loaded, warehouse_url, settings_for):  # noqa: F811
-    from yuhang_skills import cli, pipeline
+    from yuhang_skills import cli
+    from yuhang_skills.orchestration import tasks
 
     settings = settings_for(warehouse_url)
     with pytest.raises(runs.EvaluationRefused, match="拒绝评价"):
-        pipeline.run_evaluation(None, "2026-10-12")
+        tasks.run_evaluation(None, "2026-10-12")
     engine, _ = loaded
     assert runs.list_runs(engine) == []
-    result = pipeline.run_evaluation(None, "2026-10-12", provisional=True)
+    result = tasks.run_evaluation(None, "2026-10-12", provisional=True)
     assert (result["run_id"], result["status"]) == ("2027-20261012-01", "provisional")
-    files = pipeline.write_outputs(2027, result["run_id"])
+    files = tasks.write_outputs(2027, result["run_id"])
     assert files["workbook"].endswith("evaluation_2027_2027-20261012-01.xlsx")
     assert (settings.output_dir / "evaluation_2027_latest.xlsx").read_bytes() == \
         (settings.output_dir / "evaluation_2027_2027-20261012-01.xlsx").read_bytes()
     with pytest.raises(FileExistsError):  # a run's files are written once
-        pipeline.write_outputs(2027, result["run_id"])
+        tasks.write_outputs(2027, result["run_id"])
     # 预评估 / provisional on every page, sheet and table
     import openpyxl
 
@@ -187,10 +189,11 @@ def test_outputs_interrupted_part_way_are_completed_by_a_retry_without_replacing
     """A transient failure while the run's files are written (here: the official report's writer)
     leaves only whole files under the run's name; the retry keeps them byte for byte and writes
     the rest; once recorded, the run's files are never written again."""
-    from yuhang_skills import pipeline, report_docx
+    from yuhang_skills.orchestration import tasks
+    from yuhang_skills.evaluation import report_docx
 
     settings = settings_for(warehouse_url)
-    run_id = pipeline.run_evaluation(None, "2026-10-12", provisional=True)["run_id"]
+    run_id = tasks.run_evaluation(None, "2026-10-12", provisional=True)["run_id"]
 
     def broken(*args, **kwargs):
         raise ConnectionResetError("warehouse connection dropped")
@@ -198,16 +201,16 @@ def test_outputs_interrupted_part_way_are_completed_by_a_retry_without_replacing
     real = report_docx.write_report_docx
     monkeypatch.setattr(report_docx, "write_report_docx", broken)
     with pytest.raises(ConnectionResetError):
-        pipeline.write_outputs(2027, run_id)
+        tasks.write_outputs(2027, run_id)
     workbook = settings.output_dir / f"evaluation_2027_{run_id}.xlsx"
     first = workbook.read_bytes()
     assert not (settings.output_dir / f"evaluation_2027_{run_id}.docx").exists()
     assert not list(settings.output_dir.glob(".*.partial"))
     monkeypatch.setattr(report_docx, "write_report_docx", real)
-    files = pipeline.write_outputs(2027, run_id)
+    files = tasks.write_outputs(2027, run_id)
     assert Path(files["official_docx"]).is_file() and workbook.read_bytes() == first
     with pytest.raises(FileExistsError, match="written once"):
-        pipeline.write_outputs(2027, run_id)
+        tasks.write_outputs(2027, run_id)
 
 
 def test_the_database_holds_one_final_run_per_year_and_a_stuck_draft_can_be_finalised(loaded, plan):  # noqa: F811
@@ -237,16 +240,17 @@ def test_signing_again_publishes_a_signed_edition_that_failed(loaded, plan, ware
     dropped connection): the run is final without its edition. Signing again (the DAG's retry or
     the CLI) writes it instead of answering 'sign-off closed'; a final copy the new edition has no
     file for is removed rather than left pointing at the replaced run."""
-    from yuhang_skills import pipeline, report_docx
+    from yuhang_skills.orchestration import tasks
+    from yuhang_skills.evaluation import report_docx
 
     settings = settings_for(warehouse_url)
     engine, _ = loaded
-    run_id = pipeline.run_evaluation(None, AS_OF.isoformat())["run_id"]
+    run_id = tasks.run_evaluation(None, AS_OF.isoformat())["run_id"]
     stale = settings.output_dir / "evaluation_2027_final.pdf"
     stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_bytes(b"%PDF- a replaced run's final copy")
     for role, name in zip(plan.policy.signoff_roles[:-1], ("张三", "李四")):
-        pipeline.sign_evaluation(run_id, role, name, None, "tester")
+        tasks.sign_evaluation(run_id, role, name, None, "tester")
 
     def broken(*args, **kwargs):
         raise ConnectionResetError("warehouse connection dropped")
@@ -254,13 +258,13 @@ def test_signing_again_publishes_a_signed_edition_that_failed(loaded, plan, ware
     real = report_docx.write_report_docx
     monkeypatch.setattr(report_docx, "write_report_docx", broken)
     with pytest.raises(ConnectionResetError):
-        pipeline.sign_evaluation(run_id, plan.policy.signoff_roles[-1], "王五", None, "tester")
-    assert _status(engine, run_id) == "final" and pipeline.signed_edition_missing(engine, run_id)
+        tasks.sign_evaluation(run_id, plan.policy.signoff_roles[-1], "王五", None, "tester")
+    assert _status(engine, run_id) == "final" and tasks.signed_edition_missing(engine, run_id)
     monkeypatch.setattr(report_docx, "soffice", lambda: None)  # this time without LibreOffice: no PDF
     monkeypatch.setattr(report_docx, "write_report_docx", real)
-    again = pipeline.sign_evaluation(run_id, plan.policy.signoff_roles[-1], "王五", None, "tester")
+    again = tasks.sign_evaluation(run_id, plan.policy.signoff_roles[-1], "王五", None, "tester")
     assert again["status"] == "final" and Path(again["files"]["official_docx"]).is_file()
-    assert not pipeline.signed_edition_missing(engine, run_id)
+    assert not tasks.signed_edition_missing(engine, run_id)
     assert not stale.exists() and (settings.output_dir / "evaluation_2027_final.docx").is_file()
     assert [s["name"] for s in runs.signoffs(engine, run_id)] == ["张三", "李四", "王五"]
 
@@ -268,17 +272,17 @@ def test_signing_again_publishes_a_signed_edition_that_failed(loaded, plan, ware
 def test_a_file_left_by_an_earlier_warehouse_is_not_taken_as_the_runs(loaded, warehouse_url, settings_for):  # noqa: F811
     """Run ids start again at -01 in a new warehouse; a workbook of that name already in the output
     folder, older than the run, is refused instead of being recorded and served as the new run's."""
-    from yuhang_skills import pipeline
+    from yuhang_skills.orchestration import tasks
 
     settings = settings_for(warehouse_url)
-    run_id = pipeline.run_evaluation(None, "2026-10-12", provisional=True)["run_id"]
+    run_id = tasks.run_evaluation(None, "2026-10-12", provisional=True)["run_id"]
     old = settings.output_dir / f"evaluation_2027_{run_id}.xlsx"
     old.parent.mkdir(parents=True, exist_ok=True)
     old.write_bytes(b"an earlier warehouse's workbook")
     day_before = dt.datetime.now().timestamp() - 86400
     os.utime(old, (day_before, day_before))
     with pytest.raises(FileExistsError, match="before this run existed"):
-        pipeline.write_outputs(2027, run_id)
+        tasks.write_outputs(2027, run_id)
     assert old.read_bytes() == b"an earlier warehouse's workbook"
 
 
@@ -288,11 +292,12 @@ def test_a_runs_documents_keep_the_evidence_it_was_reviewed_on(loaded, plan, war
     run's later editions (the signed one at sign-off) still show what was reviewed."""
     import pandas as pd
 
-    from yuhang_skills import pipeline, reporting
+    from yuhang_skills.orchestration import tasks
+    from yuhang_skills.evaluation import reporting
 
     settings_for(warehouse_url)
     engine, _ = loaded
-    run_id = pipeline.run_evaluation(None, AS_OF.isoformat())["run_id"]
+    run_id = tasks.run_evaluation(None, AS_OF.isoformat())["run_id"]
     live = reporting.build_report_frames(engine, 2027, run_id)
     first = reporting.report_frames(engine, 2027, run_id)
     assert list(first) == list(live) and "submissions_summary" in first

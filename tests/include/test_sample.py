@@ -1,8 +1,8 @@
-"""Tests for yuhang_skills.sample: the seeded sample inbox.
+"""Tests for yuhang_sample.generator: the seeded sample inbox.
 
 The files are read back here with a small reader of the published contract (encodings, title
 rows, header aliases, enum spellings) and ID check characters are computed independently of
-``yuhang_skills.identity``, so the generator is judged by what it writes, not by what it says.
+``yuhang_skills.intake.identity``, so the generator is judged by what it writes, not by what it says.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from yuhang_skills.policy import Plan
-from yuhang_skills.sample import SampleOptions, generate, main
-from yuhang_skills.settings import load_settings
+from yuhang_skills.core.policy import Plan
+from yuhang_sample.generator import SampleOptions, generate, main
+from yuhang_skills.core.settings import load_settings
 
 PLAN = Plan.from_settings(load_settings())
 CONTRACT = PLAN.contract

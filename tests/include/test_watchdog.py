@@ -21,7 +21,7 @@ from loopback_servers import dingtalk_sign_is_valid
 from conftest import loopback_channels
 
 PROJECT = Path(__file__).resolve().parents[2]
-POLICY = PROJECT / "include" / "policy" / "yuhang.yaml"
+POLICY = PROJECT / "include" / "yuhang_skills" / "policy" / "yuhang.yaml"
 SECRET = "SECtest-robot-secret-0123456789"
 DISTRICT = "skills-data@hrss.yuhang.example"
 WUCHANG_OFFICE = "skills@wuchang.towns.yuhang.example"
@@ -42,11 +42,11 @@ def _policy_with(tmp_path: Path, change) -> Path:
 
 
 def _plan(policy_path: Path, tmp_path: Path):
-    from yuhang_skills.policy import Plan
+    from yuhang_skills.core.policy import Plan
 
     sites = tmp_path / "sites.csv"
     sites.write_text(REGISTRY, encoding="utf-8")
-    return Plan.load(policy_path, sites, PROJECT / "include" / "policy" / "contract.yaml")
+    return Plan.load(policy_path, sites, PROJECT / "include" / "yuhang_skills" / "policy" / "contract.yaml")
 
 
 def test_due_dates_move_past_rest_days_by_the_official_calendar(plan):
@@ -97,7 +97,7 @@ def test_calendar_follows_registry_and_cadence(tmp_path):
 
 
 def test_policy_alerts_are_typed_and_checked(plan, tmp_path):
-    from yuhang_skills.policy import Policy
+    from yuhang_skills.core.policy import Policy
 
     alerts = plan.policy.alerts
     assert {c.connection_id for c in alerts.channels.values()} == {"yuhang_smtp", "yuhang_dingtalk", "yuhang_webhook"}
@@ -127,7 +127,7 @@ def test_a_run_is_live_within_the_grace_days_only(plan):
 
 
 def test_dingtalk_signature_is_the_one_dingtalk_checks():
-    from yuhang_skills.notifiers import dingtalk_signature
+    from yuhang_skills.watchdog.channels import dingtalk_signature
 
     timestamp = 1_700_000_000_000
     sign = dingtalk_signature(SECRET, timestamp)
@@ -137,7 +137,7 @@ def test_dingtalk_signature_is_the_one_dingtalk_checks():
 
 
 def test_a_long_dingtalk_text_is_cut_at_a_line_and_says_so():
-    from yuhang_skills.notifiers import TRUNCATED_NOTE, fit_text
+    from yuhang_skills.watchdog.channels import TRUNCATED_NOTE, fit_text
 
     text = "\n".join(f"- 站点 S{i:02d} 培训花名册 2026年9月：已逾期 {i} 天" for i in range(400))
     cut = fit_text(text, 2000)
@@ -147,8 +147,8 @@ def test_a_long_dingtalk_text_is_cut_at_a_line_and_says_so():
 
 
 def test_delivery_backs_off_and_records_the_last_error():
-    from yuhang_skills.notifiers import deliver
-    from yuhang_skills.policy import RetryPolicy
+    from yuhang_skills.watchdog.channels import deliver
+    from yuhang_skills.core.policy import RetryPolicy
 
     class Flaky:
         def __init__(self, failures: int):
@@ -173,8 +173,8 @@ def test_delivery_backs_off_and_records_the_last_error():
 def test_a_refused_mailbox_fails_alone_and_an_outage_takes_the_channel_down():
     import smtplib
 
-    from yuhang_skills.notifiers import deliver
-    from yuhang_skills.policy import RetryPolicy
+    from yuhang_skills.watchdog.channels import deliver
+    from yuhang_skills.core.policy import RetryPolicy
 
     class Refusing:
         def __init__(self, code: int):
@@ -223,7 +223,7 @@ def _seed_warehouse(url: str) -> None:
     """Three sites as of mid-October 2026: S01 (station) owes four things, V01 (village) sent a
     partially accepted roster and a rejected ledger, B02 (base) sent everything but trains too few
     people and passes too few of them."""
-    from yuhang_skills import warehouse
+    from yuhang_skills.core import warehouse
     from yuhang_skills.core.migrations import migrate
 
     subs, roster, quarantine = [], [], []
@@ -320,7 +320,7 @@ def watchdog_run(airflow_db, warehouse_url, tmp_path, monkeypatch):
 
 def _table(engine: sa.Engine, name: str) -> list[dict]:
     """Rows of a warehouse table, typed by its declaration (dates as dates on SQLite too)."""
-    from yuhang_skills import warehouse
+    from yuhang_skills.core import warehouse
 
     table = warehouse.metadata.tables[name]
     with engine.connect() as conn:
@@ -332,7 +332,7 @@ def _missing(engine: sa.Engine) -> dict[str, dict]:
 
 
 def _add_submissions(engine: sa.Engine, *subs: dict) -> None:
-    from yuhang_skills import warehouse
+    from yuhang_skills.core import warehouse
 
     with engine.begin() as conn:
         conn.execute(warehouse.submissions.insert(), list(subs))

@@ -114,7 +114,7 @@ def get_token(base: str) -> str:
 
 @pytest.fixture(scope="module")
 def evaluator_view(tmp_path_factory):
-    from yuhang_skills.sample import SampleOptions, generate
+    from yuhang_sample.generator import SampleOptions, generate
 
     root = tmp_path_factory.mktemp("evaluator-view")
     home, var, served = root / "airflow", root / "var", root / "served"

@@ -70,7 +70,8 @@ def test_every_intake_status_has_a_label_and_warnings_are_told_apart(tmp_path):
     import sqlalchemy as sa
     from jinja2 import Environment, FileSystemLoader
 
-    from yuhang_skills import intake, warehouse
+    from yuhang_skills import intake
+    from yuhang_skills.core import warehouse
     from yuhang_skills.core.migrations import migrate
     from yuhang_skills.evaluator_view import app, data
 

@@ -24,7 +24,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from . import data
+from yuhang_skills.evaluator_view import data
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).with_name("templates")
@@ -185,7 +185,7 @@ def create_app() -> FastAPI:
     @app.get("/runs/{run_id}", response_class=HTMLResponse, dependencies=[Depends(evaluator)])
     def run_page(request: Request, run_id: str) -> Response:
         def render(r: data.Reader) -> Response:
-            from ..report_html import waterfall_chart, waterfall_steps
+            from yuhang_skills.evaluation.report_html import waterfall_chart, waterfall_steps
 
             detail = r.run_detail(run_id, data.load_policy())
             chart = Markup(waterfall_chart(waterfall_steps(detail["district"])))  # built with escaped text

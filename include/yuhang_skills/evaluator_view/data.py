@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..settings import WAREHOUSE_CONN_ID, load_settings, normalise_warehouse_url
+from yuhang_skills.core.settings import WAREHOUSE_CONN_ID, load_settings, normalise_warehouse_url
 
 NO_EVALUATION_ZH = "尚无评价：请先运行 yuhang_intake 和 yuhang_evaluation"
 NO_EVALUATION_EN = "no evaluation yet: run yuhang_intake and yuhang_evaluation"
@@ -194,7 +194,7 @@ class Reader:
 
     def diff(self, run_a: str, run_b: str) -> list[dict[str, Any]]:
         """What changed from ``run_a`` to ``run_b`` (runs.diff, not stored: the page only reads)."""
-        from .. import runs
+        from yuhang_skills.evaluation import runs
 
         self.run(run_a), self.run(run_b)
         return runs.diff(self.engine, run_a, run_b, store=False)
@@ -347,7 +347,7 @@ def margin(district: dict[str, Any], policy: Any | None) -> dict[str, Any]:
 def load_policy() -> Any | None:
     """The policy file the DAGs use (grades and release rule for the margin), or None."""
     try:
-        from ..policy import Plan
+        from yuhang_skills.core.policy import Plan
 
         return Plan.from_settings(load_settings()).policy
     except Exception:  # noqa: BLE001 - the pages work without the margin

@@ -86,7 +86,7 @@ def migrate(engine: sa.Engine) -> str:
     if current_revision(engine) == head:
         return head
     if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-        from yuhang_skills import warehouse
+        from yuhang_skills.core import warehouse
 
         locking = warehouse.make_engine(engine.url.render_as_string(hide_password=False), exclusive_transactions=True)
         try:

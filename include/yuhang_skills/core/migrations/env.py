@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from yuhang_skills import warehouse
+from yuhang_skills.core import warehouse
 from yuhang_skills.core import migrations
 
 config = context.config
@@ -34,7 +34,7 @@ if connection is not None:
     with context.begin_transaction():
         context.run_migrations()
 else:
-    from yuhang_skills.settings import load_settings
+    from yuhang_skills.core.settings import load_settings
 
     url = context.get_x_argument(as_dictionary=True).get("url") or load_settings(use_airflow=False).warehouse_url
     engine = warehouse.make_engine(url)

@@ -1,0 +1,299 @@
+"""Integrity checks: double counting and subsidy-fraud patterns in the staged data.
+
+Each check is one SQL file under ``include/yuhang_skills/sql/integrity`` named after it, listed with its
+severity and thresholds under ``integrity.checks`` in the policy file. A check returns its
+evidence in long form, one row per staged row involved::
+
+    finding_key, year, subject_kind, subject, measure, threshold,
+    kind (roster/finance), submission_id, source_row, row_site, row_period, would_exclude
+
+and this module turns the rows of one ``finding_key`` into one ``integrity_findings`` row with a
+plain-language explanation in Chinese and English. Rows marked ``would_exclude`` by a check the
+policy sets to ``exclude`` go to ``integrity_exclusions``; the SQL models leave them out of the
+indicators that feed the score and keep the reported figures beside the counted ones. Both
+tables are rebuilt whole on every run, so reruns give identical tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from yuhang_skills.intake import identity
+from yuhang_skills.core import warehouse
+from yuhang_skills.core.policy import Plan
+
+log = logging.getLogger(__name__)
+
+LONG_COLUMNS = ["finding_key", "year", "subject_kind", "subject", "measure", "threshold", "kind",
+                "submission_id", "source_row", "row_site", "row_period", "would_exclude"]
+
+# What each finding means, for evaluators and site contacts. Fields: {sites} {year} {measure}
+# {threshold} {evidence_rows} {excluded_rows}, and the base rule's {share} and {cap} from the policy.
+EXPLANATIONS: dict[str, tuple[str, str]] = {
+    "overlapping_classes": (
+        "同一人同时参加了时间重叠的培训班({sites},{year}年);保留最早开班的一期,重叠的人次{excluded_rows}条不计入绩效",
+        "the same person attended classes that overlap in time ({sites}, {year}); the earliest class counts, "
+        "the overlapping person-time ({excluded_rows} row(s)) does not",
+    ),
+    "yearly_subsidy_limit": (
+        "同一人{year}年享受培训补贴{measure}次,超过每年{threshold}次的上限({sites});超出的{excluded_rows}条不计入绩效",
+        "one person was subsidised {measure} times in {year}, above the limit of {threshold} a year ({sites}); "
+        "the {excluded_rows} later row(s) do not count",
+    ),
+    "repeat_occupation_level": (
+        "同一人同一职业(工种)同一等级重复享受培训补贴{measure}次(上限{threshold}次,{sites});重复的{excluded_rows}条不计入绩效",
+        "one person was subsidised {measure} times for the same occupation and level (limit {threshold}, {sites}); "
+        "the {excluded_rows} repeat row(s) do not count",
+    ),
+    "outside_working_age": (
+        "学员开班时不在法定劳动年龄内(年龄{measure}岁,{sites},{year}年),该人次不计入绩效",
+        "the trainee was outside legal working age on the class start date (age {measure}, {sites}, {year}); "
+        "the person-time does not count",
+    ),
+    "certificate_burst": (
+        "{sites}在{year}年的几天内有{measure}人考核合格,远超其平时同样天数的约{threshold}人,请核查考核与发证",
+        "{sites} passed {measure} trainees within a few days in {year}, far above the about {threshold} it "
+        "usually passes in as many days; check the assessment and certificates",
+    ),
+    "uniform_class": (
+        "{sites}的一个培训班{measure}名学员全部合格且满意度答案完全相同,请核查花名册的真实性",
+        "all {measure} trainees of one class at {sites} passed and gave the same satisfaction answer; "
+        "check that the roster is genuine",
+    ),
+    "duplicate_invoice": (
+        "同一发票号出现在多个站点的{measure}笔支出中({sites});最早的一笔计入,其余{excluded_rows}笔不计入",
+        "the same invoice number appears on {measure} payments of several sites ({sites}); the earliest "
+        "counts, the other {excluded_rows} do not",
+    ),
+    "duplicate_voucher": (
+        "同一凭证号、金额({measure}元)和收款单位在多个站点入账({sites}),请核查是否重复报账",
+        "the same voucher number, amount ({measure} yuan) and payee are booked by several sites ({sites}); "
+        "check for a payment claimed twice",
+    ),
+    "base_equipment_over_rule": (
+        "{sites}已安排资金{measure}元,超过按已报设备投入计算的应得补助{threshold}元(设备投入的{share},最高{cap}元)",
+        "{sites} was allocated {measure} yuan, more than the {threshold} yuan the equipment cost it reported "
+        "so far entitles it to ({share} of the cost, at most {cap} yuan)",
+    ),
+    "ineligible_provincial": (
+        "省级资金{measure}元用于非规定用途({sites},{year}年),不计入合规支出",
+        "{measure} yuan of provincial money paid for an ineligible use ({sites}, {year}); it is not counted "
+        "as eligible spending",
+    ),
+    "payment_outside_period": (
+        "一笔{measure}元的支出发生在实施期之外({sites},{year}年),不计入绩效",
+        "a payment of {measure} yuan falls outside the implementation period ({sites}, {year}); it does not count",
+    ),
+    "resubmitted_in_another_period": (
+        "{sites}把同一批数据在{measure}个期间重复报送(同一人同一培训班,或同一凭证号、金额和收款单位);"
+        "最早期间的计入,重复的{excluded_rows}条不计入绩效",
+        "{sites} sent the same rows again under {measure} periods (the same person in the same class, or the same "
+        "voucher, amount and payee); the earliest period's rows count, the {excluded_rows} repeat(s) do not",
+    ),
+    "training_paid_beyond_roster": (
+        "{sites}在{year}年按花名册每人次支付培训资金{measure}元,超过每人次{threshold}元的上限,支付的人次多于花名册",
+        "{sites} paid {measure} yuan of training money per roster person-time in {year}, above {threshold} "
+        "yuan: more person-times paid for than its roster shows",
+    ),
+}
+
+
+def check_names(plan: Plan) -> list[str]:
+    """The checks in the policy's order."""
+    return list(plan.policy.integrity["checks"])
+
+
+def check_sql(sql_dir: Path, name: str) -> str:
+    return (sql_dir / "integrity" / f"{name}.sql").read_text(encoding="utf-8").strip().rstrip(";")
+
+
+def verify_checks(plan: Plan, sql_dir: Path) -> None:
+    """Every policy check has its SQL file and explanation, and every SQL file a policy entry."""
+    names = set(check_names(plan))
+    files = {p.stem for p in (sql_dir / "integrity").glob("*.sql")}
+    problems = []
+    if names - files:
+        problems.append(f"no SQL file for {sorted(names - files)}")
+    if files - names:
+        problems.append(f"SQL files not in the policy: {sorted(files - names)}")
+    if names - set(EXPLANATIONS):
+        problems.append(f"no explanation for {sorted(names - set(EXPLANATIONS))}")
+    if problems:
+        raise ValueError(f"integrity checks ({sql_dir / 'integrity'}): " + "; ".join(problems))
+
+
+# Reference data ----------------------------------------------------------------------------
+CALENDAR_YEARS = (2000, 2040)  # ref_calendar spans these years: any submitted date falls inside
+BIRTH_YEARS = (1920, 2020)  # ref_retirement spans these birth years
+
+
+def code_lists(plan: Plan) -> list[dict[str, str]]:
+    """ref_codes rows for the checks' lists, named ``<check>_<key>`` (certificate_burst_programmes …)."""
+    return [{"code_list": f"{name}_{key}", "code": code}
+            for name, spec in plan.policy.integrity["checks"].items()
+            for key, codes in spec.items() if isinstance(codes, list) for code in codes]
+
+
+def reference_rows(plan: Plan) -> dict[sa.Table, list[dict[str, Any]] | pd.DataFrame]:
+    """Reference tables the checks read: thresholds, the implementation period, day numbers and
+    retirement dates (the same rule as intake's working-age check)."""
+    policy = plan.policy
+    params = []
+    for name, spec in policy.integrity["checks"].items():
+        for parameter, value in spec.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                params.append({"check_name": name, "parameter": parameter, "value": Decimal(str(value))})
+    params.append({"check_name": "outside_working_age", "parameter": "minimum_age_years",
+                   "value": Decimal(policy.minimum_working_age)})
+    period = policy.raw["implementation_period"]
+    days = pd.date_range(f"{CALENDAR_YEARS[0]}-01-01", f"{CALENDAR_YEARS[1]}-12-31", freq="D")
+    calendar = pd.DataFrame({"day": days.date, "day_number": (days - pd.Timestamp("1970-01-01")).days,
+                             "year": days.year})
+    births = pd.date_range(f"{BIRTH_YEARS[0]}-01-01", f"{BIRTH_YEARS[1]}-12-31", freq="D")
+    retirement = []
+    for sex in ("M", "F"):
+        birth = pd.Series(births)
+        status = identity.working_age_status(birth, pd.Series(sex, index=birth.index), birth,
+                                             female_base=policy.female_retirement_base)
+        retirement.append(pd.DataFrame({"sex": sex, "birth_date": births.date,
+                                        "retirement_date": status["retirement_date"].dt.date}))
+    return {
+        warehouse.ref_integrity_params: params,
+        warehouse.ref_implementation_period: [{"start_date": _date(period["start"]), "end_date": _date(period["end"])}],
+        warehouse.ref_calendar: calendar,
+        warehouse.ref_retirement: pd.concat(retirement, ignore_index=True),
+    }
+
+
+def _date(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+# Running the checks ------------------------------------------------------------------------
+INDEXES = (  # what the checks look rows up by; created once, kept up to date by the database
+    ("ix_stg_roster_person", "stg_roster", "person_key, start_date"),
+    ("ix_stg_roster_class", "stg_roster", "site_code, class_id"),
+    ("ix_stg_roster_end", "stg_roster", "site_code, end_date"),
+    ("ix_stg_finance_invoice", "stg_finance", "invoice_no"),
+    ("ix_stg_finance_site", "stg_finance", "site_code, category"),
+)
+
+
+@dataclass
+class CheckResult:
+    name: str
+    severity: str
+    findings: int
+    excluded_rows: int
+    seconds: float
+
+
+def run_checks(engine: sa.Engine, plan: Plan, sql_dir: Path) -> list[CheckResult]:
+    """Run every check in the policy's order and replace ``integrity_findings`` and
+    ``integrity_exclusions``, in one transaction. Each excluding check's rows are recorded before
+    the next check runs, so a row an earlier check excluded does not count toward a later check's
+    limit (a duplicate person-time does not also use up one of the person's yearly subsidies)."""
+    verify_checks(plan, sql_dir)
+    policy = plan.policy
+    shown = int(policy.integrity.get("evidence_rows_shown", 50))
+    texts = {"share": f"{policy.base_subsidy_share * 100:g}%", "cap": f"{policy.base_subsidy_cap_yuan:,}"}
+    findings: list[dict[str, Any]] = []
+    excluded_keys: set[tuple[str, str, int]] = set()
+    results = []
+    with engine.begin() as conn:
+        for name, table, columns in INDEXES:
+            conn.execute(sa.text(f"create index if not exists {name} on {table} ({columns})"))
+        if conn.dialect.name == "postgresql":  # fresh statistics, or the planner guesses after a big intake
+            for table in ("stg_roster", "stg_finance", "integrity_exclusions"):
+                conn.execute(sa.text(f"analyze {table}"))
+        names = dict(conn.execute(sa.text("select submission_id, original_name from submissions")).all())
+        conn.execute(warehouse.integrity_exclusions.delete())
+        conn.execute(warehouse.integrity_findings.delete())
+        for name in check_names(plan):
+            severity = policy.integrity_check(name)["severity"]
+            started = time.perf_counter()
+            rows = pd.DataFrame(conn.execute(sa.text(check_sql(sql_dir, name))).all(), columns=LONG_COLUMNS)
+            mine = _findings(name, severity, rows, names, shown, len(findings) + 1, excluded_keys, texts)
+            new = [{"kind": kind, "submission_id": sid, "source_row": row, "check_name": name,
+                    "finding_id": finding["finding_id"]}
+                   for finding, keys in mine for kind, sid, row in keys]
+            excluded_keys.update((r["kind"], r["submission_id"], r["source_row"]) for r in new)
+            if new:
+                warehouse.bulk_insert(conn, warehouse.integrity_exclusions, pd.DataFrame(new))
+            findings.extend(f for f, _ in mine)
+            seconds = time.perf_counter() - started
+            results.append(CheckResult(name, severity, len(mine), len(new), seconds))
+            log.info("integrity check %s: %d finding(s), %d row(s) excluded, %.1f s", name, len(mine), len(new), seconds)
+        if findings:
+            conn.execute(warehouse.integrity_findings.insert(), findings)
+    return results
+
+
+def _findings(name: str, severity: str, rows: pd.DataFrame, names: dict[str, str], shown: int, first_id: int,
+              already: set[tuple[str, str, int]], texts: dict[str, str]
+              ) -> list[tuple[dict[str, Any], list[tuple[str, str, int]]]]:
+    """One finding per finding_key, with the rows it newly excludes (none unless the check's
+    severity is exclude; rows ``already`` excluded by an earlier check stay with it): the site and
+    year of its first row that would be excluded (else its first row), every site and period
+    involved, and the evidence references."""
+    if rows.empty:
+        return []
+    rows = rows.assign(would_exclude=rows["would_exclude"].astype(int))
+    rows = rows.sort_values(["finding_key", "would_exclude", "row_site", "row_period", "submission_id", "source_row"],
+                            ascending=[True, False, True, True, True, True], kind="stable", na_position="last")
+    zh, en = EXPLANATIONS[name]
+    out = []
+    for n, (key, group) in enumerate(rows.groupby("finding_key", sort=True)):
+        lead = group.iloc[0]
+        sites = sorted(s for s in group["row_site"].dropna().unique())
+        periods = sorted(p for p in group["row_period"].dropna().unique())
+        evidence, excludes = [], []
+        for kind, sid, row, would in group[["kind", "submission_id", "source_row", "would_exclude"]].itertuples(index=False):
+            if sid is None or pd.isna(row):
+                continue
+            ref = (kind, sid, int(row))
+            new = severity == "exclude" and would == 1 and ref not in already and ref not in excludes
+            if new:
+                excludes.append(ref)
+            evidence.append(f"{names.get(sid, sid)} row {int(row)}"
+                            + (" (excluded)" if new or ref in already else ""))
+        text = "; ".join(evidence[:shown]) + (f"; … {len(evidence) - shown} more" if len(evidence) > shown else "")
+        fields = {"sites": ", ".join(sites) or lead["subject"], "year": "" if pd.isna(lead["year"]) else int(lead["year"]),
+                  "measure": _plain(lead["measure"]), "threshold": _plain(lead["threshold"]),
+                  "evidence_rows": len(evidence), "excluded_rows": len(excludes), **texts}
+        finding = {
+            "finding_id": first_id + n, "check_name": name, "severity": severity,
+            "site_code": lead["row_site"] if isinstance(lead["row_site"], str) else lead["subject"],
+            "sites": ",".join(sites), "year": None if pd.isna(lead["year"]) else int(lead["year"]),
+            "periods": ",".join(periods)[:200] or None, "subject_kind": lead["subject_kind"],
+            "subject": str(lead["subject"])[:200], "measure": _decimal(lead["measure"]),
+            "threshold": _decimal(lead["threshold"]), "evidence_rows": len(evidence), "excluded_rows": len(excludes),
+            "evidence": text or "no staged rows", "explanation_zh": zh.format(**fields),
+            "explanation_en": en.format(**fields),
+        }
+        out.append((finding, excludes))
+    return out
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or pd.isna(value):
+        return None
+    return Decimal(str(value)).quantize(Decimal("0.0001"))
+
+
+def _plain(value: Any) -> str:
+    """A measure as people write it: 4, 3,000, 1,234.5."""
+    number = _decimal(value)
+    if number is None:
+        return ""
+    text = f"{number.normalize():,f}"
+    return text
