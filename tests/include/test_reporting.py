@@ -16,6 +16,7 @@ set, where a missing binary fails.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -25,6 +26,7 @@ import math
 import os
 import re
 import shutil
+import sqlite3
 import struct
 import subprocess
 import zlib
@@ -477,7 +479,10 @@ def older_warehouse(built, tmp_path) -> sa.Engine:
     """A copy of the SQLite warehouse as an earlier version made it: no release computation,
     rectification, plan, excellent-station or spending tables, no recovery columns."""
     copy = tmp_path / "older.sqlite"
-    shutil.copy(built["root"] / "warehouse.sqlite", copy)
+    # SQLite's backup, not a file copy: the migrated warehouse is in WAL mode, with recent pages in its -wal file
+    with contextlib.closing(sqlite3.connect(built["root"] / "warehouse.sqlite")) as source, \
+            contextlib.closing(sqlite3.connect(copy)) as target:
+        source.backup(target)
     engine = sa.create_engine(f"sqlite:///{copy}")
     with engine.begin() as conn:
         for table in LATER_TABLES:
