@@ -15,7 +15,7 @@ from yuhang_skills.evaluation import runs
 from yuhang_skills.core import warehouse
 from yuhang_skills.core.migrations import migrate
 from yuhang_skills.evaluation import evaluate, write_evaluation
-from yuhang_skills.watchdog import WorkingDays
+from yuhang_skills.watchdog.calendar import WorkingDays
 
 AS_OF = dt.date(2027, 2, 15)
 
