@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = warehouse.make_engine(settings.warehouse_url)
     migrate(engine)  # as every DAG's first task does
     files = discover(inbox, plan)
-    groups = site_batches(files, int(plan.policy.intake["task_bytes"]), int(plan.policy.intake["task_max_sites"]))
+    groups = site_batches(files, plan.policy.intake.task_bytes, plan.policy.intake.task_max_sites)
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn"),
                              initializer=_warm_up) as pool:
         warm = time.perf_counter()

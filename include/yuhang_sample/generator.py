@@ -75,7 +75,7 @@ import pandas as pd
 import xlsxwriter
 
 from yuhang_skills.intake.identity import check_character, working_age_status
-from yuhang_skills.core.policy import WAN, Plan, Site
+from yuhang_skills.core.policy import WAN, Contract, Plan, Site
 from yuhang_skills.core.settings import load_settings
 
 # --------------------------------------------------------------------------- catalogues
@@ -755,7 +755,7 @@ def _append_classes(r: _Roster, cls: dict[str, np.ndarray], rows: dict[str, np.n
 
 def _integrity_parameter(plan: Plan, check: str, name: str) -> Any:
     """A threshold of an integrity check, from the policy (the one place that sets it)."""
-    return plan.policy.integrity_check(check)[name]
+    return getattr(plan.policy.integrity_check(check), name)
 
 
 def _plant_certificate_burst(
@@ -1125,7 +1125,7 @@ def _allocation_yuan(plan: Plan, site: Site) -> dict[str, int]:
     if site.batch_year not in plan.policy.plan_years:
         return {"provincial": 0, "district": 0}
     cell = plan.policy.plan_cell(site.batch_year, site.programme)
-    return {src: cell[src] * WAN // cell["sites"] for src in ("provincial", "district")}
+    return {"provincial": cell.provincial * WAN // cell.sites, "district": cell.district * WAN // cell.sites}
 
 
 def _company(rng: np.random.Generator, business: str) -> str:
@@ -1482,22 +1482,22 @@ class _Style:
 class _Vocabulary:
     """Headers and enum spellings from the contract: English canonical or first Chinese."""
 
-    def __init__(self, contract: dict[str, Any]):
+    def __init__(self, contract: Contract):
         self.contract = contract
 
     def header(self, kind: str, lang: str) -> list[str]:
-        columns = self.contract["kinds"][kind]["columns"]
-        return [name if lang == "en" else str(spec["aliases"][0]) for name, spec in columns.items()]
+        columns = self.contract.kinds[kind].columns  # type: ignore[index]
+        return [name if lang == "en" else str(spec.aliases[0]) for name, spec in columns.items()]
 
     def table(self, enum: str, codes: Sequence[str], lang: str) -> np.ndarray:
-        spellings = self.contract["enums"][enum]
+        spellings = self.contract.enums[enum]
         return np.array([code if lang == "en" else str(spellings[code][0]) for code in codes])
 
     def bools(self, values: np.ndarray, lang: str) -> np.ndarray:
         return self.table("bool", ["false", "true"], lang)[values.astype(np.int64)]
 
     def kind_zh(self, kind: str) -> str:
-        return str(self.contract["kinds"][kind]["name_zh"])
+        return self.contract.kinds[kind].name_zh  # type: ignore[index]
 
 
 def _noise(values: np.ndarray, rate: float, rng: np.random.Generator, full_width: bool) -> tuple[np.ndarray, int]:
@@ -1561,7 +1561,7 @@ def _finance_frame(
     payee, spaced = _noise(ledger["payee"].to_numpy(dtype=str), noise, rng, full_width=False)
     counters["trailing_space_cells"] += spaced
     counters["full_width_cells"] += widened
-    sources, categories = list(vocab.contract["enums"]["fund_source"]), list(vocab.contract["enums"]["category"])
+    sources, categories = list(vocab.contract.enums["fund_source"]), list(vocab.contract.enums["category"])
     return pd.DataFrame(dtype=object, data={
         "site_code": np.full(len(ledger), site.site_code),
         "voucher_no": ledger["voucher_no"].to_numpy(dtype=str),
@@ -1649,9 +1649,9 @@ class _Writer:
         self.options = options
         self.vocab = _Vocabulary(plan.contract)
         self.tz = ZoneInfo(plan.policy.timezone)
-        self.kinds = list(plan.contract["kinds"])
+        self.kinds = list(plan.contract.kinds)
         self.column_types = {
-            kind: {c: str(spec["type"]) for c, spec in plan.contract["kinds"][kind]["columns"].items()}
+            kind: {c: spec.type for c, spec in plan.contract.kinds[kind].columns.items()}
             for kind in self.kinds
         }
         self.files: list[dict[str, Any]] = []
@@ -1667,22 +1667,22 @@ class _Writer:
     # --- calendar ----------------------------------------------------------------------
     def is_due(self, kind: str, site: Site, month: int) -> bool:
         sub = self.plan.policy.submissions[kind]
-        if site.programme not in sub["programmes"]:
+        if site.programme not in sub.programmes:
             return False
-        return {"monthly": True, "quarterly": _month_no(month) % 3 == 0, "yearly": _month_no(month) == 12}[sub["cadence"]]
+        return {"monthly": True, "quarterly": _month_no(month) % 3 == 0, "yearly": _month_no(month) == 12}[sub.cadence]
 
     def due_date(self, kind: str, month: int) -> dt.date:
         sub = self.plan.policy.submissions[kind]
-        if sub["cadence"] == "yearly":
-            return dt.date(_year(month) + 1, int(sub["due_month"]), int(sub["due_day"]))
-        return dt.date(_year(month + 1), _month_no(month + 1), int(sub["due_day"]))
+        if sub.due_month is not None:  # a yearly kind
+            return dt.date(_year(month) + 1, sub.due_month, sub.due_day)
+        return dt.date(_year(month + 1), _month_no(month + 1), sub.due_day)
 
     def at(self, day: dt.date, rng: np.random.Generator) -> dt.datetime:
         minute = int(rng.integers(9 * 60, 18 * 60))
         return dt.datetime(day.year, day.month, day.day, minute // 60, minute % 60, int(rng.integers(60)), tzinfo=self.tz)
 
     def title(self, site: Site, month: int, kind: str) -> str:
-        cadence = self.plan.policy.submissions[kind]["cadence"]
+        cadence = self.plan.policy.submissions[kind].cadence
         y, m = _year(month), _month_no(month)
         when = {"monthly": f"{y}年{m}月", "quarterly": f"{y}年第{(m - 1) // 3 + 1}季度", "yearly": f"{y}年度"}[cadence]
         return f"{site.name_zh}{when}{self.vocab.kind_zh(kind)}"
@@ -1708,7 +1708,7 @@ class _Writer:
             for kind_no, kind in enumerate(self.kinds):
                 if not self.is_due(kind, site, month):
                     continue
-                if missing and self.plan.policy.submissions[kind]["cadence"] == "monthly":
+                if missing and self.plan.policy.submissions[kind].cadence == "monthly":
                     self.missing.append({"site_code": site.site_code, "period": _month_text(month), "kind": kind})
                     self.by_site["missing_month"][site.site_code] += 1
                     continue
@@ -1733,7 +1733,7 @@ class _Writer:
     def submit(self, site: Site, month: int, kind: str, style: _Style, frame: pd.DataFrame, rng: np.random.Generator) -> None:
         o = self.options
         late = rng.random() < o.late_rate
-        monthly = self.plan.policy.submissions[kind]["cadence"] == "monthly"
+        monthly = self.plan.policy.submissions[kind].cadence == "monthly"
         resubmit = monthly and rng.random() < o.resubmission_rate and len(frame) >= 2
         due = self.due_date(kind, month)
         shift = int(rng.integers(1, 21)) if late else -int(rng.integers(1, 7))
@@ -1954,7 +1954,7 @@ def _files_to_clear(inbox: Path, plan: Plan, clear: bool) -> list[Path]:
         return []
     if not clear:
         raise FileExistsError(f"{inbox} is not empty: sample data goes into a new or empty folder (or use clear)")
-    extensions = tuple(f".{e}" for e in plan.contract["inbox"]["extensions"])
+    extensions = tuple(f".{e}" for e in plan.contract.inbox.extensions)
     files, foreign = [], []
     for path in sorted(inbox.rglob("*")):
         parts = path.relative_to(inbox).parts
@@ -1963,7 +1963,7 @@ def _files_to_clear(inbox: Path, plan: Plan, clear: bool) -> list[Path]:
         ours = (
             path.is_file() and len(parts) == 3 and re.fullmatch(r"\d{4}-\d{2}", parts[0]) is not None
             and parts[1] in plan.sites_by_code and path.suffix in extensions
-            and path.stem.removesuffix("_v2") in plan.contract["kinds"]
+            and path.stem.removesuffix("_v2") in plan.contract.kinds
         )  # fmt: skip
         (files if ours else foreign).append(path)
     if foreign:

@@ -25,7 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from yuhang_skills.evaluation import rectification
-from yuhang_skills.core.policy import Plan, Policy
+from yuhang_skills.core.policy import DliTranche, Indicator, Plan, Policy
 
 CENT = Decimal("0.01")
 ONE = Decimal(1)
@@ -139,6 +139,26 @@ class ExcellentStation:
     source_rows: int
 
 
+# A measure: (evaluator, indicator spec, site-year targets) -> (numerator, denominator, source_rows,
+# basis, site_years). An indicator's ``measure:`` in the policy names one of these; the policy's
+# Measure type lists the same names (tests/include/test_policy.py holds the two together).
+MeasureFunction = Callable[["Evaluator", Indicator, "list[SiteYearTarget]"],
+                           "tuple[Decimal, Decimal, int, str, list[SiteYearTarget]]"]
+MEASURES: dict[str, MeasureFunction] = {}
+
+
+def measure(name: str) -> Callable[[MeasureFunction], MeasureFunction]:
+    """Register the decorated Evaluator method as the measure ``name``."""
+
+    def register(function: MeasureFunction) -> MeasureFunction:
+        if name in MEASURES:
+            raise ValueError(f"measure {name!r} is registered twice")
+        MEASURES[name] = function
+        return function
+
+    return register
+
+
 class Evaluator:
     """Measures over the ind_* tables of the years evaluated (implementation years before the
     evaluation year)."""
@@ -181,65 +201,70 @@ class Evaluator:
         raise ValueError(f"the policy sets a yearly target {indicator!r} the evaluation cannot measure")
 
     # --- measures: (numerator, denominator, source_rows, basis, site_years) ------------------
-    def _provincial_execution_rate(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
+    @measure("provincial_execution_rate")
+    def _provincial_execution_rate(self, spec: Indicator, targets: list[SiteYearTarget]):
         district = self.programmes[self.programmes["programme"] == "all"]
         spent = int(district["provincial_eligible_fen"].sum())
         received = self.policy.provincial_received_yuan(max(self.years)) * 100
         rows = int(self.sites["finance_rows"].sum())
         return Decimal(spent) / 100, Decimal(received) / 100, rows, "省级资金合规支出(元) / 已拨付省级资金(元)", []
 
-    def _mean_site_year_attainment(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
-        rows = [t for t in targets if t.programme == spec["programme"] and t.indicator == spec["indicator"]]
+    @measure("mean_site_year_attainment")
+    def _mean_site_year_attainment(self, spec: Indicator, targets: list[SiteYearTarget]):
+        rows = [t for t in targets if t.programme == spec.programme and t.indicator == spec.indicator]
         total = sum((t.attainment for t in rows), ZERO)
         return (total, Decimal(len(rows)), sum(t.source_rows for t in rows),
-                f"各{PROGRAMME_ZH.get(spec['programme'], spec['programme'])}年度 min(1, 实际/目标) 的平均值", rows)
+                f"各{PROGRAMME_ZH.get(spec.programme, spec.programme)}年度 min(1, 实际/目标) 的平均值", rows)
 
-    def _village_outcome_reporting_rate(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
+    @measure("village_outcome_reporting_rate")
+    def _village_outcome_reporting_rate(self, spec: Indicator, targets: list[SiteYearTarget]):
         rows = self.sites[self.sites["programme"] == "village"]
         return (Decimal(int(rows["outcomes_reported"].sum())), Decimal(len(rows)), int(rows["outcome_rows"].sum()),
                 "已报送成效的村年数 / 应报送村年数", [])
 
-    def _share_of_person_times(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
-        rows = self.sites[self.sites["programme"].isin(spec["programmes"])]
-        return (Decimal(int(rows[spec["column"]].sum())), Decimal(int(rows["person_times"].sum())),
+    @measure("share_of_person_times")
+    def _share_of_person_times(self, spec: Indicator, targets: list[SiteYearTarget]):
+        rows = self.sites[self.sites["programme"].isin(spec.programmes)]
+        return (Decimal(int(rows[spec.column].sum())), Decimal(int(rows["person_times"].sum())),
                 int(rows["roster_rows"].sum()),
-                f"{COLUMN_ZH.get(spec['column'], spec['column'])} / 培训人次 ({spec['column']} / person_times)", [])
+                f"{COLUMN_ZH.get(spec.column, spec.column)} / 培训人次 ({spec.column} / person_times)", [])
 
-    def _village_skill_coverage(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
+    @measure("village_skill_coverage")
+    def _village_skill_coverage(self, spec: Indicator, targets: list[SiteYearTarget]):
         rows = self.sites[self.sites["programme"] == "village"]
         return (Decimal(int(rows["households_with_skill"].fillna(0).sum())),
                 Decimal(int(rows["low_income_households"].fillna(0).sum())), int(rows["outcome_rows"].sum()),
                 "一户一技户数 / 低收入农户数", [])
 
-    def _satisfaction_rate(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
-        rows = self.sites[self.sites["programme"].isin(spec["programmes"])]
-        kind = spec["respondent_type"]
+    @measure("satisfaction_rate")
+    def _satisfaction_rate(self, spec: Indicator, targets: list[SiteYearTarget]):
+        rows = self.sites[self.sites["programme"].isin(spec.programmes)]
+        kind = spec.respondent_type
         return (Decimal(int(rows[f"{kind}_satisfied"].sum())), Decimal(int(rows[f"{kind}_answers"].sum())),
                 int(rows["survey_rows"].sum()), f"{COLUMN_ZH.get(kind, kind)}满意答卷 / 有效答卷 ({kind})", [])
 
-    def indicator(self, spec: dict[str, Any], targets: list[SiteYearTarget]) -> IndicatorResult:
-        measure: Callable = getattr(self, f"_{spec['measure']}")
-        numerator, denominator, source_rows, basis, details = measure(spec, targets)
+    def indicator(self, spec: Indicator, targets: list[SiteYearTarget]) -> IndicatorResult:
+        numerator, denominator, source_rows, basis, details = MEASURES[spec.measure](self, spec, targets)
         actual = ratio(numerator, denominator)
         actual = actual if actual is not None else ZERO
-        target = Decimal(str(spec["target"]))
-        weight = Decimal(str(spec["weight"]))
-        key = (spec["programme"], spec["indicator"]) if spec["measure"] == "mean_site_year_attainment" else None
+        target = spec.target
+        weight = Decimal(spec.weight)
+        key = (spec.programme, spec.indicator) if spec.measure == "mean_site_year_attainment" else None
         return IndicatorResult(
-            code=spec["code"], dimension=spec["dimension"], name_zh=spec["name_zh"], measure=spec["measure"],
+            code=spec.code, dimension=spec.dimension, name_zh=spec.name_zh, measure=spec.measure,
             weight=weight, target=target, actual=actual, numerator=numerator, denominator=denominator,
             points=points_for(weight, actual, target), source_rows=source_rows, basis=basis, site_year_key=key,
             site_years=details,
         )
 
     def indicators(self, targets: list[SiteYearTarget]) -> list[IndicatorResult]:
-        return [self.indicator(spec, targets) for spec in self.policy.evaluation["indicators"]]
+        return [self.indicator(spec, targets) for spec in self.policy.evaluation.indicators]
 
     # --- excellent stations -------------------------------------------------------------------
     def excellent_stations(self, targets: list[SiteYearTarget]) -> list[ExcellentStation]:
         """The policy's excellent-station rule (every_active_year) over every station evaluated."""
         rule = self.policy.excellent_station
-        satisfaction_target = Decimal(str(rule["satisfaction_rate"]))
+        satisfaction_target = rule.satisfaction_rate
         bonus_fen = self.policy.excellent_bonus_yuan * 100
         person_times = {(t.site_code, t.year): t for t in targets
                         if t.programme == "station" and t.indicator == "person_times"}
@@ -327,12 +352,11 @@ def release_lines(policy: Policy, results: Results | Decimal) -> list[ReleaseLin
     score will do for the score-based rules), one line per component."""
     if not isinstance(results, Results):
         results = Results(results)
-    rule = policy.release["rule"]
-    params = policy.release["rules"][rule] or {}
+    rule = policy.release.rule
     tranche_fen = policy.performance_tranche_yuan * 100
     score = results.score
-    if rule == "banded":
-        full_at, floor = Decimal(str(params["full_at"])), Decimal(str(params["floor"]))
+    if rule == "banded" and policy.release.banded is not None:
+        full_at, floor = policy.release.banded.full_at, policy.release.banded.floor
         share = ONE if score >= full_at else score / HUNDRED if score >= floor else ZERO
         basis = f"得分 ≥ {full_at} 全额; {floor} ≤ 得分 < {full_at} 按得分%; 得分 < {floor} 不拨付"
         return [ReleaseLine(rule, rule, "按绩效评价得分分档拨付", tranche_fen, score, HUNDRED, score / HUNDRED,
@@ -346,24 +370,24 @@ def release_lines(policy: Policy, results: Results | Decimal) -> list[ReleaseLin
     raise ValueError(f"release rule {rule!r} is not implemented")
 
 
-def _dli_line(tranche: dict[str, Any], results: Results) -> ReleaseLine:
-    amount_fen = int(tranche["amount_yuan"]) * 100
-    target = Decimal(str(tranche["target"]))
-    if tranche["result"] == "share_of_site_years_met":
-        met, n = results.site_years_met.get((tranche["programme"], tranche["indicator"]), (0, 0))
+def _dli_line(tranche: DliTranche, results: Results) -> ReleaseLine:
+    amount_fen = tranche.amount_yuan * 100
+    target = tranche.target
+    if tranche.result == "share_of_site_years_met":
+        met, n = results.site_years_met.get((tranche.programme, tranche.indicator), (0, 0))
         numerator, denominator = Decimal(met), Decimal(n)
-        basis = f"达标的{tranche['programme']}年数 / {tranche['programme']}年数 ({tranche['indicator']})"
+        basis = f"达标的{tranche.programme}年数 / {tranche.programme}年数 ({tranche.indicator})"
     else:
-        numerator, denominator = results.indicator_ratios[tranche["indicator"]]
-        basis = f"指标 {tranche['indicator']} 的实际值"
+        numerator, denominator = results.indicator_ratios[tranche.indicator]
+        basis = f"指标 {tranche.indicator} 的实际值"
     result = ratio(numerator, denominator) or ZERO
-    if tranche["scaling"] == "pro_rata":
+    if tranche.scaling == "pro_rata":
         share = _attainment(result, target)
         basis += f"; 金额 × min(1, 结果/{target})"
     else:
         share = ONE if result >= target else ZERO
         basis += f"; 结果 ≥ {target} 时全额, 否则不拨付"
-    return ReleaseLine(tranche["code"], "dli", tranche["name_zh"], amount_fen, numerator, denominator, result, target,
+    return ReleaseLine(tranche.code, "dli", tranche.name_zh, amount_fen, numerator, denominator, result, target,
                        share, fen(amount_fen * share), basis)
 
 
@@ -424,7 +448,7 @@ def allocate_plan(policy: Policy, ref_sites: pd.DataFrame, net_released_fen: int
     """The tranche year's sites with provincial plan money, funded from the net release in the
     policy's priority order; returns them and what stays unallocated."""
     rule = policy.plan_priority
-    order = {p: n for n, p in enumerate(rule["programme_order"])}
+    order = {p: n for n, p in enumerate(rule.programme_order)}
     sites = ref_sites[(ref_sites["batch_year"] == policy.performance_tranche_year)
                       & (ref_sites["plan_provincial_fen"] > 0)]
     ranked = sorted(sites.itertuples(index=False), key=lambda s: (order[s.programme], s.site_code))
@@ -432,7 +456,7 @@ def allocate_plan(policy: Policy, ref_sites: pd.DataFrame, net_released_fen: int
     out: list[PlanSite] = []
     for rank, s in enumerate(ranked, start=1):
         planned = int(s.plan_provincial_fen)
-        funded = planned if planned <= remaining else 0 if rule["whole_sites_only"] else remaining
+        funded = planned if planned <= remaining else 0 if rule.whole_sites_only else remaining
         remaining -= funded
         out.append(PlanSite(s.site_code, s.programme, rank, planned, funded, remaining))
     return out, remaining
@@ -507,9 +531,9 @@ def release_margins(policy: Policy, indicators: list[IndicatorResult], score: De
     drops: in percentage points of the indicator's ratio (its points fall pro rata with the actual).
     None for every indicator when the release already moves with every point (linear, a score
     below the band) or does not depend on the score (dli)."""
-    if policy.release["rule"] != "banded":
+    if policy.release.rule != "banded" or policy.release.banded is None:
         return {i.code: None for i in indicators}
-    full_at = Decimal(str((policy.release["rules"]["banded"] or {})["full_at"]))
+    full_at = policy.release.banded.full_at
     slack = score - full_at
     if slack < 0:
         return {i.code: None for i in indicators}
@@ -589,7 +613,7 @@ def input_fingerprint(engine: sa.Engine, plan: Plan, decisions: rectification.De
     if policy.path is not None:
         h.update(policy.path.read_bytes())
     h.update(b"sites:" + repr(sorted(plan.sites, key=lambda site: site.site_code)).encode())
-    h.update(b"contract:" + json.dumps(plan.contract, sort_keys=True, ensure_ascii=False, default=str).encode())
+    h.update(b"contract:" + json.dumps(plan.contract.source, sort_keys=True, ensure_ascii=False, default=str).encode())
     with engine.connect() as conn:
         for (sha,) in conn.execute(sa.text("select sha256 from submissions where is_current = true order by sha256")):
             h.update(sha.encode())
@@ -634,10 +658,10 @@ def integrity_summary(engine: sa.Engine, policy: Policy, years: list[int]) -> li
     money = money[money["period"].str[:4].isin(in_years)]
     gone = roster[roster["counted_rows"] == 0].drop_duplicates(["site_code", "class_id", "person_key"])
     out = []
-    for name, spec in policy.integrity["checks"].items():
+    for name, spec in policy.integrity.checks.items():
         mine = findings[findings["check_name"] == name]
         sites = sorted({s for value in mine["sites"] for s in str(value).split(",") if s})
-        out.append({"check_name": name, "severity": spec["severity"], "findings": len(mine),
+        out.append({"check_name": name, "severity": spec.severity, "findings": len(mine),
                     "excluded_rows": int((roster["check_name"] == name).sum() + (money["check_name"] == name).sum()),
                     "excluded_person_times": int((gone["check_name"] == name).sum()),
                     "excluded_fen": int(money.loc[money["check_name"] == name, "amount_fen"].sum()),
@@ -682,7 +706,7 @@ def submissions_record(engine: sa.Engine, plan: Plan, years: list[int], as_of: d
                         "period": item.period, "due_date": item.due_date,
                         "received_at": None if missing else item.resolved_at, "days_late": item.days_overdue,
                         "detail": None})
-        month_day = str(plan.policy.evaluation_runs.get("early_warning_as_of", "10-11"))
+        month_day = plan.policy.evaluation_runs.early_warning_as_of
         for year in years:
             moment = dt.date.fromisoformat(f"{year}-{month_day}")
             year_expected = expected_submissions(plan, moment, days)
@@ -726,7 +750,7 @@ def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date
     return Evaluation(
         evaluation_year=evaluation_year, as_of=as_of, indicators=indicators, score=score, grade=policy.grade(score),
         released_fen=released, tranche_fen=policy.performance_tranche_yuan * 100,
-        policy_version=policy.version, release_rule=policy.release["rule"],
+        policy_version=policy.version, release_rule=policy.release.rule,
         input_fingerprint=input_fingerprint(engine, plan, decisions),
         gaps=gap_to_full_release(policy, indicators, results), site_targets=targets, release=release,
         rectifications=records, excellent=evaluator.excellent_stations(targets), plan=allocation,

@@ -276,13 +276,13 @@ def build_document(engine: sa.Engine, plan: Plan, evaluation_year: int, run_id: 
         w.para(f"预评估:截止日期早于评价期数据齐全之日({cn_date(info.get('data_complete_on'))}),"
                "本报告不作为资金拨付依据。", bold=True)
 
-    source = policy.raw.get("source_document", {})
+    source = policy.source_document
     counts = {p: sum(1 for s in plan.sites if s.programme == p) for p in ("village", "station", "base")}
     total_wan = next(r.subtotal_wan for r in policy.budget_table() if r.year == "total")
     tranche_fen = int(district["tranche_fen"])
     w.heading(SECTIONS[0])
-    w.para(f"根据《{source.get('title', '')}》({cn_date(source.get('issued'))}印发,"
-           f"{cn_date(source.get('in_force_from'))}起施行),余杭区在 {years_text} 年实施期内建设技能型乡村(社区)"
+    w.para(f"根据《{source.title}》({cn_date(source.issued)}印发,"
+           f"{cn_date(source.in_force_from)}起施行),余杭区在 {years_text} 年实施期内建设技能型乡村(社区)"
            f" {counts['village']} 个、技能培训站点 {counts['station']} 个、技能实训基地 {counts['base']} 个,"
            f"计划总投入 {total_wan:,} 万元。省级激励资金分三批下达,其中最后一批 {wan(tranche_fen)} 万元"
            f"在 {evaluation_year} 年绩效评价后拨付,本次评价即为确定该笔资金的拨付额度。")
@@ -291,8 +291,8 @@ def build_document(engine: sa.Engine, plan: Plan, evaluation_year: int, run_id: 
         accepted = conn.execute(sa.text("select count(*) from submissions where is_current = true")).scalar() or 0
         rows_staged = conn.execute(sa.text("select coalesce(sum(rows_staged), 0) from submissions"
                                            " where is_current = true")).scalar() or 0
-    weights = "、".join(f"{DIMENSIONS.get(k, (k,))[0]} {v['weight']} 分"
-                       for k, v in policy.evaluation["dimensions"].items())
+    weights = "、".join(f"{DIMENSIONS.get(k, (k,))[0]} {v.weight} 分"
+                       for k, v in policy.evaluation.dimensions.items())
     w.para(f"评价范围:{years_text} 年实施期内全部站点的年度目标完成情况、资金使用和服务对象满意度。")
     w.para(f"评价数据:各站点报送的培训花名册、资金支出台账、满意度调查和技能增收成效,"
            f"截至 {cn_date(district['as_of'])} 共采用现行报送文件 {int(accepted):,} 份、有效数据 {int(rows_staged):,} 行;"

@@ -186,18 +186,15 @@ def _contract_labels() -> None:
     """Add the contract's code lists (fund_source, category) to CODE_LABELS once."""
     if "fund_source" in CODE_LABELS:
         return
-    import yaml
-
+    from yuhang_skills.core.policy import PolicyError, load_contract
     from yuhang_skills.core.settings import load_settings
 
     try:
-        path = load_settings(use_airflow=False).contract_path
-        enums = yaml.safe_load(path.read_text(encoding="utf-8"))["enums"]
-    except (OSError, KeyError, TypeError):
+        enums = load_contract(load_settings(use_airflow=False).contract_path).enums
+    except (OSError, PolicyError):
         return
     for name in ("fund_source", "category"):
-        CODE_LABELS[name] = {str(code): str(spellings[0]) for code, spellings in enums.get(name, {}).items()
-                             if spellings}
+        CODE_LABELS[name] = {code: spellings[0] for code, spellings in enums.get(name, {}).items() if spellings}
 
 
 def code_label(code_list: str, value: Any) -> str:

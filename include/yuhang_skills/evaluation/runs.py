@@ -51,9 +51,9 @@ def data_complete_on(plan: Plan, evaluation_year: int) -> dt.date:
     from yuhang_skills.watchdog.calendar import WorkingDays
 
     policy = plan.policy
-    spec = policy.evaluation_runs["data_complete"]
-    if spec["rule"] != "last_period_due":
-        raise ValueError(f"evaluation_runs.data_complete.rule {spec['rule']!r} is not implemented")
+    spec = policy.evaluation_runs.data_complete
+    if spec.rule != "last_period_due":
+        raise ValueError(f"evaluation_runs.data_complete.rule {spec.rule!r} is not implemented")
     years = evaluated_years(policy, evaluation_year)
     if not years:
         raise EvaluationRefused(f"{evaluation_year} 年之前没有实施年度，无法评价",
@@ -61,14 +61,14 @@ def data_complete_on(plan: Plan, evaluation_year: int) -> dt.date:
     last = max(years)
     days = WorkingDays(policy.alerts.working_days)
     latest = None
-    for rule in policy.submission_rules.values():
+    for rule in policy.submissions.values():
         if rule.cadence == "yearly":
             nominal = dt.date(last + 1, rule.due_month or 1, rule.due_day)
         else:  # the December (or fourth-quarter) period is due the month after
             nominal = dt.date(last + 1, 1, rule.due_day)
         due, _, _ = days.due_date(nominal)
         latest = due if latest is None or due > latest else latest
-    return latest + dt.timedelta(days=int(spec.get("grace_days") or 0))
+    return latest + dt.timedelta(days=spec.grace_days)
 
 
 def check_as_of(plan: Plan, evaluation_year: int, as_of: dt.date, provisional: bool) -> str:

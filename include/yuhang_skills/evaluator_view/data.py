@@ -331,13 +331,13 @@ def margin(district: dict[str, Any], policy: Any | None) -> dict[str, Any]:
                            "full_release_at": None, "points_to_full_release": None}
     if policy is None:
         return out
-    bands = sorted(policy.evaluation["grades"], key=lambda b: Decimal(str(b["min_score"])))
-    above = [b for b in bands if Decimal(str(b["min_score"])) > score]
+    bands = sorted(policy.evaluation.grades, key=lambda b: b.min_score)
+    above = [b for b in bands if b.min_score > score]
     if above:
-        out["next_grade"] = above[0]["grade"]
-        out["points_to_next_grade"] = Decimal(str(above[0]["min_score"])) - score
-    rule = str(district.get("release_rule") or policy.release.get("rule"))
-    full = (policy.release.get("rules", {}).get(rule) or {}).get("full_at")
+        out["next_grade"] = above[0].grade
+        out["points_to_next_grade"] = above[0].min_score - score
+    rule = str(district.get("release_rule") or policy.release.rule)
+    full = policy.release.banded.full_at if rule == "banded" and policy.release.banded else None
     if full is not None:
         out["full_release_at"] = Decimal(str(full))
         out["points_to_full_release"] = max(Decimal(0), Decimal(str(full)) - score)

@@ -40,8 +40,8 @@ def reference_rows(plan: Plan) -> dict[sa.Table, list[dict] | pd.DataFrame]:
         for programme in ("village", "station", "base"):
             cell = policy.plan_cell(year, programme)
             per_site[(year, programme)] = {
-                "provincial": cell["provincial"] * WAN_FEN // cell["sites"],
-                "district": cell["district"] * WAN_FEN // cell["sites"],
+                "provincial": cell.provincial * WAN_FEN // cell.sites,
+                "district": cell.district * WAN_FEN // cell.sites,
             }
     sites = [
         {

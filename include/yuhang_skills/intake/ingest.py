@@ -139,14 +139,14 @@ class Intake:
             if item.problem:
                 raise FileRejected(item.problem, item.problem_zh or item.problem, "file_location")
             if item.period and item.kind in self.plan.policy.submissions and period_bounds(
-                    item.period, item.kind, self.plan.policy.submissions[item.kind]["cadence"])[0].date() > self.today:
+                    item.period, item.kind, self.plan.policy.submissions[item.kind].cadence)[0].date() > self.today:
                 raise FileRejected(
                     f"period {item.period} has not begun on {self.today}: check the folder name",
                     f"期间 {item.period} 在 {self.today} 尚未开始:请检查目录名", "file_location")
-            parsed = read_submission(archived, self.plan.contract["kinds"][item.kind], self.plan.contract["inbox"])
+            parsed = read_submission(archived, self.plan.contract.kinds[item.kind], self.plan.contract.inbox)
         except FileRejected as rejected:
             return self._reject(record, context, rejected)
-        first, last = period_bounds(item.period, item.kind, self.plan.policy.submissions[item.kind]["cadence"])
+        first, last = period_bounds(item.period, item.kind, self.plan.policy.submissions[item.kind].cadence)
         parsed.frame = parsed.frame.assign(_folder_site=item.site_code, _period_first=first, _period_last=last)
         return _Pending(item, parsed, record, context)
 
@@ -162,14 +162,14 @@ class Intake:
         runner = runner_for(str(self.settings.expectations_dir))
         try:
             rows = pd.concat([p.parsed.frame.assign(file_key=i) for i, p in enumerate(batch)], ignore_index=True)
-            for column in self.plan.contract["kinds"][kind]["columns"]:
+            for column in self.plan.contract.kinds[kind].columns:
                 rows[column] = clean_text(rows[column])
             ctx = {
-                "enums": self.plan.contract["enums"],
+                "enums": self.plan.contract.enums,
                 "policy": self.plan.policy,
                 "today": self.today,
                 "pii_key": self.settings.pii_key,
-                "tolerance": self.plan.policy.intake["date_tolerance_days"].get(kind, {"before": 0, "after": 0}),
+                "tolerance": self.plan.policy.intake.tolerance(kind),
             }
             checked, staged = PREPARERS[kind](rows, ctx)
             combined = checked.assign(file_key=rows["file_key"].to_numpy())
@@ -273,8 +273,8 @@ class Intake:
         """Judge one file from its rows' failures and write it: staging, quarantine, manifest."""
         item, parsed, record, context, staged = pending.item, pending.parsed, pending.record, pending.context, pending.staged
         frame = parsed.frame
-        columns = self.plan.contract["kinds"][item.kind]["columns"]
-        warning_columns = {c for c, spec in columns.items() if spec.get("invalid") == "warning"}
+        columns = self.plan.contract.kinds[item.kind].columns
+        warning_columns = {c for c, spec in columns.items() if spec.invalid == "warning"}
         failures = failures.assign(severity=np.where(failures["column_name"].isin(warning_columns), "warning", "error"))
         errors = failures[failures["severity"] == "error"]
         warnings_ = failures[failures["severity"] == "warning"]

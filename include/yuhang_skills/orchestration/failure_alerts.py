@@ -100,7 +100,7 @@ def record_task_failure(context: Any) -> None:
 
         plan, engine = _plan_and_engine()
         ti = context["ti"]
-        lines = int(plan.policy.raw["operations"]["failure_alerts"]["error_lines"])
+        lines = plan.policy.operations.failure_alerts.error_lines
         try:
             with engine.begin() as conn:
                 conn.execute(warehouse.task_failures.insert().values(
@@ -165,7 +165,7 @@ def tell_district(plan: Any, engine: Any, kind: str, dag_id: str, run_id: str, k
     from yuhang_skills.core import warehouse
 
     alerts = plan.policy.alerts
-    interval = dt.timedelta(hours=float(plan.policy.raw["operations"]["failure_alerts"]["resend_interval_hours"]))
+    interval = dt.timedelta(hours=plan.policy.operations.failure_alerts.resend_interval_hours)
     now = warehouse.shanghai_now()
     role = alerts.recipients["district_team"]
     counts: dict[str, int] = {}

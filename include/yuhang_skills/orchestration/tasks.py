@@ -98,7 +98,7 @@ def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
     engine.dispose()
     for f, code, detail in skipped:
         log.warning("not processed: %s: %s%s", f.relative_path, code, f" ({detail})" if detail else "")
-    batches = discover.site_batches(ready, int(plan.policy.intake["task_bytes"]), int(plan.policy.intake["task_max_sites"]))
+    batches = discover.site_batches(ready, plan.policy.intake.task_bytes, plan.policy.intake.task_max_sites)
     log.info("%d submission file(s) from %d site folder(s) under %s, in %d task(s); %d not processed", len(ready),
              len({f.site_code for f in ready}), inbox_dir, len(batches), len(skipped))
     return [{"site_code": batch_label(batch), "files": [f.to_dict() for f in batch], "as_of": as_of}
