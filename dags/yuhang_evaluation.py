@@ -54,6 +54,13 @@ from yuhang_skills.orchestration.assets import DEFAULT_ARGS, EVALUATION, ON_FAIL
 )
 def yuhang_evaluation():
     @task
+    def migrate() -> dict:
+        """The warehouse at the schema's head revision before anything reads or writes it."""
+        from yuhang_skills.orchestration import tasks
+
+        return tasks.migrate_warehouse()
+
+    @task
     def evaluate() -> dict:
         from yuhang_skills.orchestration import tasks
 
@@ -68,8 +75,10 @@ def yuhang_evaluation():
 
         return {**headline, **tasks.write_outputs(headline["evaluation_year"], headline["run_id"])}
 
+    evaluated = evaluate()
+    migrate() >> evaluated
     # a task's output (XComArg) is its return value by run time; Airflow ships no mypy plugin for that
-    write_outputs(evaluate())  # type: ignore[arg-type]
+    write_outputs(evaluated)  # type: ignore[arg-type]
 
 
 apply_operations(yuhang_evaluation())

@@ -47,6 +47,13 @@ from yuhang_skills.orchestration.assets import DEFAULT_ARGS, ON_FAILURE, SIGNOFF
 )
 def yuhang_evaluation_signoff():
     @task
+    def migrate() -> dict:
+        """The warehouse at the schema's head revision before anything reads or writes it."""
+        from yuhang_skills.orchestration import tasks
+
+        return tasks.migrate_warehouse()
+
+    @task
     def sign() -> dict:
         from yuhang_skills.orchestration import tasks
 
@@ -57,7 +64,7 @@ def yuhang_evaluation_signoff():
         return tasks.sign_evaluation(params["run"], params["role"], params["name"], params.get("comment"),
                                         signed_by=f"airflow:{triggered_by}")
 
-    sign()
+    migrate() >> sign()
 
 
 apply_operations(yuhang_evaluation_signoff())

@@ -35,6 +35,13 @@ from yuhang_skills.orchestration.assets import DEFAULT_ARGS, INDICATORS, ON_FAIL
 )
 def yuhang_indicators():
     @task
+    def migrate() -> dict:
+        """The warehouse at the schema's head revision before anything reads or writes it."""
+        from yuhang_skills.orchestration import tasks
+
+        return tasks.migrate_warehouse()
+
+    @task
     def reference() -> dict:
         from yuhang_skills.orchestration import tasks
 
@@ -52,7 +59,7 @@ def yuhang_indicators():
 
         return tasks.build_models()
 
-    reference() >> integrity_checks() >> models()
+    migrate() >> reference() >> integrity_checks() >> models()
 
 
 apply_operations(yuhang_indicators())

@@ -56,6 +56,13 @@ from yuhang_skills.orchestration.assets import (
 )
 def yuhang_intake():
     @task
+    def migrate() -> dict:
+        """The warehouse at the schema's head revision before anything reads or writes it."""
+        from yuhang_skills.orchestration import tasks
+
+        return tasks.migrate_warehouse()
+
+    @task
     def discover() -> list[dict]:
         from yuhang_skills.orchestration import tasks
 
@@ -83,6 +90,7 @@ def yuhang_intake():
         return tasks.intake_verdict(tasks.mapped_results(summaries), published, batches)
 
     batches = discover()
+    migrate() >> batches
     ingested = ingest_site.expand_kwargs(batches)
     published = publish()
     ingested >> published

@@ -58,6 +58,13 @@ from yuhang_skills.orchestration.assets import DEFAULT_ARGS, ON_FAILURE, TAGS, a
 )
 def yuhang_watchdog():
     @task
+    def migrate() -> dict:
+        """The warehouse at the schema's head revision before anything reads or writes it."""
+        from yuhang_skills.orchestration import tasks
+
+        return tasks.migrate_warehouse()
+
+    @task
     def expected_calendar() -> dict:
         from yuhang_skills.orchestration import tasks
         from yuhang_skills.watchdog.tasks import build_calendar
@@ -78,8 +85,10 @@ def yuhang_watchdog():
         params = context["params"]
         return send(missing["as_of"], params.get("today"), bool(params.get("send_alerts", True)), context)
 
+    calendar = expected_calendar()
+    migrate() >> calendar
     # a task's output (XComArg) is its return value by run time; Airflow ships no mypy plugin for that
-    send_alerts(missing_list(expected_calendar()))  # type: ignore[arg-type]
+    send_alerts(missing_list(calendar))  # type: ignore[arg-type]
 
 
 apply_operations(yuhang_watchdog())

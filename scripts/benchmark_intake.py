@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from yuhang_sample.generator import SampleOptions, generate
     from yuhang_skills.core import warehouse
+    from yuhang_skills.core.migrations import migrate
     from yuhang_skills.core.policy import Plan
     from yuhang_skills.core.settings import load_settings
     from yuhang_skills.intake.discover import discover, site_batches
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         generate(inbox, SampleOptions.clean(scale=args.scale, start="2026-01", end="2026-12"), plan)
         print(f"generated {inbox} in {time.perf_counter() - started:.1f} s")
     engine = warehouse.make_engine(settings.warehouse_url)
-    warehouse.create_schema(engine)  # as the DAG's discover task does before mapping
+    migrate(engine)  # as every DAG's first task does
     files = discover(inbox, plan)
     groups = site_batches(files, plan.policy.intake.task_bytes, plan.policy.intake.task_max_sites)
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn"),

@@ -44,6 +44,14 @@ COVERAGE: list[tuple[str, str]] = [
      "tests/include/test_runs.py::test_the_run_command_writes_a_provisional_run_only_when_asked"),
     (r"\.venv/bin/yuhang-pipeline watchdog --as-of \S+( --send)?",
      "tests/include/test_cli_ops.py::test_watchdog_command_rebuilds_only_unless_send"),
+    (r"\.venv/bin/yuhang-pipeline warehouse (current|migrate)",
+     "tests/test_readme_commands.py::test_warehouse_commands_run_as_written"),
+    (r"\.venv/bin/alembic -x url=\S+ upgrade head",
+     "tests/test_readme_commands.py::test_warehouse_commands_run_as_written (on a warehouse of its own)"),
+    (r"\.venv/bin/alembic -x url=\S+ revision --autogenerate --rev-id \S+ -m .*",
+     "manual step: writes a revision file; on a warehouse at head it finds nothing to write, as "
+     "tests/include/test_migrations.py::test_the_models_match_the_migrations checks"),
+    (r"\./dev test tests/include/test_migrations\.py -q", ".ci/run"),
     (r"export AIRFLOW_CONN_YUHANG_(SMTP|DINGTALK|WEBHOOK)=.*",
      "tests/test_readme_commands.py::test_connection_examples_are_valid_connections"),
     (r"\.venv/bin/yuhang-sample .*", "tests/include/test_sample.py"),
@@ -116,6 +124,35 @@ def test_cheap_commands_run_as_written(tmp_path):
             assert "--as-of" in result.stdout and "--inbox" in result.stdout
         if "test_policy" in command:
             assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+def test_warehouse_commands_run_as_written(tmp_path):
+    """`warehouse current` and `warehouse migrate` on the default warehouse of a fresh var folder, and
+    the developers' `alembic … upgrade head` (alembic.ini) on a warehouse of its own."""
+    env = clean_env(YUHANG_VAR_DIR=str(tmp_path / "var"))
+    commands = readme_commands()
+    current, migrate = ".venv/bin/yuhang-pipeline warehouse current", ".venv/bin/yuhang-pipeline warehouse migrate"
+    assert current in commands and migrate in commands
+    outputs = []
+    for command in (current, migrate, migrate, current):
+        result = shell(command, env)
+        assert result.returncode == 0, (command, result.stdout[-2000:], result.stderr[-2000:])
+        outputs.append(result.stdout.strip())
+    from yuhang_skills.core.migrations import head_revision
+
+    head = head_revision()
+    assert outputs[0].startswith("none (empty, or made before migrations")
+    assert outputs[1] == f"warehouse sqlite:///{tmp_path / 'var' / 'warehouse.sqlite'}: migrated from no revision " \
+                         f"(empty, or made before migrations) to {head} (head)"
+    assert outputs[2].endswith(f"already at {head} (head)")
+    assert outputs[3] == f"{head} (head)"
+
+    (upgrade,) = [c for c in commands if c.startswith(".venv/bin/alembic") and c.endswith("upgrade head")]
+    scratch = f"sqlite:///{tmp_path / 'schema.sqlite'}"
+    result = shell(re.sub(r"url=\S+", f"url={scratch}", upgrade), env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = shell(f".venv/bin/alembic -x url={scratch} current", env)
+    assert result.returncode == 0 and result.stdout.strip() == f"{head} (head)", (result.stdout, result.stderr)
 
 
 def test_connection_examples_are_valid_connections():

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from yuhang_skills.core.migrations import head_revision
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 UV = Path(sys.executable).with_name("uv")
 AS_OF = "2027-02-15"
@@ -52,6 +54,7 @@ from yuhang_skills.orchestration import tasks
 
 as_of = sys.argv[1]
 settings = settings_module.load_settings()
+schema = tasks.migrate_warehouse()  # every DAG's first task
 reference = tasks.load_reference()
 batches = tasks.discover_submissions(str(settings.inbox_dir), as_of)
 ingested = [tasks.ingest_site(**batch) for batch in batches]
@@ -64,6 +67,7 @@ print(json.dumps({
     "package": settings_module.PACKAGE_DIR.as_posix(),
     "project_dir": settings_module.PROJECT_DIR.as_posix(),
     "warehouse_url": settings.warehouse_url,
+    "schema": schema,
     "files": sum(len(batch["files"]) for batch in batches),
     "published": published,
     "integrity_checks": sorted(integrity),
@@ -111,6 +115,8 @@ def test_the_wheel_carries_the_sql_policy_suites_and_templates(wheel):
         {n for n in data if n.startswith("yuhang_skills/evaluator_view/templates/")}
     assert data - names == set()
     assert "yuhang_sample/generator.py" in names
+    assert {"yuhang_skills/core/migrations/env.py", "yuhang_skills/core/migrations/script.py.mako",
+            "yuhang_skills/core/migrations/versions/0001_baseline.py"} <= names
     assert not any(n.startswith(("tests/", "dags/", "include/")) for n in names)
 
 
@@ -151,7 +157,8 @@ def test_an_installed_wheel_runs_the_demo_steps_from_site_packages(wheel, tmp_pa
     assert Path(report["package"]) == installed and Path(report["purelib"]) == purelib
     assert Path(report["project_dir"]) == work and report["warehouse_url"].endswith(f"{work}/warehouse.sqlite")
     opened = [Path(path) for path, _ in report["opened"]]
-    for folder, suffix in (("sql", ".sql"), ("policy", ".yaml"), ("policy", ".csv"), ("expectations", ".json")):
+    for folder, suffix in (("sql", ".sql"), ("policy", ".yaml"), ("policy", ".csv"), ("expectations", ".json"),
+                           ("core/migrations/versions", ".py")):
         read = [p for p in opened if p.suffix == suffix and p.is_relative_to(installed / folder)]
         assert read, f"no {folder}/*{suffix} read from {installed}"
     assert [p for p in opened if p.is_relative_to(PROJECT_DIR)] == []
@@ -159,6 +166,7 @@ def test_an_installed_wheel_runs_the_demo_steps_from_site_packages(wheel, tmp_pa
     assert written and [p for p in written if not p.is_relative_to(work)] == []
     assert _tree(venv) == installed_before  # nothing written inside the environment
 
+    assert report["schema"] == {"revision": head_revision()}
     assert report["files"] > 0 and report["published"]["current"] > 0
     assert "ind_site_year" in " ".join(report["models"])
     headline = report["headline"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -15,7 +16,8 @@ DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"
 APPROVED_TAGS = {"yuhang", "intake", "indicators", "evaluation", "alerts"}
 HEAVY_MODULES = ("great_expectations", "pandas", "openpyxl", "xlsxwriter", "numpy", "yuhang_skills.orchestration.tasks",
                  "yuhang_skills.intake.discover", "yuhang_skills.intake.ingest", "yuhang_skills.intake.prepare",
-                 "yuhang_skills.intake.validate", "yuhang_skills.intake.publish")
+                 "yuhang_skills.intake.validate", "yuhang_skills.intake.publish",
+                 "alembic", "yuhang_skills.core.migrations")
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +86,16 @@ def test_failures_are_told_fail_fast_and_time_out(dag_bag, dag_id):
         assert timeout == TASK_TIMEOUTS.get(task.task_id, TASK_TIMEOUTS["default"]), task.task_id
         callbacks = task.on_failure_callback if isinstance(task.on_failure_callback, list) else [task.on_failure_callback]
         assert record_task_failure in callbacks, task.task_id
+
+
+@pytest.mark.parametrize("dag_id", [p.stem for p in DAG_FILES])
+def test_every_dag_starts_by_migrating_the_warehouse(dag_bag, dag_id):
+    """One ``migrate`` task, the only root of the DAG: every other task runs after it."""
+    dag = dag_bag.dags[dag_id]
+    migrate = dag.get_task("migrate")
+    assert [t.task_id for t in dag.roots] == ["migrate"]
+    assert migrate.get_flat_relative_ids(upstream=False) == {t.task_id for t in dag.tasks} - {"migrate"}
+    assert "tasks.migrate_warehouse()" in inspect.getsource(inspect.unwrap(migrate.python_callable))
 
 
 def test_operations_settings_match_the_policy(dag_bag):

@@ -53,9 +53,10 @@ def env(airflow_db, warehouse_url, tmp_path, monkeypatch):
 
 def _seed(url: str) -> None:
     from yuhang_skills.core import warehouse
+    from yuhang_skills.core.migrations import migrate
 
     engine = warehouse.make_engine(url)
-    warehouse.create_schema(engine)
+    migrate(engine)
     with engine.begin() as conn:
         conn.execute(warehouse.submissions.insert(), FILES)
     engine.dispose()

@@ -41,6 +41,7 @@ import yaml
 
 from yuhang_skills.indicators import models
 from yuhang_skills.core import warehouse
+from yuhang_skills.core.migrations import migrate
 from yuhang_skills.evaluation import (
     SiteYearTarget,
     allocate_plan,
@@ -169,7 +170,7 @@ def scenario_plan(plan) -> Plan:
 @pytest.fixture
 def scenario(warehouse_url, scenario_plan, tmp_path):
     engine = warehouse.make_engine(warehouse_url)
-    warehouse.create_schema(engine)
+    migrate(engine)
     staged = staged_rows()
     keys = sorted({(r["site_code"], r["period"], t.name.removeprefix("stg_")) for t, rows in staged.items() for r in rows})
     with engine.begin() as conn:
@@ -476,18 +477,6 @@ def test_a_rerun_is_a_new_run_and_the_fingerprint_covers_the_decisions(scenario,
     assert without.input_fingerprint != results["banded"].input_fingerprint
     # without decisions S03 2025 and B01 2025 are overdue as well: S03 300,000 x (1 - 0.96) = 12,000 more
     assert without.recoveries_fen == RECOVERIES + yuan("12,000")
-
-
-def test_an_older_warehouse_gets_the_new_columns(warehouse_url, plan):
-    engine = warehouse.make_engine(warehouse_url)
-    old = sa.MetaData()
-    sa.Table("eval_gap", old, sa.Column("evaluation_year", sa.Integer, primary_key=True),
-             sa.Column("gap_id", sa.Integer, primary_key=True))
-    old.create_all(engine)
-    assert warehouse.add_missing_columns(engine, [warehouse.eval_gap]) == [
-        f"eval_gap.{c.name}" for c in warehouse.eval_gap.columns if c.name not in ("evaluation_year", "gap_id")]
-    assert warehouse.add_missing_columns(engine, [warehouse.eval_gap]) == []
-    engine.dispose()
 
 
 # --- rules in isolation ---------------------------------------------------------------------------

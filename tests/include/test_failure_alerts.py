@@ -83,6 +83,7 @@ def test_personal_numbers_are_masked_in_error_text():
 def test_empty_warehouse_names_the_dag_to_run_first(warehouse_url, settings_for):
     from yuhang_skills.orchestration import tasks
     from yuhang_skills.core import warehouse
+    from yuhang_skills.core.migrations import migrate
     from yuhang_skills.orchestration.operations import PrerequisiteMissing
 
     settings_for(warehouse_url)
@@ -94,7 +95,7 @@ def test_empty_warehouse_names_the_dag_to_run_first(warehouse_url, settings_for)
     with pytest.raises(PrerequisiteMissing, match="run yuhang_intake first"):
         tasks.build_models()
     engine = warehouse.make_engine(warehouse_url)
-    warehouse.create_schema(engine)
+    migrate(engine)
     with engine.begin() as conn:
         conn.execute(warehouse.submissions.insert().values(**_submission_row()))
     with pytest.raises(PrerequisiteMissing, match="run yuhang_indicators first") as no_indicators:
@@ -195,8 +196,9 @@ def test_deadline_alert_goes_out_once_per_run(warehouse_url, monkeypatch, tmp_pa
 
 def test_a_transient_error_is_retried_and_still_told_when_the_warehouse_is_down(airflow_db, tmp_path, monkeypatch,
                                                                                   alert_channels):
-    """The warehouse (PostgreSQL) refuses connections: the evaluation's task is retried (transient),
-    fails after its last try, and the failure alert still goes out without the warehouse."""
+    """The warehouse (PostgreSQL) refuses connections: the run's first task (migrate, the first to reach
+    the warehouse) is retried (transient), fails after its last try, the evaluation does not start,
+    and the failure alert still goes out without the warehouse."""
     from zoneinfo import ZoneInfo
 
     from airflow.dag_processing.dagbag import DagBag
@@ -210,8 +212,9 @@ def test_a_transient_error_is_retried_and_still_told_when_the_warehouse_is_down(
     dag_run = dag.test(logical_date=dt.datetime(2027, 2, 15, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai")),
                        run_conf={"as_of": "2027-02-15"})
     assert dag_run.state == "failed"
-    evaluate = dag_run.get_task_instance("evaluate")
-    assert (evaluate.state, evaluate.try_number) == ("failed", dag.default_args["retries"] + 1)
+    migrate = dag_run.get_task_instance("migrate")
+    assert (migrate.state, migrate.try_number) == ("failed", dag.default_args["retries"] + 1)
+    assert dag_run.get_task_instance("evaluate").state == "upstream_failed"
     mails = smtp.to(DISTRICT)
     assert len(mails) == 1 and dag_run.run_id in _unescape(mails[0].html)
     assert "error not recorded: see the log" in _unescape(mails[0].html)  # the warehouse kept nothing

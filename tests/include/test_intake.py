@@ -40,6 +40,7 @@ import pytest
 import sqlalchemy as sa
 
 from yuhang_skills.core import warehouse
+from yuhang_skills.core.migrations import migrate
 from yuhang_skills.intake.identity import check_character
 from yuhang_skills.intake.discover import discover
 from yuhang_skills.intake.ingest import Intake
@@ -346,6 +347,7 @@ class Box:
         if self.intake is None or new_intake:
             self.dispose()
             self.intake = Intake(self.settings, self.plan, today=TODAY)
+            migrate(self.intake.engine)  # as the DAG's first task does
         self.results = self.intake.ingest_many(discover(self.inbox, self.plan))
         publish(self.intake.engine)
         self.tables = read_tables(self.intake.engine)

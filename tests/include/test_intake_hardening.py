@@ -623,6 +623,7 @@ def test_files_the_run_does_not_process_are_listed_with_why(box, monkeypatch, tm
     (box.inbox / PERIOD / "S06" / "roster.csv").symlink_to(outside)
     (box.inbox / PERIOD / "S07").symlink_to(tmp_path)  # a linked folder
     today = tasks.as_of_date(None).isoformat()  # the run's day in Asia/Shanghai, not the machine's
+    tasks.migrate_warehouse()  # the DAG's first task
     batches = tasks.discover_submissions(str(box.inbox), today)
     handed = {f["relative_path"] for b in batches for f in b["files"]}
     assert handed == {on_time, future_file}  # a file time in the future is evidence, not a reason to wait

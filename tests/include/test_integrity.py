@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from yuhang_skills.indicators import integrity
 from yuhang_skills.indicators import models
 from yuhang_skills.core import warehouse
+from yuhang_skills.core.migrations import migrate
 from yuhang_skills.core.policy import Plan
 from yuhang_skills.core.settings import SQL_DIR, load_settings
 
@@ -220,7 +221,7 @@ def checked(request, tmp_path_factory):
         url = request.getfixturevalue("new_postgres_schema")()
     plan = Plan.from_settings(load_settings())
     engine = warehouse.make_engine(url)
-    warehouse.create_schema(engine)
+    migrate(engine)
     world, truth = build_world()
     with engine.begin() as conn:
         conn.execute(warehouse.submissions.insert(), [{k: v for k, v in f.items() if k != "next_row"}
@@ -327,7 +328,7 @@ def test_a_class_filed_again_under_another_period_is_found_and_its_repeat_exclud
     in September is no finding (near miss)."""
     plan = Plan.from_settings(load_settings())
     engine = warehouse.make_engine(warehouse_url)
-    warehouse.create_schema(engine)
+    migrate(engine)
     w = World()
     w.trainee("V20", "RS-C", "rs-p", D(2026, 7, 28), D(2026, 8, 2), period="2026-07")
     repeat = w.trainee("V20", "RS-C", "rs-p", D(2026, 7, 28), D(2026, 8, 2), period="2026-08")

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from yuhang_skills.indicators import models
 from yuhang_skills.core import warehouse
+from yuhang_skills.core.migrations import migrate
 from yuhang_skills.evaluation import evaluate, points_for, release_fen, write_evaluation
 from yuhang_skills.core.settings import SQL_DIR
 
@@ -46,7 +47,7 @@ def _finance(site: str, period: str, rows: list[tuple[str, str, int]]) -> list[d
 @pytest.fixture
 def loaded(warehouse_url, plan):
     engine = warehouse.make_engine(warehouse_url)
-    warehouse.create_schema(engine)
+    migrate(engine)
     staged = {
         warehouse.stg_roster: _roster("S01", "2025-09", 249, 200) + _roster("S01", "2026-03", 500, 450, start=1000)
         + _roster("B01", "2026-05", 1000, 899, group="other", industry="other", start=5000)

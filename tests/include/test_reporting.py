@@ -16,6 +16,7 @@ set, where a missing binary fails.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -25,6 +26,7 @@ import math
 import os
 import re
 import shutil
+import sqlite3
 import struct
 import subprocess
 import zlib
@@ -44,6 +46,7 @@ from yuhang_skills.indicators import models
 from yuhang_skills.evaluation import report_html
 from yuhang_skills.evaluation import reporting
 from yuhang_skills.core import warehouse
+from yuhang_skills.core.migrations import migrate
 from yuhang_skills.evaluation import evaluate, write_evaluation
 from yuhang_skills.intake.identity import check_character
 from yuhang_skills.core.policy import Plan
@@ -235,7 +238,7 @@ def ingest(engine: sa.Engine, root: Path) -> None:
     fits = warehouse.submissions.c.submission_id.type.length >= len(f"{'0' * 64}:S04:2026-03:outcomes")
     target = engine if fits or engine.dialect.name == "sqlite" else sa.create_engine(
         f"sqlite:///{root / 'intake.sqlite'}")
-    warehouse.create_schema(target)
+    migrate(target)
     settings = dataclasses.replace(load_settings(), archive_dir=root / "archive", data_docs_dir=root / "data_docs")
     Intake(settings, PLAN, engine=target, today=AS_OF).ingest_many(discover(inbox, PLAN))
     if target is engine:
@@ -254,7 +257,7 @@ def ingest(engine: sa.Engine, root: Path) -> None:
 
 def build_warehouse(url: str, root: Path) -> sa.Engine:
     engine = sa.create_engine(url)
-    warehouse.create_schema(engine)
+    migrate(engine)
     with engine.begin() as conn:
         for table, rows in staged_rows().items():
             conn.execute(table.insert(), rows)
@@ -478,7 +481,10 @@ def older_warehouse(built, tmp_path) -> sa.Engine:
     """A copy of the SQLite warehouse as an earlier version made it: no release computation,
     rectification, plan, excellent-station or spending tables, no recovery columns."""
     copy = tmp_path / "older.sqlite"
-    shutil.copy(built["root"] / "warehouse.sqlite", copy)
+    # SQLite's backup, not a file copy: the migrated warehouse is in WAL mode, with recent pages in its -wal file
+    with contextlib.closing(sqlite3.connect(built["root"] / "warehouse.sqlite")) as source, \
+            contextlib.closing(sqlite3.connect(copy)) as target:
+        source.backup(target)
     engine = sa.create_engine(f"sqlite:///{copy}")
     with engine.begin() as conn:
         for table in LATER_TABLES:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from test_models_and_evaluation import loaded  # noqa: F401 - the shared warehouse fixture
 from yuhang_skills.evaluation import runs
 from yuhang_skills.core import warehouse
+from yuhang_skills.core.migrations import migrate
 from yuhang_skills.evaluation import evaluate, write_evaluation
 from yuhang_skills.watchdog.calendar import WorkingDays
 
@@ -140,7 +141,7 @@ def test_a_warehouse_made_before_runs_keeps_its_evaluation(warehouse_url):
     with engine.begin() as conn:
         conn.execute(sa.text("create table eval_district (evaluation_year integer primary key, score numeric(6,2))"))
         conn.execute(sa.text("insert into eval_district values (2027, 96.03)"))
-    warehouse.create_schema(engine)
+    migrate(engine)
     columns = {c["name"] for c in sa.inspect(engine).get_columns("eval_district")}
     assert "run_id" in columns
     with engine.connect() as conn:

@@ -228,6 +228,7 @@ def _seed_warehouse(url: str) -> None:
     partially accepted roster and a rejected ledger, B02 (base) sent everything but trains too few
     people and passes too few of them."""
     from yuhang_skills.core import warehouse
+    from yuhang_skills.core.migrations import migrate
 
     subs, roster, quarantine = [], [], []
     for month, received in (("2026-07", "2026-08-05 10:00"), ("2026-08", "2026-09-08 10:00")):
@@ -270,7 +271,7 @@ def _seed_warehouse(url: str) -> None:
         if m % 3 == 0:
             subs.append(_submission("B02", month, "survey", f"2026-{m + 1:02d}-06 10:00", rows_read=30))
     engine = warehouse.make_engine(url)
-    warehouse.create_schema(engine)
+    migrate(engine)
     with engine.begin() as conn:
         conn.execute(warehouse.submissions.insert(), subs)
         conn.execute(warehouse.stg_roster.insert(), roster)

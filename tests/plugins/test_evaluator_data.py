@@ -71,6 +71,7 @@ def test_every_intake_status_has_a_label_and_warnings_are_told_apart(tmp_path):
     from jinja2 import Environment, FileSystemLoader
 
     from yuhang_skills.core import warehouse
+    from yuhang_skills.core.migrations import migrate
     from yuhang_skills.evaluator_view import app, data
     from yuhang_skills.intake.publish import USABLE_STATUSES
 
@@ -79,7 +80,7 @@ def test_every_intake_status_has_a_label_and_warnings_are_told_apart(tmp_path):
     assert written <= set(app.SUBMISSION_LABELS) and written <= set(data.SUBMISSION_STATES)
 
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'w.sqlite'}")
-    warehouse.create_schema(engine)
+    migrate(engine)
     now = dt.datetime(2026, 6, 3, 9, 0)
     with engine.begin() as conn:
         conn.execute(warehouse.submissions.insert(), [{

@@ -96,6 +96,20 @@ def migrate_airflow_db() -> None:
     db.upgradedb()
 
 
+def migrate_warehouse() -> str:
+    """The warehouse of this process's settings at the schema's head revision (once per command;
+    the DAGs' first task finds it there)."""
+    from yuhang_skills.core import warehouse
+    from yuhang_skills.core.migrations import migrate
+    from yuhang_skills.core.settings import load_settings
+
+    engine = warehouse.make_engine(load_settings().warehouse_url)
+    try:
+        return migrate(engine)
+    finally:
+        engine.dispose()
+
+
 def run_dags(as_of: dt.date, evaluation_year: int | None, inbox: Path | None, provisional: bool = False) -> dict:
     """Run the three DAGs in order with ``dag.test()``; raise if any run does not succeed."""
     from zoneinfo import ZoneInfo
@@ -204,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
     as_of = as_of or as_of_date(None)
     migrate_airflow_db()
+    migrate_warehouse()
     result = run_dags(as_of, args.evaluation_year, inbox, bool(getattr(args, "provisional", False)))
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))

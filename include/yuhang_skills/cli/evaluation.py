@@ -68,13 +68,14 @@ def add_commands(sub: Any) -> None:
 def _engine(args: argparse.Namespace):
     from yuhang_skills.cli import configure_environment
     from yuhang_skills.core import warehouse
+    from yuhang_skills.core.migrations import migrate
     from yuhang_skills.core.settings import load_settings
 
     var_dir = args.var_dir or Path(os.environ.get("YUHANG_VAR_DIR", DEFAULT_VAR_DIR))
     configure_environment(var_dir, args.warehouse, None, args.output_dir, var_dir / "airflow")
     settings = load_settings(use_airflow=False)
     engine = warehouse.make_engine(settings.warehouse_url)
-    warehouse.create_schema(engine)
+    migrate(engine)
     return engine
 
 

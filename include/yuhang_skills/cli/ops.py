@@ -6,6 +6,8 @@
   live: today or within ``alerts.backfill_grace_days`` before it).
 - ``status`` prints, in one screen, the warehouse, the last run of each stage (from Airflow's
   metadata and from the warehouse), what is missing today and which files failed. It only reads.
+- ``warehouse migrate`` brings the warehouse to the schema's head revision (what every DAG's first
+  task does); ``warehouse current`` prints its revision and whether it is the head.
 
 Each command is one function taking the parsed arguments; :func:`add_commands` adds their
 sub-parsers beside the others of ``yuhang-pipeline``.
@@ -55,6 +57,21 @@ def add_commands(sub: Any) -> None:
                                         "today and which files failed. Reads only.")
     _common(status)
     status.set_defaults(handler=status_command)
+    schema = sub.add_parser("warehouse", help="the warehouse's schema: migrate to the head revision, or show its revision",
+                            description="The warehouse's schema revisions (Alembic).")
+    schema_commands = schema.add_subparsers(dest="warehouse_command", required=True)
+    for name, handler, text in (
+            ("migrate", migrate_command, "bring the warehouse to the head revision (a warehouse made before "
+                                         "migrations is brought to the baseline first, keeping every row)"),
+            ("current", current_command, "print the warehouse's revision and whether it is the head")):
+        command = schema_commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        command.add_argument("--warehouse", default=None, metavar="URL",
+                             help="SQLAlchemy URL of the warehouse (default: $YUHANG_WAREHOUSE_URL or "
+                                  "sqlite:///<var-dir>/warehouse.sqlite)")
+        command.add_argument("--var-dir", type=Path, default=None,
+                             help=f"the pipeline's folder (default: $YUHANG_VAR_DIR or {DEFAULT_VAR_DIR})")
+        command.add_argument("--json", action="store_true", help="print the result as JSON")
+        command.set_defaults(handler=handler)
 
 
 def _environment(args: argparse.Namespace) -> Path:
@@ -63,6 +80,14 @@ def _environment(args: argparse.Namespace) -> Path:
     var_dir = args.var_dir or Path(os.environ.get("YUHANG_VAR_DIR", DEFAULT_VAR_DIR))
     configure_environment(var_dir, args.warehouse, None, None, var_dir / "airflow")
     return var_dir
+
+
+def _warehouse_engine(args: argparse.Namespace) -> Any:
+    from yuhang_skills.core import warehouse
+    from yuhang_skills.core.settings import load_settings
+
+    _environment(args)
+    return warehouse.make_engine(load_settings().warehouse_url)
 
 
 def _today(args: argparse.Namespace) -> dt.date:
@@ -77,10 +102,11 @@ def watchdog_command(args: argparse.Namespace) -> int:
     if not args.verbose:
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     _environment(args)
-    from yuhang_skills.cli import migrate_airflow_db
+    from yuhang_skills.cli import migrate_airflow_db, migrate_warehouse
     from yuhang_skills.core.settings import load_settings
 
     migrate_airflow_db()
+    migrate_warehouse()
     result = run_watchdog(as_of, args.send, args.today)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2, default=str))
@@ -327,3 +353,42 @@ def _plain(value: Any) -> str:
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M")
     return str(value)[:16]
+
+
+# --- warehouse migrate | current --------------------------------------------------------------------
+def migrate_command(args: argparse.Namespace) -> int:
+    from yuhang_skills.core.migrations import current_revision, head_revision, migrate
+
+    engine = _warehouse_engine(args)
+    try:
+        before = current_revision(engine)
+        after = migrate(engine)
+        url = _safe_url(engine.url.render_as_string(hide_password=False))
+    finally:
+        engine.dispose()
+    result = {"warehouse": url, "from": before, "to": after, "head": head_revision()}
+    text = (f"warehouse {url}: already at {after} (head)" if before == after
+            else f"warehouse {url}: migrated from {before or 'no revision (empty, or made before migrations)'} "
+                 f"to {after} (head)")
+    print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else text)
+    return 0
+
+
+def current_command(args: argparse.Namespace) -> int:
+    from yuhang_skills.core.migrations import current_revision, head_revision
+
+    engine = _warehouse_engine(args)
+    try:
+        revision = current_revision(engine)
+        url = _safe_url(engine.url.render_as_string(hide_password=False))
+    finally:
+        engine.dispose()
+    head = head_revision()
+    result = {"warehouse": url, "revision": revision, "head": head, "at_head": revision == head}
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    elif revision is None:
+        print(f"none (empty, or made before migrations: run `yuhang-pipeline warehouse migrate`); head {head}")
+    else:
+        print(f"{revision}" + (" (head)" if revision == head else f" (head is {head}: run `yuhang-pipeline warehouse migrate`)"))
+    return 0

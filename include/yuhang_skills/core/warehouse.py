@@ -3,6 +3,11 @@
 SQLite (a file, nothing to start) is the embedded default and PostgreSQL the production
 database; every statement here and under ``include/yuhang_skills/sql`` runs unchanged on both.
 Money is stored as integer fen (``*_fen`` columns), never as binary floating point.
+
+The tables below are the models of the schema; the schema itself is made and changed by the
+migrations in ``yuhang_skills.core.migrations`` (``migrate`` at the start of every DAG and of the
+command line). A change to a table here needs a new revision there (README, "Warehouse schema");
+a test fails while the two differ.
 """
 
 from __future__ import annotations
@@ -268,12 +273,18 @@ integrity_exclusions = sa.Table(  # staged rows left out of the indicators, and 
 )
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for the warehouse URL; SQLite files get WAL and a busy timeout for parallel tasks."""
+def make_engine(url: str, exclusive_transactions: bool = False) -> Engine:
+    """An engine for the warehouse URL; SQLite files get WAL and a busy timeout for parallel tasks.
+
+    ``exclusive_transactions`` (SQLite): every transaction begins ``immediate``, holding the
+    database's write lock from its first statement (the schema migrations take their lock so)."""
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 60})
+        connect_args: dict[str, Any] = {"timeout": 60}
+        if exclusive_transactions:
+            connect_args["isolation_level"] = None  # the driver leaves BEGIN to the listener below
+        engine = sa.create_engine(url, connect_args=connect_args)
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -286,36 +297,13 @@ def make_engine(url: str) -> Engine:
             cur.execute("pragma cache_size=-65536")  # 64 MB: staging inserts touch random keys
             cur.close()
 
+        if exclusive_transactions:
+            @sa.event.listens_for(engine, "begin")
+            def _begin_immediate(conn: sa.Connection) -> None:
+                conn.exec_driver_sql("begin immediate")
+
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
-
-
-def create_schema(engine: Engine) -> None:
-    set_aside_pre_run_tables(engine)
-    metadata.create_all(engine)
-    add_missing_columns(engine, (quarantine,))  # a warehouse made before quarantine.severity
-    eval_runs_one_final.create(engine, checkfirst=True)  # an eval_runs table made before the index
-
-
-def set_aside_pre_run_tables(engine: Engine) -> list[str]:
-    """An eval_* table made before evaluation runs (one set of rows per year, no ``run_id``) is
-    renamed ``<table>_before_runs`` with its rows, so the new table can be created beside it and the
-    old evaluation stays readable; returns the tables renamed."""
-    inspector = sa.inspect(engine)
-    renamed: list[str] = []
-    for table in EVAL_TABLES:
-        if not inspector.has_table(table.name):
-            continue
-        if "run_id" in {c["name"] for c in inspector.get_columns(table.name)}:
-            continue
-        old = f"{table.name}_before_runs"
-        pk = inspector.get_pk_constraint(table.name).get("name")
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"alter table {table.name} rename to {old}"))
-            if engine.dialect.name == "postgresql" and pk:
-                conn.execute(sa.text(f'alter table {old} rename constraint "{pk}" to "{old}_pkey"'))
-        renamed.append(table.name)
-    return renamed
 
 
 def replace_rows(conn: sa.Connection, table: sa.Table, rows: Iterable[dict[str, Any]]) -> int:
@@ -647,24 +635,6 @@ early_warnings = sa.Table(  # yearly targets projected from the run rate so far,
     sa.Column("as_of", sa.Date, nullable=False),
 )
 WATCHDOG_TABLES = (expected_submissions, missing_submissions, alerts, alert_items, early_warnings)
-
-
-def add_missing_columns(engine: Engine, tables: Iterable[sa.Table]) -> list[str]:
-    """Add the columns declared here that an existing table lacks (as nullable: its earlier rows
-    have no value), so a warehouse made by an earlier version keeps its history; returns them."""
-    inspector = sa.inspect(engine)
-    added: list[str] = []
-    with engine.begin() as conn:
-        for table in tables:
-            if not inspector.has_table(table.name):
-                continue
-            present = {c["name"] for c in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in present:
-                    ddl_type = column.type.compile(dialect=engine.dialect)
-                    conn.execute(sa.text(f"alter table {table.name} add column {column.name} {ddl_type}"))
-                    added.append(f"{table.name}.{column.name}")
-    return added
 
 
 def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:

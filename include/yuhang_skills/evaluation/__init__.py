@@ -852,8 +852,6 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
             warehouse.eval_village: [{"evaluation_year": year, **row} for row in evaluation.villages],
             warehouse.eval_submissions: [{"evaluation_year": year, "item": n, **row}
                                          for n, row in enumerate(evaluation.submissions_record, start=1)]}
-    warehouse.create_schema(engine)
-    warehouse.add_missing_columns(engine, (*warehouse.EVAL_TABLES, *warehouse.RUN_TABLES))
     attempt = 1
     while True:
         try:

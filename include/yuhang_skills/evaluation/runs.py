@@ -155,7 +155,6 @@ def latest_run_id(engine: sa.Engine, evaluation_year: int, status: str | None = 
 
 def list_runs(engine: sa.Engine, year: int | None = None) -> list[dict[str, Any]]:
     """Every run (of ``year``), oldest first, with its signatures."""
-    warehouse.create_schema(engine)
     runs, signs = warehouse.eval_runs, warehouse.eval_signoffs
     query = sa.select(runs).order_by(runs.c.evaluation_year, runs.c.created_at, runs.c.run_id)
     if year is not None:
@@ -213,7 +212,6 @@ def sign(engine: sa.Engine, run_id: str, role: str, name: str, comment: str | No
                                 f"role {role!r} is not one of the policy's sign-off roles {', '.join(roles)}")
     if not (name or "").strip():
         raise EvaluationRefused("签署人姓名不能为空", "the signer's name is required")
-    warehouse.create_schema(engine)
     with engine.begin() as conn:
         run = _locked_run(conn, run_id)
         if run["status"] == "provisional":

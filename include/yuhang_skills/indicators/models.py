@@ -91,7 +91,6 @@ def reference_rows(plan: Plan) -> dict[sa.Table, list[dict] | pd.DataFrame]:
 
 
 def load_reference(engine: sa.Engine, plan: Plan) -> dict[str, int]:
-    warehouse.create_schema(engine)
     counts = {}
     with engine.begin() as conn:
         for table, rows in reference_rows(plan).items():

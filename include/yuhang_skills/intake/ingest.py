@@ -62,7 +62,6 @@ class Intake:
         self.today = today or warehouse.shanghai_now().date()
         self._copies: dict[str, tuple[Path, str, int, dt.datetime | None]] = {}  # path -> archived copy
         self.run_started = warehouse.shanghai_now()
-        warehouse.create_schema(self.engine)
 
     def ingest(self, item: InboxFile) -> dict[str, Any]:
         return self.ingest_many([item])[0]

@@ -68,13 +68,14 @@ def shanghai_time(value: Any) -> str | None:
 
 def _plan_and_engine() -> tuple[Any, Any]:
     from yuhang_skills.core import warehouse
+    from yuhang_skills.core.migrations import migrate
     from yuhang_skills.core.policy import Plan
     from yuhang_skills.core.settings import load_settings
 
     settings = load_settings(use_airflow=True)
     plan = Plan.from_settings(settings)
     engine = warehouse.make_engine(settings.warehouse_url)
-    warehouse.metadata.create_all(engine, tables=[warehouse.task_failures, warehouse.failure_alerts])
+    migrate(engine)
     return plan, engine
 
 

@@ -47,6 +47,19 @@ def as_of_date(value: str | dt.date | dt.datetime | None, timezone: str = "Asia/
     return dt.date.fromisoformat(str(value)[:10])
 
 
+def migrate_warehouse() -> dict[str, str]:
+    """The first task of every DAG: the warehouse at the schema's head revision, so the tasks after it
+    (mapped ones too) find every table and never race to create one (see core.migrations)."""
+    from yuhang_skills.core.migrations import migrate
+
+    settings, _ = _context()
+    engine = warehouse.make_engine(settings.warehouse_url)
+    try:
+        return {"revision": migrate(engine)}
+    finally:
+        engine.dispose()
+
+
 def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
     """Files under the inbox received by the end of the as-of day (Asia/Shanghai), grouped per
     site folder (one mapped task each, small folders packed together by the policy's
@@ -63,9 +76,7 @@ def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
     cutoff = dt.datetime.combine(dt.date.fromisoformat(as_of) + dt.timedelta(days=1), dt.time(), tzinfo=tz).timestamp()
     now_wall = dt.datetime.now(tz).replace(tzinfo=None)
     found = discover.discover(inbox_dir, plan)
-    # Tables exist before the mapped tasks start, so parallel tasks never race to create them.
     engine = warehouse.make_engine(settings.warehouse_url)
-    warehouse.create_schema(engine)
     ready: list[discover.InboxFile] = []
     skipped: list[tuple[discover.InboxFile, str, str | None]] = []
     for f in found:
@@ -168,7 +179,6 @@ def intake_verdict(site_summaries: list[dict[str, Any] | None] | None, published
 def publish_staging() -> dict[str, Any]:
     settings, _ = _context()
     engine = warehouse.make_engine(settings.warehouse_url)
-    warehouse.create_schema(engine)
     summary: dict[str, Any] = publish.publish(engine)
     summary["data_docs"] = str(build_data_docs(settings))
     lost = publish.reconcile(engine)
@@ -406,7 +416,6 @@ def sign_evaluation(run_id: str, role: str, name: str, comment: str | None, sign
 
     settings, plan = _context()
     engine = warehouse.make_engine(settings.warehouse_url)
-    warehouse.create_schema(engine)
     if signed_edition_missing(engine, run_id):  # a retry after the last signature's edition failed
         return {"run_id": run_id, "role": role, "status": "final", "missing_roles": [], "superseded": None,
                 "files": publish_final(run_id)}

@@ -51,9 +51,7 @@ def as_date(value: Any) -> dt.date:
 
 
 def warehouse_engine(settings: Settings) -> sa.Engine:
-    engine = warehouse.make_engine(settings.warehouse_url)
-    warehouse.create_schema(engine)
-    return engine
+    return warehouse.make_engine(settings.warehouse_url)
 
 
 def write_calendar(engine: sa.Engine, expected: list[ExpectedSubmission], as_of: dt.date) -> int:
