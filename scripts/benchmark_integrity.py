@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     import sqlalchemy as sa
 
     from yuhang_skills.indicators import integrity
-    from yuhang_skills.indicators import models
+    from yuhang_skills.indicators import layers, models
     from yuhang_skills.core import warehouse
     from yuhang_skills.core.policy import Plan
     from yuhang_skills.core.settings import SQL_DIR, load_settings
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {r.name:<30} {r.seconds:6.1f} s  {r.findings:>7,} finding(s)  {r.excluded_rows:>7,} row(s) "
                   f"excluded ({r.severity})")
     started = time.perf_counter()
-    models.build_models(engine, SQL_DIR)
+    layers.build_models(engine, SQL_DIR)
     print(f"models             {time.perf_counter() - started:.1f} s (indicators without the excluded rows)")
     return 0
 

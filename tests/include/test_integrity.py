@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from yuhang_skills.indicators import integrity
-from yuhang_skills.indicators import models
+from yuhang_skills.indicators import layers, models
 from yuhang_skills.core import warehouse
 from yuhang_skills.core.policy import Plan
 from yuhang_skills.core.settings import SQL_DIR, load_settings
@@ -225,11 +225,11 @@ def checked(request, tmp_path_factory):
     with engine.begin() as conn:
         conn.execute(warehouse.submissions.insert(), [{k: v for k, v in f.items() if k != "next_row"}
                                                       for f in world.files.values()])
-        conn.execute(warehouse.stg_roster.insert(), world.roster)
-        conn.execute(warehouse.stg_finance.insert(), world.finance)
+        conn.execute(warehouse.raw_roster.insert(), world.roster)
+        conn.execute(warehouse.raw_finance.insert(), world.finance)
     models.load_reference(engine, plan)
     results = integrity.run_checks(engine, plan, SQL_DIR)
-    models.build_models(engine, SQL_DIR)
+    layers.build_models(engine, SQL_DIR)
     yield engine, plan, truth, results
     engine.dispose()
 
@@ -335,7 +335,7 @@ def test_a_class_filed_again_under_another_period_is_found_and_its_repeat_exclud
     with engine.begin() as conn:
         conn.execute(warehouse.submissions.insert(), [{k: v for k, v in f.items() if k != "next_row"}
                                                       for f in w.files.values()])
-        conn.execute(warehouse.stg_roster.insert(), w.roster)
+        conn.execute(warehouse.raw_roster.insert(), w.roster)
     models.load_reference(engine, plan)
     integrity.run_checks(engine, plan, SQL_DIR)
     found = _findings(engine)

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from yuhang_skills.indicators import models
+from yuhang_skills.indicators import layers, models
 from yuhang_skills.core import warehouse
 from yuhang_skills.evaluation import evaluate, points_for, release_fen, write_evaluation
 from yuhang_skills.core.settings import SQL_DIR
@@ -48,20 +48,20 @@ def loaded(warehouse_url, plan):
     engine = warehouse.make_engine(warehouse_url)
     warehouse.create_schema(engine)
     staged = {
-        warehouse.stg_roster: _roster("S01", "2025-09", 249, 200) + _roster("S01", "2026-03", 500, 450, start=1000)
+        warehouse.raw_roster: _roster("S01", "2025-09", 249, 200) + _roster("S01", "2026-03", 500, 450, start=1000)
         + _roster("B01", "2026-05", 1000, 899, group="other", industry="other", start=5000)
         + _roster("B02", "2026-05", 834, 834, start=9000),
-        warehouse.stg_finance: _finance("B01", "2026-05", [("district", "equipment", 700_000_000),
+        warehouse.raw_finance: _finance("B01", "2026-05", [("district", "equipment", 700_000_000),
                                                             ("provincial", "other", 12_345)])
         + _finance("S01", "2026-03", [("provincial", "project_training", 30_000_000)]),
     }
     with engine.begin() as conn:
-        keys = {(r["site_code"], r["period"], t.name.removeprefix("stg_")) for t, rows in staged.items() for r in rows}
+        keys = {(r["site_code"], r["period"], t.name.removeprefix("raw_")) for t, rows in staged.items() for r in rows}
         conn.execute(warehouse.submissions.insert(), [_submission(*k) for k in sorted(keys)])
         for table, rows in staged.items():
             conn.execute(table.insert(), rows)
     models.load_reference(engine, plan)
-    counts = models.build_models(engine, SQL_DIR)
+    counts = layers.build_models(engine, SQL_DIR)
     yield engine, counts
     engine.dispose()
 
@@ -129,7 +129,7 @@ def test_rebuilding_models_is_idempotent(loaded):
             return sorted(map(tuple, conn.execute(sa.text("select * from ind_site_year")).all()))
 
     first = dump()
-    models.build_models(engine, SQL_DIR)
+    layers.build_models(engine, SQL_DIR)
     assert dump() == first
 
 

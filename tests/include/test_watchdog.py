@@ -269,7 +269,7 @@ def _seed_warehouse(url: str) -> None:
     warehouse.create_schema(engine)
     with engine.begin() as conn:
         conn.execute(warehouse.submissions.insert(), subs)
-        conn.execute(warehouse.stg_roster.insert(), roster)
+        conn.execute(warehouse.raw_roster.insert(), roster)
         conn.execute(warehouse.quarantine.insert(), quarantine)
     engine.dispose()
 

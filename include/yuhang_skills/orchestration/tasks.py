@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from yuhang_skills import intake
-from yuhang_skills.indicators import models
+from yuhang_skills.indicators import layers, models
 from yuhang_skills.core import warehouse
 from yuhang_skills.evaluation import evaluate, write_evaluation
 from yuhang_skills.evaluation.rectification import load_decisions
@@ -230,7 +230,7 @@ def build_models() -> dict[str, int]:
     """Rebuild the SQL models (indicators), leaving out what the integrity checks excluded."""
     settings, _ = _context()
     require_staged_data(warehouse.make_engine(settings.warehouse_url))
-    return models.build_models(warehouse.make_engine(settings.warehouse_url), SQL_DIR)
+    return layers.build_models(warehouse.make_engine(settings.warehouse_url), SQL_DIR)
 
 
 def run_evaluation(evaluation_year: int | None, as_of: str, provisional: bool = False) -> dict[str, Any]:
