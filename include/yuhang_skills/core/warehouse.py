@@ -59,6 +59,9 @@ ref_targets = sa.Table(
     sa.Column("indicator", sa.String(40), primary_key=True),
     sa.Column("target", sa.Numeric(14, 4), nullable=False),
     sa.Column("per_year", sa.Boolean, nullable=False),
+    # the target as an exact fraction of integers, so SQL decides "met" exactly on every database
+    sa.Column("target_numerator", sa.BigInteger, nullable=False),
+    sa.Column("target_denominator", sa.BigInteger, nullable=False),
 )
 ref_codes = sa.Table(  # code lists the SQL needs: key groups, key industries, eligible uses, ratings
     "ref_codes", metadata,

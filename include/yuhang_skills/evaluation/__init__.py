@@ -83,7 +83,8 @@ def points_for(weight: Decimal, actual: Decimal, target: Decimal) -> Decimal:
 
 @dataclass(frozen=True)
 class SiteYearTarget:
-    """One yearly target of one site-year (a row of ind_site_year, keyed by site_code and year)."""
+    """One yearly target of one site-year (a row of int_site_year_targets), with the target and the
+    actual as exact fractions."""
 
     site_code: str
     programme: str
@@ -140,45 +141,38 @@ class ExcellentStation:
 
 
 class Evaluator:
-    """Measures over the ind_* tables of the years evaluated (implementation years before the
-    evaluation year)."""
+    """Measures over the indicator marts of the years evaluated (implementation years before the
+    evaluation year), on one basis: ``sites``, ``programmes`` and ``targets`` are the rows of
+    ind_site_year, ind_programme_year and int_site_year_targets of that basis."""
 
-    def __init__(self, plan: Plan, sites: pd.DataFrame, programmes: pd.DataFrame, evaluation_year: int):
+    def __init__(self, plan: Plan, sites: pd.DataFrame, programmes: pd.DataFrame, targets: pd.DataFrame,
+                 evaluation_year: int):
         self.plan = plan
         self.policy: Policy = plan.policy
         self.evaluation_year = evaluation_year
         years = [y for y in self.policy.implementation_years if y < evaluation_year]
         self.sites = sites[sites["year"].isin(years)].sort_values(["site_code", "year"]).copy()
         self.programmes = programmes[programmes["year"].isin(years)].copy()
+        self.targets = targets[targets["year"].isin(years)].copy()
         self.years = years
 
     # --- yearly targets per site-year ----------------------------------------------------------
     def site_year_targets(self) -> list[SiteYearTarget]:
-        """Every yearly target of the policy for every site-year of its programme, in site, year
-        and policy order; per-year targets are pro-rated by target_months / 12."""
+        """Every yearly target of the policy for every site-year of its programme (rows of
+        int_site_year_targets, where targets are pro-rated), in site, year and policy order; the
+        target and the actual as exact fractions."""
+        order = {t["indicator"]: n for n, t in enumerate(self.policy.target_rows())}
+        rows = sorted(self.targets.itertuples(index=False), key=lambda r: (r.site_code, int(r.year), order[r.indicator]))
         out: list[SiteYearTarget] = []
-        targets = self.policy.target_rows()
-        for _, r in self.sites.iterrows():
-            for t in (t for t in targets if t["programme"] == r["programme"]):
-                target = Decimal(t["target"])
-                if t["per_year"]:
-                    target = target * Decimal(int(r["target_months"])) / Decimal(12)
-                actual, rows = self._site_year_actual(r, t["indicator"])
-                out.append(SiteYearTarget(site_code=r["site_code"], programme=r["programme"], year=int(r["year"]),
-                                          indicator=t["indicator"], target=target, actual=actual, source_rows=rows,
-                                          submissions=int(r["submissions"])))
+        for r in rows:
+            if pd.isna(r.numerator):
+                raise ValueError(f"the policy sets a yearly target {r.indicator!r} the evaluation cannot measure")
+            out.append(SiteYearTarget(
+                site_code=r.site_code, programme=r.programme, year=int(r.year), indicator=r.indicator,
+                target=ratio(int(r.target_numerator), int(r.target_denominator)),
+                actual=ratio(int(r.numerator), int(r.denominator)),
+                source_rows=int(r.source_rows), submissions=int(r.submissions)))
         return out
-
-    @staticmethod
-    def _site_year_actual(r: pd.Series, indicator: str) -> tuple[Decimal | None, int]:
-        if indicator == "person_times":
-            return Decimal(int(r["person_times"])), int(r["roster_rows"])
-        if indicator == "pass_rate":
-            return ratio(int(r["passed"]), int(r["assessed"])), int(r["roster_rows"])
-        if indicator == "satisfaction_rate":
-            satisfied = int(r["worker_satisfied"]) + int(r["enterprise_satisfied"])
-            return ratio(satisfied, int(r["worker_answers"]) + int(r["enterprise_answers"])), int(r["survey_rows"])
-        raise ValueError(f"the policy sets a yearly target {indicator!r} the evaluation cannot measure")
 
     # --- measures: (numerator, denominator, source_rows, basis, site_years) ------------------
     def _provincial_execution_rate(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
@@ -598,49 +592,23 @@ def input_fingerprint(engine: sa.Engine, plan: Plan, decisions: rectification.De
     return h.hexdigest()
 
 
-# Columns of ind_site_year / ind_programme_year the evaluation reads, and their figures before
-# integrity exclusions (what the sites reported).
-REPORTED_COLUMNS = ("person_times", "key_group_person_times", "key_industry_person_times", "assessed", "passed",
-                    "roster_rows", "provincial_eligible_fen", "spend_total_fen", "finance_rows")
-
-
-def as_reported(frame: pd.DataFrame) -> pd.DataFrame:
-    """The indicator rows with every counted figure replaced by its reported one."""
-    return frame.assign(**{c: frame[f"{c}_reported"] for c in REPORTED_COLUMNS if f"{c}_reported" in frame})
-
-
 def integrity_summary(engine: sa.Engine, policy: Policy, years: list[int]) -> list[dict[str, Any]]:
-    """Per integrity check (policy order): its findings, and the rows, person-times and money of
-    the evaluated years it took out of the indicators (each excluded row once, with the check
-    that excluded it; a person-time is out when none of its rows counts, as int_roster_site_year
-    counts it)."""
+    """Per integrity check (policy order): its findings, the sites they name, and the rows,
+    person-times and money of the evaluated years it took out of the indicators (the
+    integrity_summary mart)."""
     with engine.connect() as conn:
         findings = pd.read_sql(sa.text("select check_name, sites from integrity_findings"), conn)
-        roster = pd.read_sql(sa.text(
-            "select x.check_name, r.site_code, r.class_id, r.person_key, r.period, "
-            "(select count(*) from stg_roster as k where k.person_key = r.person_key and k.site_code = r.site_code "
-            " and k.class_id = r.class_id and not exists (select 1 from integrity_exclusions as kx "
-            " where kx.kind = 'roster' and kx.submission_id = k.submission_id and kx.source_row = k.source_row)"
-            ") as counted_rows "
-            "from integrity_exclusions as x "
-            "join stg_roster as r on r.submission_id = x.submission_id and r.source_row = x.source_row "
-            "where x.kind = 'roster'"), conn)
-        money = pd.read_sql(sa.text(
-            "select x.check_name, f.amount_fen, f.period from integrity_exclusions as x "
-            "join stg_finance as f on f.submission_id = x.submission_id and f.source_row = x.source_row "
-            "where x.kind = 'finance'"), conn)
-    in_years = [str(y) for y in years]
-    roster = roster[roster["period"].str[:4].isin(in_years)]
-    money = money[money["period"].str[:4].isin(in_years)]
-    gone = roster[roster["counted_rows"] == 0].drop_duplicates(["site_code", "class_id", "person_key"])
+        taken = pd.read_sql(sa.text("select * from integrity_summary"), conn)
+    taken = taken[taken["year"].isin(years)]
     out = []
     for name, spec in policy.integrity["checks"].items():
         mine = findings[findings["check_name"] == name]
         sites = sorted({s for value in mine["sites"] for s in str(value).split(",") if s})
+        out_of = taken[taken["check_name"] == name]
         out.append({"check_name": name, "severity": spec["severity"], "findings": len(mine),
-                    "excluded_rows": int((roster["check_name"] == name).sum() + (money["check_name"] == name).sum()),
-                    "excluded_person_times": int((gone["check_name"] == name).sum()),
-                    "excluded_fen": int(money.loc[money["check_name"] == name, "amount_fen"].sum()),
+                    "excluded_rows": int(out_of["excluded_rows"].sum()),
+                    "excluded_person_times": int(out_of["excluded_person_times"].sum()),
+                    "excluded_fen": int(out_of["excluded_fen"].sum()),
                     "sites": ",".join(sites) or None})
     return out
 
@@ -699,14 +667,22 @@ def submissions_record(engine: sa.Engine, plan: Plan, years: list[int], as_of: d
     return out
 
 
+def evaluator_on(engine: sa.Engine, plan: Plan, evaluation_year: int, basis: str) -> Evaluator:
+    """The evaluator over the marts' rows of one basis: 'counted' (after integrity exclusions) or
+    'reported' (every staged row)."""
+    def rows(table: str) -> pd.DataFrame:
+        return pd.read_sql(sa.text(f"select * from {table} where basis = :basis"), engine, params={"basis": basis})
+
+    return Evaluator(plan, rows("ind_site_year"), rows("ind_programme_year"), rows("int_site_year_targets"),
+                     evaluation_year)
+
+
 def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date,
              decisions: rectification.Decisions | None = None) -> Evaluation:
     decisions = decisions or rectification.Decisions.none()
-    sites = pd.read_sql(sa.text("select * from ind_site_year"), engine)
-    programmes = pd.read_sql(sa.text("select * from ind_programme_year"), engine)
+    evaluator, reported = (evaluator_on(engine, plan, evaluation_year, basis) for basis in ("counted", "reported"))
     ref_sites = pd.read_sql(sa.text("select site_code, programme, batch_year, plan_provincial_fen from ref_sites"),
                             engine)
-    evaluator = Evaluator(plan, sites, programmes, evaluation_year)
     targets = evaluator.site_year_targets()
     indicators = evaluator.indicators(targets)
     score = sum((i.points for i in indicators), ZERO)
@@ -718,7 +694,6 @@ def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date
     records = rectification_records(policy, targets, decisions, plan_money, as_of)
     net = max(0, released - sum(r.recovery_fen for r in records))
     allocation, unallocated = allocate_plan(policy, ref_sites, net)
-    reported = Evaluator(plan, as_reported(sites), as_reported(programmes), evaluation_year)
     reported_targets = reported.site_year_targets()
     score_before = sum((i.points for i in reported.indicators(reported_targets)), ZERO)
     return Evaluation(
@@ -729,10 +704,10 @@ def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date
         gaps=gap_to_full_release(policy, indicators, results), site_targets=targets, release=release,
         rectifications=records, excellent=evaluator.excellent_stations(targets), plan=allocation,
         plan_unallocated_fen=unallocated, score_before_exclusions=score_before, site_targets_reported=reported_targets,
-        person_times_reported=int(evaluator.sites["person_times_reported"].sum()),
+        person_times_reported=int(reported.sites["person_times"].sum()),
         person_times_counted=int(evaluator.sites["person_times"].sum()),
         integrity=integrity_summary(engine, policy, evaluator.years),
-        villages=village_coverage(plan, sites, evaluator.years), margins=release_margins(policy, indicators, score),
+        villages=village_coverage(plan, evaluator.sites, evaluator.years), margins=release_margins(policy, indicators, score),
         submissions_record=submissions_record(engine, plan, evaluator.years, as_of),
     )
 

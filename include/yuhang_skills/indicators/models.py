@@ -62,7 +62,9 @@ def reference_rows(plan: Plan) -> dict[sa.Table, list[dict] | pd.DataFrame]:
         warehouse.ref_sites: sites,
         warehouse.ref_site_years: site_years,
         warehouse.ref_targets: [
-            {**r, "target": Decimal(r["target"])} for r in policy.target_rows()
+            {**r, "target": Decimal(r["target"]), "target_numerator": Decimal(r["target"]).as_integer_ratio()[0],
+             "target_denominator": Decimal(r["target"]).as_integer_ratio()[1]}
+            for r in policy.target_rows()
         ],
         warehouse.ref_codes: codes,
         warehouse.ref_provincial_received: [
