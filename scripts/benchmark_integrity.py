@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan.from_settings(load_settings())
     engine = warehouse.make_engine(args.warehouse)
     with engine.connect() as conn:
-        roster = conn.execute(sa.text("select count(*) from stg_roster")).scalar_one()
-        finance = conn.execute(sa.text("select count(*) from stg_finance")).scalar_one()
+        roster = conn.execute(sa.text("select count(*) from raw_roster")).scalar_one()
+        finance = conn.execute(sa.text("select count(*) from raw_finance")).scalar_one()
     started = time.perf_counter()
     models.load_reference(engine, plan)
     print(f"warehouse          {args.warehouse.split('@')[-1]}")

@@ -72,9 +72,23 @@ def test_the_project_models_build_in_layers_with_staging_as_views():
     order = [m.name for m in layers.build_order(models)]
     assert {m.name for m in models.values() if m.layer == "staging"} == {
         "stg_roster", "stg_finance", "stg_survey", "stg_outcomes"}
-    assert all(m.materialized == "view" for m in models.values() if m.layer == "staging")
-    assert all(m.materialized == "table" for m in models.values() if m.layer != "staging")
+    views = {m.name for m in models.values() if m.materialized == "view"}
+    assert views == {"stg_roster", "stg_finance", "stg_survey", "stg_outcomes",
+                     "quarantine_summary", "submissions_summary"}  # the summaries the reports show live
     for model in models.values():
         for name in model.reads & set(models):
             assert order.index(name) < order.index(model.name), (name, model.name)
     assert not any(name.startswith("raw_") for m in models.values() if m.layer != "staging" for name in m.reads)
+
+
+def test_a_table_where_a_view_is_declared_is_refused_not_dropped(tmp_path, warehouse_url):
+    _write(tmp_path, "staging", "stg_numbers", "-- materialized: view\nselect 1 as n")
+    engine = warehouse.make_engine(warehouse_url)
+    with engine.begin() as conn:  # staged rows in a table of the model's name, as before raw_*
+        conn.execute(sa.text("create table stg_numbers (n integer)"))
+        conn.execute(sa.text("insert into stg_numbers values (7)"))
+    with pytest.raises(layers.ModelError, match="stg_numbers is a table in this warehouse"):
+        layers.build_models(engine, tmp_path)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select n from stg_numbers")).scalar_one() == 7
+    engine.dispose()

@@ -382,21 +382,12 @@ def quarterly_trend(engine: sa.Engine, year: int, run_id: str | None) -> pd.Data
     """Per quarter of the evaluated years and programme: person-times, assessments and passes as
     the rosters reported them, and spending (all sources and provincial)."""
     sites = _run_frame(engine, "eval_site", year, run_id)
-    if sites is None or _columns(engine, "stg_roster") is None or _columns(engine, "ref_sites") is None:
+    if sites is None or _columns(engine, "ind_site_period") is None or _columns(engine, "ref_sites") is None:
         return None
     years = {str(int(y)) for y in sites["year"]}
-    roster = pd.read_sql(sa.text(
-        "select r.site_code, r.period, count(*) as person_times,"
-        " sum(case when r.assessed then 1 else 0 end) as assessed,"
-        " sum(case when r.passed then 1 else 0 end) as passed"
-        " from stg_roster r group by r.site_code, r.period"), engine)
-    money = pd.read_sql(sa.text(
-        "select site_code, period, sum(amount_fen) as spend_fen,"
-        " sum(case when fund_source = 'provincial' then amount_fen else 0 end) as provincial_fen"
-        " from stg_finance group by site_code, period"), engine) if _columns(engine, "stg_finance") is not None \
-        else pd.DataFrame(columns=["site_code", "period", "spend_fen", "provincial_fen"])
+    periods = pd.read_sql(sa.text("select * from ind_site_period"), engine)
     ref = pd.read_sql(sa.text("select site_code, programme from ref_sites"), engine)
-    frame = roster.merge(money, on=["site_code", "period"], how="outer").merge(ref, on="site_code")
+    frame = periods.merge(ref, on="site_code")
     frame = frame[frame["period"].str[:4].isin(years)]
     if frame.empty:
         return None

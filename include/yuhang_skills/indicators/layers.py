@@ -126,15 +126,21 @@ def build_models(engine: sa.Engine, sql_dir: Path, layers: list[str] | None = No
         if model.layer not in wanted:
             continue
         with engine.begin() as conn:
-            _drop(conn, model.name)
+            _drop(conn, model)
             conn.execute(sa.text(f"create {model.materialized} {model.name} as {model.sql}"))
             counts[model.name] = conn.execute(sa.text(f"select count(*) from {model.name}")).scalar_one()
     return counts
 
 
-def _drop(conn: sa.Connection, name: str) -> None:
+def _drop(conn: sa.Connection, model: Model) -> None:
+    """Drop what the model built last time. A table where a view is declared is refused, not
+    dropped: it holds rows nothing rebuilds (a warehouse from before the raw_* tables, whose
+    stg_* tables are its staged data, must be upgraded first)."""
     inspector = sa.inspect(conn)
-    if name in inspector.get_view_names():
-        conn.execute(sa.text(f"drop view {name}"))
-    elif inspector.has_table(name):
-        conn.execute(sa.text(f"drop table {name}"))
+    if model.name in inspector.get_view_names():
+        conn.execute(sa.text(f"drop view {model.name}"))
+    elif inspector.has_table(model.name):
+        if model.materialized == "view":
+            raise ModelError(f"{model.name} is a table in this warehouse and the {model.layer} model declares a "
+                             f"view: upgrade the warehouse (its rows belong in the raw_* tables) before building")
+        conn.execute(sa.text(f"drop table {model.name}"))

@@ -1,7 +1,8 @@
 -- What the integrity checks took out of the indicators, per check and year of the rows taken
 -- out: staged rows excluded (roster and finance, each once, with the check that excluded it),
 -- person-times out (a person-time of a site-year, as int_roster_site_year counts it, is out
--- when none of its rows counts anywhere; it goes to the first check that excluded one of its
+-- when none of its rows of that year counts, so they add up to the difference between the
+-- reported and the counted person-times; it goes to the first check that excluded one of its
 -- rows) and money excluded. The evaluation adds up the years it evaluates; the findings
 -- themselves are in integrity_findings.
 with excluded_roster as (
@@ -40,6 +41,7 @@ person_times_out as (
         select 1
         from stg_roster as k
         where k.site_code = e.site_code and k.class_id = e.class_id and k.person_key = e.person_key
+            and cast(substr(k.period, 1, 4) as integer) = e.year
             and not exists (
                 select 1 from integrity_exclusions as kx
                 where kx.kind = 'roster' and kx.submission_id = k.submission_id and kx.source_row = k.source_row
