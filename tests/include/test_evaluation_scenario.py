@@ -42,13 +42,10 @@ import yaml
 
 from yuhang_skills.indicators import layers, models
 from yuhang_skills.core import warehouse
-from yuhang_skills.evaluation import (
-    SiteYearTarget,
-    allocate_plan,
-    evaluate,
-    rectification_records,
-    write_evaluation,
-)
+from yuhang_skills.evaluation.outputs import evaluate, write_evaluation
+from yuhang_skills.evaluation.plan import allocate_plan
+from yuhang_skills.evaluation.recovery import rectification_records
+from yuhang_skills.evaluation.score import SiteYearTarget
 from yuhang_skills.core.policy import Plan, Policy
 from yuhang_skills.evaluation.rectification import Decisions, RectificationFileError, load_decisions, status
 from yuhang_skills.core.settings import POLICY_DIR, SQL_DIR

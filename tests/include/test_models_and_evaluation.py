@@ -10,7 +10,9 @@ import sqlalchemy as sa
 
 from yuhang_skills.indicators import layers, models
 from yuhang_skills.core import warehouse
-from yuhang_skills.evaluation import evaluate, points_for, release_fen, write_evaluation
+from yuhang_skills.evaluation.outputs import evaluate, write_evaluation
+from yuhang_skills.evaluation.release import release_fen
+from yuhang_skills.evaluation.score import points_for
 from yuhang_skills.core.settings import SQL_DIR
 
 

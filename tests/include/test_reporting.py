@@ -42,7 +42,7 @@ from yuhang_skills.indicators import layers, models
 from yuhang_skills.evaluation import report_html
 from yuhang_skills.evaluation import reporting
 from yuhang_skills.core import warehouse
-from yuhang_skills.evaluation import evaluate, write_evaluation
+from yuhang_skills.evaluation.outputs import evaluate, write_evaluation
 from yuhang_skills.intake.identity import check_character
 from yuhang_skills.core.policy import Plan
 from yuhang_skills.core.settings import SQL_DIR, load_settings

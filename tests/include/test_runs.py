@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from test_models_and_evaluation import loaded  # noqa: F401 - the shared warehouse fixture
 from yuhang_skills.evaluation import runs
 from yuhang_skills.core import warehouse
-from yuhang_skills.evaluation import evaluate, write_evaluation
+from yuhang_skills.evaluation.outputs import evaluate, write_evaluation
 from yuhang_skills.watchdog import WorkingDays
 
 AS_OF = dt.date(2027, 2, 15)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from yuhang_skills import intake
 from yuhang_skills.indicators import layers, models
 from yuhang_skills.core import warehouse
-from yuhang_skills.evaluation import evaluate, write_evaluation
+from yuhang_skills.evaluation.outputs import evaluate, write_evaluation
 from yuhang_skills.evaluation.rectification import load_decisions
 from yuhang_skills.core.policy import Plan
 from yuhang_skills.evaluation.report_html import write_html_report
