@@ -172,6 +172,8 @@ def submissions_record(engine: sa.Engine, plan: Plan, years: list[int], as_of: d
 
 def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date,
              decisions: rectification.Decisions | None = None) -> Evaluation:
+    """Score the evaluation year on the counted basis (and, for comparison, on everything
+    reported), release, recover, plan and gather the evidence, as of ``as_of``."""
     decisions = decisions or rectification.Decisions.none()
     evaluator, reported = (evaluator_on(engine, plan, evaluation_year, basis) for basis in ("counted", "reported"))
     ref_sites = pd.read_sql(sa.text("select site_code, programme, batch_year, plan_provincial_fen from ref_sites"),
@@ -200,7 +202,8 @@ def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date
         person_times_reported=int(reported.sites["person_times"].sum()),
         person_times_counted=int(evaluator.sites["person_times"].sum()),
         integrity=integrity_summary(engine, policy, evaluator.years),
-        villages=village_coverage(plan, evaluator.sites, evaluator.years), margins=release_margins(policy, indicators, score),
+        villages=village_coverage(plan, evaluator.sites, evaluator.years),
+        margins=release_margins(policy, indicators, score),
         submissions_record=submissions_record(engine, plan, evaluator.years, as_of),
     )
 

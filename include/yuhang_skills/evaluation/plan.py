@@ -13,9 +13,10 @@ from yuhang_skills.core.policy import Policy
 from yuhang_skills.evaluation.release import Results, release_fen
 from yuhang_skills.evaluation.score import HUNDRED, ONE, ZERO, IndicatorResult, SiteYearTarget, ceil_to, q2, q4
 
+# Units of eval_gap.additional_needed for a site-year target: counts are whole person-times,
+# rates are percentage points.
 SITE_YEAR_UNITS = {"person_times": "person_times", "pass_rate": "pass_rate_points",
                    "satisfaction_rate": "satisfaction_points"}
-
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,6 @@ PROGRAMME_ZH = {"village": "技能型乡村", "station": "技能培训站点", "
 COLUMN_ZH = {"key_group_person_times": "重点群体培训人次", "key_industry_person_times": "重点产业培训人次",
              "worker": "劳动者", "enterprise": "企业"}
 
-# Units of eval_gap.additional_needed for a site-year target: counts are whole person-times,
-# rates are percentage points.
-
 
 def q2(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
