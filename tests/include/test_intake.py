@@ -258,7 +258,7 @@ def all_text(engine: sa.Engine) -> list[tuple[str, str, str]]:
     """(table, column, value) of every non-null value of every table in the warehouse, as text."""
     found = []
     names = sa.inspect(engine).get_table_names()
-    assert {"submissions", "quarantine", "stg_roster"} <= set(names)
+    assert {"submissions", "quarantine", "raw_roster"} <= set(names)
     with engine.connect() as conn:
         for name in names:
             table = sa.Table(name, sa.MetaData(), autoload_with=conn)
@@ -368,7 +368,7 @@ class Box:
         return q[q["source_file"] == rel].reset_index(drop=True)
 
     def staged(self, kind: str, rel: str | None = None) -> pd.DataFrame:
-        stg = self.tables[f"stg_{kind}"]
+        stg = self.tables[f"raw_{kind}"]
         if rel is not None:
             stg = stg[stg["submission_id"] == self.sub(rel)["submission_id"]]
         return stg.sort_values(["submission_id", "source_row"]).reset_index(drop=True)
@@ -400,7 +400,7 @@ class Box:
                 assert sub["rows_staged"] == 0, name
                 assert len(mine) > 0, f"{name}: rejected without any reason in quarantine"
             if sub["kind"] in warehouse.RAW_TABLES:
-                stg = self.tables[f"stg_{sub['kind']}"]
+                stg = self.tables[f"raw_{sub['kind']}"]
                 in_staging = int((stg["submission_id"] == sub["submission_id"]).sum())
                 assert in_staging == (sub["rows_staged"] if sub["is_current"] else 0), name
 
