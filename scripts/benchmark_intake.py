@@ -36,13 +36,14 @@ def _ingest_group(files: list[dict]) -> float:
     """One mapped task's work: a site folder's files, in a worker process; returns the CPU
     seconds it used (a figure that, unlike wall time, other load on the machine barely moves)."""
     cpu = time.process_time()
-    from yuhang_skills import intake
     from yuhang_skills.core.policy import Plan
     from yuhang_skills.core.settings import load_settings
+    from yuhang_skills.intake.discover import InboxFile
+    from yuhang_skills.intake.ingest import Intake
 
     settings = load_settings()
-    runner = intake.Intake(settings, Plan.from_settings(settings), today=dt.date(2027, 2, 15))
-    runner.ingest_many([intake.InboxFile(**f) for f in files])
+    runner = Intake(settings, Plan.from_settings(settings), today=dt.date(2027, 2, 15))
+    runner.ingest_many([InboxFile(**f) for f in files])
     return time.process_time() - cpu
 
 
@@ -62,11 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["YUHANG_WAREHOUSE_URL"] = args.warehouse
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-    from yuhang_skills import intake
     from yuhang_skills.core import warehouse
     from yuhang_skills.core.policy import Plan
     from yuhang_sample.generator import SampleOptions, generate
     from yuhang_skills.core.settings import load_settings
+    from yuhang_skills.intake.discover import discover, site_batches
+    from yuhang_skills.intake.publish import publish, reconcile
 
     settings = load_settings()
     plan = Plan.from_settings(settings)
@@ -78,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generated {inbox} in {time.perf_counter() - started:.1f} s")
     engine = warehouse.make_engine(settings.warehouse_url)
     warehouse.create_schema(engine)  # as the DAG's discover task does before mapping
-    files = intake.discover(inbox, plan)
-    groups = intake.site_batches(files, int(plan.policy.intake["task_bytes"]), int(plan.policy.intake["task_max_sites"]))
+    files = discover(inbox, plan)
+    groups = site_batches(files, int(plan.policy.intake["task_bytes"]), int(plan.policy.intake["task_max_sites"]))
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn"),
                              initializer=_warm_up) as pool:
         warm = time.perf_counter()
@@ -87,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"worker warm-up      {time.perf_counter() - warm:.1f} s (Great Expectations import, suites; not timed)")
         started = time.perf_counter()
         cpu_seconds = sum(pool.map(_ingest_group, [[f.to_dict() for f in g] for g in groups]))
-        publish = intake.publish(engine)
+        published = publish(engine)
         elapsed = time.perf_counter() - started
 
-    lost = intake.reconcile(engine)
+    lost = reconcile(engine)
     with engine.connect() as conn:
         import sqlalchemy as sa
 
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     worker_peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     parent_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"warehouse          {settings.warehouse_url.split('@')[-1]}")
-    print(f"files              {len(files):,} ({publish['current']:,} current)")
+    print(f"files              {len(files):,} ({published['current']:,} current)")
     print(f"roster rows        {roster_read:,} (all kinds {all_read:,})")
     print(f"intake seconds     {elapsed:.1f}")
     print(f"roster rows/s      {roster_read / elapsed:,.0f}")

@@ -14,7 +14,8 @@ DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
 APPROVED_TAGS = {"yuhang", "intake", "indicators", "evaluation", "alerts"}
 HEAVY_MODULES = ("great_expectations", "pandas", "openpyxl", "xlsxwriter", "numpy", "yuhang_skills.orchestration.tasks",
-                 "yuhang_skills.intake", "yuhang_skills.intake.validate")
+                 "yuhang_skills.intake.discover", "yuhang_skills.intake.ingest", "yuhang_skills.intake.prepare",
+                 "yuhang_skills.intake.validate", "yuhang_skills.intake.publish")
 
 
 @pytest.fixture(scope="module")

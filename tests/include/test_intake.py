@@ -42,7 +42,9 @@ import yaml
 
 from yuhang_skills.core import warehouse
 from yuhang_skills.intake.identity import check_character
-from yuhang_skills.intake import Intake, discover, publish, reconcile
+from yuhang_skills.intake.discover import discover
+from yuhang_skills.intake.ingest import Intake
+from yuhang_skills.intake.publish import publish, reconcile
 from yuhang_skills.core.policy import Plan
 from yuhang_skills.core.settings import load_settings
 

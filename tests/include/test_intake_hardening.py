@@ -25,10 +25,10 @@ import sqlalchemy as sa
 
 from test_intake import (BYSTANDERS, KINDS, PERIOD, Box, box, finance_row, in_set, make_id, not_null, outcomes_row, regex,
                          roster_row, survey_row, write_csv, write_xlsx)  # noqa: F401 - box is a fixture
-from yuhang_skills import intake as intake_module
+from yuhang_skills.intake import archive, prepare
 from yuhang_skills.orchestration import tasks
 from yuhang_skills.core import warehouse
-from yuhang_skills.intake import discover
+from yuhang_skills.intake.discover import MAX_NAME, SKIP_REASONS, discover
 
 T1 = dt.datetime(2026, 4, 2, 9, 0).timestamp()
 CASES: dict[str, Any] = {}
@@ -362,7 +362,7 @@ def test_every_file_is_recorded_and_nothing_failed(run):
     assert "failed" not in statuses, run.tables["submissions"][run.tables["submissions"]["status"] == "failed"]
     written = {r if isinstance(r, str) else r[0] for r in run.inputs.values()}
     recorded = set(run.tables["submissions"]["original_name"])
-    assert {w for w in written if len(w) <= intake_module.MAX_NAME} <= recorded
+    assert {w for w in written if len(w) <= MAX_NAME} <= recorded
     assert_others_unchanged(run)
 
 
@@ -395,7 +395,7 @@ def test_a_path_over_the_limit_is_recorded_and_its_neighbour_lands(run):
     long = run.inputs["long_path"]
     shown = long[:240] + "…" + long[-240:]
     sub = refused(run, shown, "file_location", "the path is longer than 500 characters", "文件路径超过 500 个字符")
-    assert len(sub["original_name"]) <= intake_module.MAX_NAME
+    assert len(sub["original_name"]) <= MAX_NAME
     run.assert_lands(f"{PERIOD}/S05/finance.csv", "finance", 1)
 
 
@@ -404,14 +404,14 @@ def test_a_processing_error_fails_that_file_only_and_the_run_names_it(box, monke
     (validated in the same suite run) land, and the run's verdict names the file and is not retried."""
     poisoned = box.csv(f"{PERIOD}/S04/survey.csv", "survey", [survey_row("S04", rating="非常满意")])
     good = box.csv(f"{PERIOD}/B03/survey.csv", "survey", [survey_row("B03"), survey_row("B03")])
-    real = intake_module.PREPARERS["survey"]
+    real = prepare.PREPARERS["survey"]
 
     def breaks_on_s04(frame, ctx):
         if (frame["_folder_site"] == "S04").any():
             raise ZeroDivisionError("a bug")
         return real(frame, ctx)
 
-    monkeypatch.setitem(intake_module.PREPARERS, "survey", breaks_on_s04)
+    monkeypatch.setitem(prepare.PREPARERS, "survey", breaks_on_s04)
     results = box.run()
     sub = box.sub(poisoned)
     assert (sub["status"], bool(sub["is_current"])) == ("failed", False)
@@ -622,9 +622,9 @@ def test_files_the_run_does_not_process_are_listed_with_why(box, monkeypatch, tm
     (box.inbox / PERIOD / "S06").mkdir(parents=True)
     (box.inbox / PERIOD / "S06" / "roster.csv").symlink_to(outside)
     (box.inbox / PERIOD / "S07").symlink_to(tmp_path)  # a linked folder
-    today = dt.date.today().isoformat()
-    tasks = tasks.discover_submissions(str(box.inbox), today)
-    handed = {f["relative_path"] for t in tasks for f in t["files"]}
+    today = tasks.as_of_date(None).isoformat()  # the run's day in Asia/Shanghai, not the machine's
+    batches = tasks.discover_submissions(str(box.inbox), today)
+    handed = {f["relative_path"] for b in batches for f in b["files"]}
     assert handed == {on_time, future_file}  # a file time in the future is evidence, not a reason to wait
     backfill = tasks.discover_submissions(str(box.inbox), "2026-04-05")  # T1 is 2026-04-02
     assert {f["relative_path"] for t in backfill for f in t["files"]} == {on_time}
@@ -651,7 +651,7 @@ def test_a_file_that_vanishes_or_a_folder_that_cannot_be_listed_is_listed_not_fa
     and every other file is handed on."""
     import os
 
-    from yuhang_skills import intake as intake_mod
+    from yuhang_skills.intake import discover as discovery
 
     good = box.csv(f"{PERIOD}/S04/roster.csv", "roster", [roster_row()], mtime=T1)
     part = box.csv(f"{PERIOD}/S05/roster.csv", "roster", [roster_row("S05")], mtime=T1)
@@ -670,15 +670,15 @@ def test_a_file_that_vanishes_or_a_folder_that_cannot_be_listed_is_listed_not_fa
             raise PermissionError(13, "Permission denied", path)
         return real_scandir(path, *args, **kwargs)
 
-    monkeypatch.setattr(intake_mod.os, "lstat", lstat)
+    monkeypatch.setattr(discovery.os, "lstat", lstat)
     monkeypatch.setattr(os, "scandir", scandir)
     found = {f.relative_path: f.skip for f in discover(box.inbox, box.plan)}
-    monkeypatch.setattr(intake_mod.os, "lstat", real_lstat)
+    monkeypatch.setattr(discovery.os, "lstat", real_lstat)
     monkeypatch.setattr(os, "scandir", real_scandir)
     assert found[good] is None
     assert found[part] == "vanished"
     assert found[f"{PERIOD}/S08"] == "unreadable" and hidden not in found
-    assert "disappeared while the inbox was read" in intake_mod.SKIP_REASONS["vanished"][0]
+    assert "disappeared while the inbox was read" in SKIP_REASONS["vanished"][0]
 
 
 # ------------------------------------------------------------------------- 7. security
@@ -704,7 +704,7 @@ def test_a_file_rewritten_while_it_is_read_is_hashed_archived_and_parsed_as_one_
             return io.BytesIO(first)
         return handle
 
-    monkeypatch.setattr(intake_module, "open", rewriting_open, raising=False)
+    monkeypatch.setattr(archive, "open", rewriting_open, raising=False)
     box.run()
     sub = box.sub(rel)
     archived = Path(sub["archive_path"]).read_bytes()

@@ -36,7 +36,7 @@ def test_rows_keep_their_numbers_and_cells(tmp_path, contract, body, expected):
 
 
 def test_site_batches_pack_small_folders_and_never_split_one(tmp_path):
-    from yuhang_skills.intake import InboxFile, site_batches
+    from yuhang_skills.intake.discover import InboxFile, site_batches
 
     def make(site: str, size: int, n: int = 2) -> list[InboxFile]:
         out = []

@@ -37,7 +37,9 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
-from yuhang_skills import intake
+from yuhang_skills.intake.discover import discover
+from yuhang_skills.intake.ingest import Intake
+from yuhang_skills.intake.publish import publish, reconcile
 from yuhang_skills.indicators import layers, models
 from yuhang_skills.evaluation import report_html
 from yuhang_skills.evaluation import reporting
@@ -235,7 +237,7 @@ def ingest(engine: sa.Engine, root: Path) -> None:
         f"sqlite:///{root / 'intake.sqlite'}")
     warehouse.create_schema(target)
     settings = dataclasses.replace(load_settings(), archive_dir=root / "archive", data_docs_dir=root / "data_docs")
-    intake.Intake(settings, PLAN, engine=target, today=AS_OF).ingest_many(intake.discover(inbox, PLAN))
+    Intake(settings, PLAN, engine=target, today=AS_OF).ingest_many(discover(inbox, PLAN))
     if target is engine:
         return
     with target.connect() as source, engine.begin() as conn:
@@ -257,8 +259,8 @@ def build_warehouse(url: str, root: Path) -> sa.Engine:
         for table, rows in staged_rows().items():
             conn.execute(table.insert(), rows)
     ingest(engine, root)
-    intake.publish(engine)
-    assert intake.reconcile(engine) == []
+    publish(engine)
+    assert reconcile(engine) == []
     models.load_reference(engine, PLAN)
     layers.build_models(engine, SQL_DIR)
     write_evaluation(engine, evaluate(engine, PLAN, YEAR, AS_OF), pii_key_is_demo=True)

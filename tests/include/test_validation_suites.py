@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from yuhang_skills.intake import expectation_parameters
 from yuhang_skills.core.settings import EXPECTATIONS_DIR
-from yuhang_skills.intake.validate import SUITE_KINDS, SuiteRunner, load_suite_document
+from yuhang_skills.intake.validate import SUITE_KINDS, SuiteRunner, expectation_parameters, load_suite_document
 
 # The number of expectations written in each suite file. Change it together with the suite.
 EXPECTED_COUNTS = {"roster": 35, "finance": 17, "survey": 7, "outcomes": 13}

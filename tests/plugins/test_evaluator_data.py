@@ -70,12 +70,12 @@ def test_every_intake_status_has_a_label_and_warnings_are_told_apart(tmp_path):
     import sqlalchemy as sa
     from jinja2 import Environment, FileSystemLoader
 
-    from yuhang_skills import intake
     from yuhang_skills.core import warehouse
     from yuhang_skills.evaluator_view import app, data
+    from yuhang_skills.intake.publish import USABLE_STATUSES
 
     written = {"accepted", "partially_accepted", "no_rows_accepted", "rejected", "failed"}
-    assert set(intake.USABLE_STATUSES) <= written
+    assert set(USABLE_STATUSES) <= written
     assert written <= set(app.SUBMISSION_LABELS) and written <= set(data.SUBMISSION_STATES)
 
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'w.sqlite'}")

@@ -18,9 +18,20 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 SQL_DIR = PACKAGE_DIR / "sql"
 POLICY_DIR = PACKAGE_DIR / "policy"
 EXPECTATIONS_DIR = PACKAGE_DIR / "expectations"
-# The project folder: the checkout (include/yuhang_skills/core/settings.py lies three levels
-# below it) unless YUHANG_PROJECT_DIR says otherwise; runs write under its var/ by default.
-PROJECT_DIR = Path(os.environ.get("YUHANG_PROJECT_DIR", PACKAGE_DIR.parents[1]))
+
+
+def _default_project_dir() -> Path:
+    """The checkout (the package lies in its include/ beside pyproject.toml) when run from one; the
+    current folder for an installed package, so runs never write inside site-packages."""
+    checkout = PACKAGE_DIR.parents[1]
+    if PACKAGE_DIR.parent.name == "include" and (checkout / "pyproject.toml").is_file():
+        return checkout
+    return Path.cwd()
+
+
+# The project folder: the checkout or, for an installed package, the current folder, unless
+# YUHANG_PROJECT_DIR says otherwise; runs write under its var/ by default.
+PROJECT_DIR = Path(os.environ.get("YUHANG_PROJECT_DIR") or _default_project_dir())
 DEFAULT_VAR_DIR = PROJECT_DIR / "var"
 
 WAREHOUSE_CONN_ID = "yuhang_warehouse"

@@ -17,6 +17,9 @@ from typing import Any
 
 import pandas as pd
 
+from yuhang_skills.core import warehouse
+from yuhang_skills.core.policy import Plan
+
 SUITE_KINDS = ("roster", "finance", "survey", "outcomes")
 
 
@@ -27,6 +30,21 @@ def suite_path(expectations_dir: Path, kind: str) -> Path:
 def load_suite_document(expectations_dir: Path, kind: str) -> dict[str, Any]:
     with open(suite_path(expectations_dir, kind), encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def expectation_parameters(plan: Plan) -> dict[str, Any]:
+    """The values the suites' ``$PARAMETER``s are filled with: the contract's code lists, the policy's
+    limits, and each staging column's length."""
+    enums = plan.contract["enums"]
+    params = {f"{name}_codes": sorted(str(c) for c in codes) for name, codes in enums.items()}
+    params["max_class_hours"] = float(plan.policy.intake["max_class_hours"])
+    # Text longer than its warehouse column is a row problem, not a database error.
+    for table in warehouse.RAW_TABLES.values():
+        for column in table.columns:
+            length = getattr(column.type, "length", None)
+            if length and column.name not in ("submission_id", "site_code", "period"):
+                params[f"max_length_{column.name}"] = length
+    return params
 
 
 @dataclass

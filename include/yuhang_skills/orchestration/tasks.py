@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from yuhang_skills import intake
 from yuhang_skills.indicators import layers, models
+from yuhang_skills.intake import archive, discover, ingest, publish
 from yuhang_skills.core import warehouse
 from yuhang_skills.evaluation.outputs import evaluate, write_evaluation
 from yuhang_skills.evaluation.rectification import load_decisions
@@ -62,7 +62,7 @@ def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
     tz = ZoneInfo(plan.policy.timezone)
     cutoff = dt.datetime.combine(dt.date.fromisoformat(as_of) + dt.timedelta(days=1), dt.time(), tzinfo=tz).timestamp()
     now_wall = dt.datetime.now(tz).replace(tzinfo=None)
-    found = intake.discover(inbox_dir, plan)
+    found = discover.discover(inbox_dir, plan)
     # Tables exist before the mapped tasks start, so parallel tasks never race to create them.
     engine = warehouse.make_engine(settings.warehouse_url)
     warehouse.create_schema(engine)
@@ -73,7 +73,7 @@ def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
             continue
         try:
             mtime = dt.datetime.fromtimestamp(os.lstat(f.fs_path()).st_mtime, tz).replace(tzinfo=None)
-            received = intake.received_time(mtime, now_wall, dt.date.fromisoformat(as_of)).replace(tzinfo=tz).timestamp()
+            received = archive.received_time(mtime, now_wall, dt.date.fromisoformat(as_of)).replace(tzinfo=tz).timestamp()
         except OSError as exc:
             skipped.append((f, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}"))
             continue
@@ -83,18 +83,18 @@ def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
             skipped.append((f, "received_after_as_of", dt.datetime.fromtimestamp(received, tz).strftime("%Y-%m-%d %H:%M")))
     with engine.begin() as conn:
         conn.execute(warehouse.intake_not_processed.delete())
-    intake.record_not_processed(engine, skipped, dt.date.fromisoformat(as_of))
+    discover.record_not_processed(engine, skipped, dt.date.fromisoformat(as_of))
     engine.dispose()
     for f, code, detail in skipped:
         log.warning("not processed: %s: %s%s", f.relative_path, code, f" ({detail})" if detail else "")
-    batches = intake.site_batches(ready, int(plan.policy.intake["task_bytes"]), int(plan.policy.intake["task_max_sites"]))
+    batches = discover.site_batches(ready, int(plan.policy.intake["task_bytes"]), int(plan.policy.intake["task_max_sites"]))
     log.info("%d submission file(s) from %d site folder(s) under %s, in %d task(s); %d not processed", len(ready),
              len({f.site_code for f in ready}), inbox_dir, len(batches), len(skipped))
     return [{"site_code": batch_label(batch), "files": [f.to_dict() for f in batch], "as_of": as_of}
             for batch in sorted(batches, key=batch_label)]
 
 
-def batch_label(batch: list[intake.InboxFile]) -> str:
+def batch_label(batch: list[discover.InboxFile]) -> str:
     """The site folders of a mapped task, as its map index shows them: ``S01`` or ``V01,V02,…``."""
     return ",".join(sorted({f.site_code or "(no site)" for f in batch}))
 
@@ -104,9 +104,9 @@ def ingest_site(site_code: str, files: list[dict[str, Any]], as_of: str) -> dict
     never touches the others; the task itself succeeds (only a lost database connection fails it,
     to be retried), and the intake's last task fails the run naming every failed file."""
     settings, plan = _context()
-    runner = intake.Intake(settings, plan, today=dt.date.fromisoformat(as_of))
+    runner = ingest.Intake(settings, plan, today=dt.date.fromisoformat(as_of))
     try:
-        results = runner.ingest_many([intake.InboxFile(**item) for item in files])
+        results = runner.ingest_many([discover.InboxFile(**item) for item in files])
     finally:
         runner.engine.dispose()
     for result in results:
@@ -168,9 +168,9 @@ def publish_staging() -> dict[str, Any]:
     settings, _ = _context()
     engine = warehouse.make_engine(settings.warehouse_url)
     warehouse.create_schema(engine)
-    summary = intake.publish(engine)
+    summary = publish.publish(engine)
     summary["data_docs"] = str(build_data_docs(settings))
-    lost = intake.reconcile(engine)
+    lost = publish.reconcile(engine)
     if lost:
         raise RuntimeError(f"rows do not reconcile (read != staged + quarantined) for: {lost}")
     return summary
