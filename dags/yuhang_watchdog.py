@@ -60,24 +60,23 @@ def yuhang_watchdog():
     @task
     def expected_calendar() -> dict:
         from yuhang_skills.orchestration import tasks
-        from yuhang_skills import watchdog
+        from yuhang_skills.watchdog.tasks import build_calendar
 
-        return watchdog.build_calendar(tasks.as_of_from_context(get_current_context()))
+        return build_calendar(tasks.as_of_from_context(get_current_context()))
 
     @task
     def missing_list(calendar: dict) -> dict:
-        from yuhang_skills import watchdog
+        from yuhang_skills.watchdog.tasks import build_missing_list
 
-        return watchdog.build_missing_list(calendar["as_of"])
+        return build_missing_list(calendar["as_of"])
 
     @task
     def send_alerts(missing: dict) -> dict:
-        from yuhang_skills import watchdog
+        from yuhang_skills.watchdog.tasks import send_alerts as send
 
         context = get_current_context()
         params = context["params"]
-        return watchdog.send_alerts(missing["as_of"], params.get("today"), bool(params.get("send_alerts", True)),
-                                    context)
+        return send(missing["as_of"], params.get("today"), bool(params.get("send_alerts", True)), context)
 
     send_alerts(missing_list(expected_calendar()))
 

@@ -27,8 +27,8 @@ from test_intake import (BYSTANDERS, KINDS, PERIOD, Box, box, finance_row, in_se
                          roster_row, survey_row, write_csv, write_xlsx)  # noqa: F401 - box is a fixture
 from yuhang_skills.intake import archive, prepare
 from yuhang_skills.orchestration import tasks
-from yuhang_skills.core import warehouse
-from yuhang_skills.intake.discover import MAX_NAME, SKIP_REASONS, discover
+from yuhang_skills.core import catalogue, warehouse
+from yuhang_skills.intake.discover import MAX_NAME, discover
 
 T1 = dt.datetime(2026, 4, 2, 9, 0).timestamp()
 CASES: dict[str, Any] = {}
@@ -678,7 +678,7 @@ def test_a_file_that_vanishes_or_a_folder_that_cannot_be_listed_is_listed_not_fa
     assert found[good] is None
     assert found[part] == "vanished"
     assert found[f"{PERIOD}/S08"] == "unreadable" and hidden not in found
-    assert "disappeared while the inbox was read" in SKIP_REASONS["vanished"][0]
+    assert "disappeared while the inbox was read" in catalogue.text("intake.not_processed.vanished")[0]
 
 
 # ------------------------------------------------------------------------- 7. security

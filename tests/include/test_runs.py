@@ -14,7 +14,7 @@ from test_models_and_evaluation import loaded  # noqa: F401 - the shared warehou
 from yuhang_skills.evaluation import runs
 from yuhang_skills.core import warehouse
 from yuhang_skills.evaluation.outputs import evaluate, write_evaluation
-from yuhang_skills.watchdog import WorkingDays
+from yuhang_skills.watchdog.calendar import WorkingDays
 
 AS_OF = dt.date(2027, 2, 15)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def _plan(policy_path: Path, tmp_path: Path):
 
 
 def test_due_dates_move_past_rest_days_by_the_official_calendar(plan):
-    from yuhang_skills.watchdog import WorkingDays
+    from yuhang_skills.watchdog.calendar import WorkingDays
 
     days = WorkingDays(plan.policy.alerts.working_days)
     # National Day holiday 2026 (1-7 October): a due date on 5 October moves to Thursday 8 October.
@@ -63,7 +64,7 @@ def test_due_dates_move_past_rest_days_by_the_official_calendar(plan):
 
 
 def test_years_without_an_official_calendar_use_the_policy_list_and_say_so(plan):
-    from yuhang_skills.watchdog import WorkingDays
+    from yuhang_skills.watchdog.calendar import WorkingDays
 
     days = WorkingDays(plan.policy.alerts.working_days)
     # 2027 is past chinese-calendar's data: the policy's provisional Spring Festival (5-13 Feb).
@@ -78,7 +79,7 @@ def test_years_without_an_official_calendar_use_the_policy_list_and_say_so(plan)
 
 
 def test_calendar_follows_registry_and_cadence(tmp_path):
-    from yuhang_skills.watchdog import expected_submissions
+    from yuhang_skills.watchdog.calendar import expected_submissions
 
     plan = _plan(POLICY, tmp_path)
     expected = {(e.site_code, e.kind, e.period): e for e in expected_submissions(plan, dt.date(2026, 10, 12))}
@@ -117,7 +118,7 @@ def test_policy_alerts_are_typed_and_checked(plan, tmp_path):
 
 
 def test_a_run_is_live_within_the_grace_days_only(plan):
-    from yuhang_skills.watchdog import is_live
+    from yuhang_skills.watchdog.tasks import is_live
 
     today = dt.date(2026, 10, 12)
     assert plan.policy.alerts.backfill_grace_days == 1
@@ -324,6 +325,13 @@ def watchdog_run(airflow_db, warehouse_url, tmp_path, monkeypatch):
     engine.dispose()
 
 
+def _readme_samples() -> list[str]:
+    """The messages the README's "Sample alert" section shows."""
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Sample alert\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^```\n(.*?)\n```$", section, flags=re.S | re.M)
+
+
 def _table(engine: sa.Engine, name: str) -> list[dict]:
     """Rows of a warehouse table, typed by its declaration (dates as dates on SQLite too)."""
     from yuhang_skills.core import warehouse
@@ -393,6 +401,10 @@ def test_watchdog_alerts_escalates_deduplicates_and_recovers(channels, watchdog_
     assert "合格率 80%，低于目标 90%" in text
     assert "S01 五常街道技能培训站点 2026年培训人次" not in text  # 180 in 3 months: on track for 250
     assert "年度目标预警" in district.html
+    # The README's "Sample alert" shows S01's e-mail and the district's robot message as sent.
+    with engine.connect() as conn:
+        s01_markdown = conn.execute(sa.text("select message from alerts where recipient = 's01@sites.test'")).scalar()
+    assert _readme_samples() == [s01_markdown, text]
     [hook] = web.calls("/hook")
     assert hook.body["recipient_role"] == "district_team"
     assert [m["site_code"] + "/" + m["kind"] + "/" + m["period"] for m in hook.body["missing"]] == [

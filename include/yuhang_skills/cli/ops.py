@@ -183,7 +183,8 @@ def status_report(warehouse_url: str, plan: Any, today: dt.date, metadata_url: s
     import sqlalchemy as sa
 
     from yuhang_skills.core import warehouse
-    from yuhang_skills import watchdog
+    from yuhang_skills.watchdog.calendar import expected_submissions
+    from yuhang_skills.watchdog.missing import find_missing, load_manifest
 
     report: dict[str, Any] = {"today": today.isoformat(), "warehouse": _safe_url(warehouse_url),
                               "airflow": last_airflow_runs(metadata_url)}
@@ -215,8 +216,8 @@ def status_report(warehouse_url: str, plan: Any, today: dt.date, metadata_url: s
                 report["empty"] = "no data yet: run yuhang_intake first / 还没有数据：请先运行 yuhang_intake"
                 report["missing_today"], report["failed_files"], report["not_processed"] = None, [], []
                 return report
-            manifest = watchdog.load_manifest(conn, today)
-            items = watchdog.find_missing(watchdog.expected_submissions(plan, today), manifest, plan, today)
+            manifest = load_manifest(conn, today)
+            items = find_missing(expected_submissions(plan, today), manifest, plan, today)
             report["missing_today"] = [
                 {"site_code": m.site_code, "kind": m.kind, "period": m.period, "due_date": m.due_date.isoformat(),
                  "days_overdue": m.days_overdue, "escalated": m.escalated}

@@ -137,14 +137,16 @@ def submissions_record(engine: sa.Engine, plan: Plan, years: list[int], as_of: d
     """The evaluated years' submissions record as of ``as_of``: submissions still missing, those
     received after their due date (working-day due dates, as the watchdog computes them), and the
     early warnings the watchdog raised in each year as of ``evaluation_runs.early_warning_as_of``."""
-    from yuhang_skills import watchdog
+    from yuhang_skills.watchdog.calendar import WorkingDays, expected_submissions
+    from yuhang_skills.watchdog.missing import find_missing, load_manifest
+    from yuhang_skills.watchdog.warnings import early_warnings
 
-    days = watchdog.WorkingDays(plan.policy.alerts.working_days)
-    expected = [e for e in watchdog.expected_submissions(plan, as_of, days) if int(e.period[:4]) in years]
+    days = WorkingDays(plan.policy.alerts.working_days)
+    expected = [e for e in expected_submissions(plan, as_of, days) if int(e.period[:4]) in years]
     out: list[dict[str, Any]] = []
     with engine.connect() as conn:
-        manifest = watchdog.load_manifest(conn, as_of)
-        for item in sorted(watchdog.find_missing(expected, manifest, plan, as_of),
+        manifest = load_manifest(conn, as_of)
+        for item in sorted(find_missing(expected, manifest, plan, as_of),
                            key=lambda i: (i.status != "open", i.site_code, i.kind, i.period)):
             missing = item.status == "open"
             out.append({"record": "missing" if missing else "late", "site_code": item.site_code, "kind": item.kind,
@@ -154,8 +156,8 @@ def submissions_record(engine: sa.Engine, plan: Plan, years: list[int], as_of: d
         month_day = str(plan.policy.evaluation_runs.get("early_warning_as_of", "10-11"))
         for year in years:
             moment = dt.date.fromisoformat(f"{year}-{month_day}")
-            year_expected = watchdog.expected_submissions(plan, moment, days)
-            for w in watchdog.early_warnings(conn, plan, moment, year_expected):
+            year_expected = expected_submissions(plan, moment, days)
+            for w in early_warnings(conn, plan, moment, year_expected):
                 if not w.at_risk:
                     continue
                 if w.indicator == "pass_rate":

@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from yuhang_skills.core import catalogue
+
 # Display formats: text, bool (是/否), int, yuan (integer fen shown as yuan), num (2–4
 # decimals), pct (a ratio shown as a percentage), date, datetime.
 # table -> (sheet name, [(column, Chinese header, format)]), in sheet order.
@@ -159,21 +161,20 @@ SHEETS: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
     ]),
 }
 
-# Codes shown to evaluators: Chinese first, the English code beside it. Contract code lists
-# (fund sources, categories) come from include/yuhang_skills/policy/contract.yaml (the first Chinese spelling).
+# Codes shown to evaluators: Chinese first, the English code beside it; the labels are the
+# catalogue's (core/catalogue.yaml, evaluation.*). Contract code lists (fund sources, categories)
+# come from include/yuhang_skills/policy/contract.yaml (the first Chinese spelling).
 CODE_LABELS: dict[str, dict[str, str]] = {
-    "dimension": {"budget_execution": "预算执行", "outputs": "产出", "benefits": "效益", "satisfaction": "满意度"},
-    "programme": {"village": "技能型乡村(社区)", "station": "技能培训站点", "base": "技能实训基地", "all": "全区"},
-    "site_indicator": {"person_times": "年度培训人次", "pass_rate": "年度培训合格率", "satisfaction_rate": "年度满意率"},
-    "rectification_status": {"rectified": "已按期整改", "open": "整改期内", "overdue": "逾期未整改"},
-    "severity": {"exclude": "剔除", "review": "复核"},
-    "release_rule": {"banded": "分档拨付", "linear": "按得分比例拨付", "dli": "按结果挂钩拨付"},
-    "unit": {"person_times": "人次", "pass_rate_points": "合格率百分点", "satisfaction_points": "满意率百分点",
-             "yuan": "元", "households": "户", "reports": "份", "site_years": "个站点年"},
-    "record": {"missing": "未报送", "late": "逾期报送", "early_warning": "年度目标预警"},
-    "kind": {"roster": "培训花名册", "finance": "资金支出台账", "survey": "满意度调查", "outcomes": "技能增收成效",
-             "person_times": "年度培训人次", "pass_rate": "年度培训合格率"},
-    "status": {"provisional": "预评估", "draft": "草稿(待签署)", "final": "正式", "superseded": "已被替代"},
+    "dimension": catalogue.labels("evaluation.dimension."),
+    "programme": catalogue.labels("evaluation.programme."),
+    "site_indicator": catalogue.labels("evaluation.site_indicator."),
+    "rectification_status": catalogue.labels("evaluation.rectification_status."),
+    "severity": catalogue.labels("evaluation.severity."),
+    "release_rule": catalogue.labels("evaluation.release_rule."),
+    "unit": catalogue.labels("evaluation.unit."),
+    "record": catalogue.labels("evaluation.record."),
+    "kind": catalogue.labels("evaluation.kind."),
+    "status": catalogue.labels("evaluation.status."),
 }
 RATE_INDICATORS = frozenset({"pass_rate", "satisfaction_rate"})
 POINT_UNITS = frozenset({"pass_rate_points", "satisfaction_points"})
@@ -230,11 +231,7 @@ HIDDEN_COLUMNS = frozenset({"evaluation_year", "gap_id", "run_id", "item", "name
 
 # The evaluation frame's dimensions in reading order (财预〔2020〕10号), Chinese and English.
 DIMENSIONS: dict[str, tuple[str, str]] = {
-    "budget_execution": ("预算执行", "Budget execution"),
-    "outputs": ("产出", "Outputs"),
-    "benefits": ("效益", "Benefits"),
-    "satisfaction": ("满意度", "Satisfaction"),
-}
+    code: (e.zh, e.en) for code, e in catalogue.family("evaluation.dimension.").items()}
 
 
 @dataclass(frozen=True)

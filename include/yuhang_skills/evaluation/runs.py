@@ -48,7 +48,7 @@ def evaluated_years(policy: Policy, evaluation_year: int) -> list[int]:
 def data_complete_on(plan: Plan, evaluation_year: int) -> dt.date:
     """The day the evaluated period's data can be complete: the latest working-day due date of
     the last period of each submission kind in the last evaluated year, plus ``grace_days``."""
-    from yuhang_skills.watchdog import WorkingDays
+    from yuhang_skills.watchdog.calendar import WorkingDays
 
     policy = plan.policy
     spec = policy.evaluation_runs["data_complete"]

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from yuhang_skills.core import catalogue
 from yuhang_skills.indicators import layers
 from yuhang_skills.intake import identity
 from yuhang_skills.core import warehouse
@@ -36,77 +37,6 @@ log = logging.getLogger(__name__)
 
 LONG_COLUMNS = ["finding_key", "year", "subject_kind", "subject", "measure", "threshold", "kind",
                 "submission_id", "source_row", "row_site", "row_period", "would_exclude"]
-
-# What each finding means, for evaluators and site contacts. Fields: {sites} {year} {measure}
-# {threshold} {evidence_rows} {excluded_rows}, and the base rule's {share} and {cap} from the policy.
-EXPLANATIONS: dict[str, tuple[str, str]] = {
-    "overlapping_classes": (
-        "同一人同时参加了时间重叠的培训班({sites},{year}年);保留最早开班的一期,重叠的人次{excluded_rows}条不计入绩效",
-        "the same person attended classes that overlap in time ({sites}, {year}); the earliest class counts, "
-        "the overlapping person-time ({excluded_rows} row(s)) does not",
-    ),
-    "yearly_subsidy_limit": (
-        "同一人{year}年享受培训补贴{measure}次,超过每年{threshold}次的上限({sites});超出的{excluded_rows}条不计入绩效",
-        "one person was subsidised {measure} times in {year}, above the limit of {threshold} a year ({sites}); "
-        "the {excluded_rows} later row(s) do not count",
-    ),
-    "repeat_occupation_level": (
-        "同一人同一职业(工种)同一等级重复享受培训补贴{measure}次(上限{threshold}次,{sites});重复的{excluded_rows}条不计入绩效",
-        "one person was subsidised {measure} times for the same occupation and level (limit {threshold}, {sites}); "
-        "the {excluded_rows} repeat row(s) do not count",
-    ),
-    "outside_working_age": (
-        "学员开班时不在法定劳动年龄内(年龄{measure}岁,{sites},{year}年),该人次不计入绩效",
-        "the trainee was outside legal working age on the class start date (age {measure}, {sites}, {year}); "
-        "the person-time does not count",
-    ),
-    "certificate_burst": (
-        "{sites}在{year}年的几天内有{measure}人考核合格,远超其平时同样天数的约{threshold}人,请核查考核与发证",
-        "{sites} passed {measure} trainees within a few days in {year}, far above the about {threshold} it "
-        "usually passes in as many days; check the assessment and certificates",
-    ),
-    "uniform_class": (
-        "{sites}的一个培训班{measure}名学员全部合格且满意度答案完全相同,请核查花名册的真实性",
-        "all {measure} trainees of one class at {sites} passed and gave the same satisfaction answer; "
-        "check that the roster is genuine",
-    ),
-    "duplicate_invoice": (
-        "同一发票号出现在多个站点的{measure}笔支出中({sites});最早的一笔计入,其余{excluded_rows}笔不计入",
-        "the same invoice number appears on {measure} payments of several sites ({sites}); the earliest "
-        "counts, the other {excluded_rows} do not",
-    ),
-    "duplicate_voucher": (
-        "同一凭证号、金额({measure}元)和收款单位在多个站点入账({sites}),请核查是否重复报账",
-        "the same voucher number, amount ({measure} yuan) and payee are booked by several sites ({sites}); "
-        "check for a payment claimed twice",
-    ),
-    "base_equipment_over_rule": (
-        "{sites}已安排资金{measure}元,超过按已报设备投入计算的应得补助{threshold}元(设备投入的{share},最高{cap}元)",
-        "{sites} was allocated {measure} yuan, more than the {threshold} yuan the equipment cost it reported "
-        "so far entitles it to ({share} of the cost, at most {cap} yuan)",
-    ),
-    "ineligible_provincial": (
-        "省级资金{measure}元用于非规定用途({sites},{year}年),不计入合规支出",
-        "{measure} yuan of provincial money paid for an ineligible use ({sites}, {year}); it is not counted "
-        "as eligible spending",
-    ),
-    "payment_outside_period": (
-        "一笔{measure}元的支出发生在实施期之外({sites},{year}年),不计入绩效",
-        "a payment of {measure} yuan falls outside the implementation period ({sites}, {year}); it does not count",
-    ),
-    "resubmitted_in_another_period": (
-        "{sites}把同一批数据在{measure}个期间重复报送(同一人同一培训班,或同一凭证号、金额和收款单位);"
-        "最早期间的计入,重复的{excluded_rows}条不计入绩效",
-        "{sites} sent the same rows again under {measure} periods (the same person in the same class, or the same "
-        "voucher, amount and payee); the earliest period's rows count, the {excluded_rows} repeat(s) do not",
-    ),
-    "training_paid_beyond_roster": (
-        "{sites}在{year}年按花名册每人次支付培训资金{measure}元,超过每人次{threshold}元的上限,支付的人次多于花名册",
-        "{sites} paid {measure} yuan of training money per roster person-time in {year}, above {threshold} "
-        "yuan: more person-times paid for than its roster shows",
-    ),
-}
-
 
 def check_names(plan: Plan) -> list[str]:
     """The checks in the policy's order."""
@@ -126,8 +56,9 @@ def verify_checks(plan: Plan, sql_dir: Path) -> None:
         problems.append(f"no SQL file for {sorted(names - files)}")
     if files - names:
         problems.append(f"SQL files not in the policy: {sorted(files - names)}")
-    if names - set(EXPLANATIONS):
-        problems.append(f"no explanation for {sorted(names - set(EXPLANATIONS))}")
+    explained = {code.removeprefix("integrity.") for code in catalogue.entries() if code.startswith("integrity.")}
+    if names - explained:
+        problems.append(f"no explanation in the catalogue for {sorted(names - explained)}")
     if problems:
         raise ValueError(f"integrity checks ({sql_dir / 'integrity'}): " + "; ".join(problems))
 
@@ -255,7 +186,7 @@ def _findings(name: str, severity: str, rows: pd.DataFrame, names: dict[str, str
     rows = rows.assign(would_exclude=rows["would_exclude"].astype(int))
     rows = rows.sort_values(["finding_key", "would_exclude", "row_site", "row_period", "submission_id", "source_row"],
                             ascending=[True, False, True, True, True, True], kind="stable", na_position="last")
-    zh, en = EXPLANATIONS[name]
+    explanation = catalogue.entry(f"integrity.{name}")
     out = []
     for n, (key, group) in enumerate(rows.groupby("finding_key", sort=True)):
         lead = group.iloc[0]
@@ -282,8 +213,8 @@ def _findings(name: str, severity: str, rows: pd.DataFrame, names: dict[str, str
             "periods": ",".join(periods)[:200] or None, "subject_kind": lead["subject_kind"],
             "subject": str(lead["subject"])[:200], "measure": _decimal(lead["measure"]),
             "threshold": _decimal(lead["threshold"]), "evidence_rows": len(evidence), "excluded_rows": len(excludes),
-            "evidence": text or "no staged rows", "explanation_zh": zh.format(**fields),
-            "explanation_en": en.format(**fields),
+            "evidence": text or "no staged rows", "explanation_zh": explanation.render("zh", **fields),
+            "explanation_en": explanation.render("en", **fields),
         }
         out.append((finding, excludes))
     return out

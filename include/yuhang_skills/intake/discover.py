@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from yuhang_skills.core import warehouse
+from yuhang_skills.core import catalogue, warehouse
 from yuhang_skills.core.policy import Plan
 
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -29,7 +29,7 @@ class InboxFile:
     site_code: str
     period: str
     kind: str
-    problem: str | None = None  # set when the place or name breaks the contract
+    problem: str | None = None  # set when the place or name breaks the contract (catalogue intake.file_location.*)
     problem_zh: str | None = None
     skip: str | None = None  # set when the file is not processed at all (a link, not a regular file ...)
 
@@ -78,22 +78,16 @@ def layout_problem(plan: Plan, site: str, period: str, kind: str) -> tuple[str, 
     spec = plan.policy.submissions[kind]
     programme = plan.sites_by_code[site].programme
     if programme not in spec["programmes"]:
-        takers = ", ".join(spec["programmes"])
-        return (f"a {programme} site does not submit {kind} (only {takers} sites do); put the file in the right "
-                f"site's folder or remove it",
-                f"{programme} 类站点不报送 {kind}(仅 {takers} 报送),请放入正确站点目录或删除")
+        return catalogue.text("intake.file_location.kind_not_for_programme", programme=programme, kind=kind,
+                              takers=", ".join(spec["programmes"]))
     months = _months_allowed(plan, kind)
     if int(period[5:7]) not in months:
-        allowed = ", ".join(f"{m:02d}" for m in months)
-        return (f"{kind} is filed under months {allowed} only ({spec['cadence']}); move the file to the folder "
-                f"{period[:4]}-MM of the period it covers",
-                f"{kind} 只能放在 {allowed} 月的目录下({spec['cadence']}),请移到所属期间的目录")
+        return catalogue.text("intake.file_location.month_not_allowed", kind=kind, cadence=spec["cadence"],
+                              allowed=", ".join(f"{m:02d}" for m in months), year=period[:4])
     window = plan.policy.intake["accepted_periods"]
     first_p, last_p = str(window["first"]), str(window["last"])
     if not first_p <= period <= last_p:
-        return (f"period {period} lies outside the periods the programme reports ({first_p} to {last_p}); check the "
-                f"folder name",
-                f"期间 {period} 不在项目报送期间 {first_p} 至 {last_p} 内,请检查目录名")
+        return catalogue.text("intake.file_location.period_not_reported", period=period, first=first_p, last=last_p)
     return None
 
 
@@ -154,33 +148,29 @@ def discover(inbox: Path, plan: Plan) -> list[InboxFile]:
         filename = parts[-1]
         suffix = Path(filename).suffix
         stem = Path(filename).stem.split("_")[0].split(" ")[0].split("(")[0].lower()
-        problem = problem_zh = None
+        problem: tuple[str, str] | None = None
         if not valid:
-            problem = (f"the file name is not valid UTF-8 text (it reads as {text!r} in GBK); rename it to "
-                       f"<kind>.csv or <kind>.xlsx and send it again")
-            problem_zh = f"文件名不是 UTF-8 编码(按 GBK 读作 {text!r}),请改名为 <类型>.csv 或 <类型>.xlsx 后重新报送"
+            problem = catalogue.text("intake.file_location.name_not_utf8", shown=text)
         elif len(os.fsdecode(rel)) > MAX_NAME:
-            problem = f"the path is longer than {MAX_NAME} characters; use <YYYY-MM>/<site code>/<kind>.<csv|xlsx>"
-            problem_zh = f"文件路径超过 {MAX_NAME} 个字符,请按 <年-月>/<站点编码>/<类型>.<csv|xlsx> 存放"
+            problem = catalogue.text("intake.file_location.path_too_long", limit=MAX_NAME)
         elif len(parts) != 3:
-            problem = "file is not at <YYYY-MM>/<site code>/<kind>.<csv|xlsx>"
+            problem = catalogue.text("intake.file_location.not_in_layout")
         elif not _PERIOD.match(period):
-            problem = f"period folder {period!r} is not YYYY-MM"
+            problem = catalogue.text("intake.file_location.period_folder", period=period)
         elif site not in plan.sites_by_code:
-            problem = f"site folder {_visible(parts[1])} is not a registered site code"
+            problem = catalogue.text("intake.file_location.site_folder", site=_visible(parts[1]))
         elif suffix.lower() not in extensions:
-            problem = f"file type {suffix!r} is not one of {sorted(extensions)}"
+            problem = catalogue.text("intake.file_location.file_type", suffix=suffix, extensions=sorted(extensions))
         elif stem not in kinds:
-            problem = f"file name {filename!r} does not start with a submission kind ({', '.join(kinds)})"
+            problem = catalogue.text("intake.file_location.kind_unknown", filename=filename, kinds=", ".join(kinds))
         else:
-            layout = layout_problem(plan, site, period, stem)
-            if layout:
-                problem, problem_zh = layout
+            problem = layout_problem(plan, site, period, stem)
         # Only a registered site code and a YYYY-MM period are recorded as such; any other folder
         # name stays visible in relative_path (and the reason) but never in a key column.
+        problem_en, problem_zh = problem or (None, None)
         found.append(InboxFile(path_field, text, site if site in plan.sites_by_code else "",
                                period if _PERIOD.match(period) else "", stem if stem in kinds else "unknown",
-                               problem, problem_zh, skip))
+                               problem_en, problem_zh, skip))
     return found
 
 
@@ -193,21 +183,10 @@ def _visible(text: str) -> str:
     return "'" + INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "'"
 
 
-SKIP_REASONS = {
-    "link": ("a link (symbolic link or shortcut) is not a submission: put the file itself in the inbox",
-             "链接(符号链接/快捷方式)不作为报送文件:请把文件本身放入收件箱"),
-    "outside_inbox": ("the file's real location is outside the inbox: put the file itself in the inbox",
-                      "文件实际位置在收件箱之外:请把文件本身放入收件箱"),
-    "not_a_regular_file": ("not a regular file (a device, pipe or socket)", "不是普通文件(设备、管道或套接字)"),
-    "received_after_as_of": ("received after the run's as-of day: a later run takes it",
-                             "在本次运行截止日之后收到:由以后的运行处理"),
-    "processing_failed": ("processing failed and the file could not be recorded: the data team must check it",
-                          "处理失败且无法登记:数据组需检查该文件"),
-    "unreadable": ("the file could not be read (permissions or I/O error): the data team must check the inbox",
-                   "文件无法读取(权限或读写错误):数据组需检查收件箱"),
-    "vanished": ("the file disappeared while the inbox was read (renamed or removed during an upload): a later "
-                 "run takes it under its new name", "读取收件箱期间文件消失(上传中改名或删除):以后的运行按新文件名处理"),
-}
+# Why a file is listed but not processed: the codes of intake_not_processed.reason_code, whose text
+# is the catalogue's intake.not_processed.<code>.
+SKIP_REASONS = ("link", "outside_inbox", "not_a_regular_file", "received_after_as_of", "processing_failed",
+                "unreadable", "vanished")
 
 
 def record_not_processed(engine: sa.Engine, items: list[tuple[InboxFile, str, str | None]], as_of: dt.date) -> int:
@@ -218,7 +197,7 @@ def record_not_processed(engine: sa.Engine, items: list[tuple[InboxFile, str, st
     now = warehouse.shanghai_now()
     rows = []
     for item, code, detail in items:
-        en, zh = SKIP_REASONS[code]
+        en, zh = catalogue.text(f"intake.not_processed.{code}")
         rows.append({"relative_path": item.relative_path, "reason_code": code,
                      "reason_en": f"{item.relative_path}: {en}" + (f" ({detail})" if detail else ""),
                      "reason_zh": f"{item.relative_path}: {zh}" + (f"({detail})" if detail else ""),

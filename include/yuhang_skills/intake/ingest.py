@@ -26,12 +26,12 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from yuhang_skills.core import warehouse
+from yuhang_skills.core import catalogue, warehouse
 from yuhang_skills.core.policy import Plan
 from yuhang_skills.core.settings import Settings
 from yuhang_skills.intake import quarantine
 from yuhang_skills.intake.archive import archive_copy, received_time
-from yuhang_skills.intake.discover import SKIP_REASONS, InboxFile, record_not_processed
+from yuhang_skills.intake.discover import InboxFile, record_not_processed
 from yuhang_skills.intake.parse import FileRejected, ParsedFile, clean_text, read_submission
 from yuhang_skills.intake.prepare import PREPARERS, period_bounds
 from yuhang_skills.intake.publish import USABLE_STATUSES
@@ -96,7 +96,7 @@ class Intake:
 
     def _not_processed(self, item: InboxFile, code: str, detail: str | None = None) -> dict[str, Any]:
         record_not_processed(self.engine, [(item, code, detail)], self.today)
-        en, _ = SKIP_REASONS[code]
+        en, _ = catalogue.text(f"intake.not_processed.{code}")
         return {"submission_id": None, "file": item.relative_path, "status": "not_processed", "reason": code,
                 "message": f"{item.relative_path}: {en}" + (f" ({detail})" if detail else ""), "skipped": True}
 
@@ -138,7 +138,7 @@ class Intake:
         record, context = self._new_record(item, submission_id, first_seen)
         try:
             if item.problem:
-                raise FileRejected(item.problem, item.problem_zh or _zh_problem(item.problem), "file_location")
+                raise FileRejected(item.problem, item.problem_zh or item.problem, "file_location")
             if item.period and item.kind in self.plan.policy.submissions and period_bounds(
                     item.period, item.kind, self.plan.policy.submissions[item.kind]["cadence"])[0].date() > self.today:
                 raise FileRejected(
@@ -348,21 +348,3 @@ class Intake:
                 warehouse.bulk_insert(conn, warehouse.quarantine, quarantine_rows)
             if validation is not None:
                 conn.execute(warehouse.validation_runs.insert(), [validation])
-
-
-
-_ZH_PROBLEMS = [
-    ("is not at", "文件位置不符合 <年-月>/<站点编码>/<类型>.<csv|xlsx> 的约定"),
-    ("is not YYYY-MM", "期间目录不是 YYYY-MM 格式"),
-    ("is not a registered site code", "站点目录不是已登记的站点编码"),
-    ("file type", "文件类型不是 csv 或 xlsx"),
-    ("does not start with a submission kind", "文件名不是 roster/finance/survey/outcomes 之一"),
-]
-
-
-def _zh_problem(problem: str) -> str:
-    for marker, zh in _ZH_PROBLEMS:
-        if marker in problem:
-            return f"{zh} ({problem})"
-    return problem
-

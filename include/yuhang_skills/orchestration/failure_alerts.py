@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import html
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -141,27 +140,18 @@ class Message:
 
 def failure_message(plan: Any, dag_id: str, dag_name: str | None, run_id: str, logical_date: Any,
                     failures: list[Failure]) -> Message:
-    prefix = plan.policy.alerts.subject_prefix
-    tasks = ", ".join(f.task_id + (f"[{f.map_index}]" if f.map_index >= 0 else "") for f in failures)
-    subject = f"{prefix}运行失败 / run failed: {dag_id} ({tasks})"
-    title = f"{dag_name} ({dag_id})" if dag_name and dag_name != dag_id else dag_id
-    md = [f"### {prefix}DAG 运行失败 / DAG run failed", "",
-          f"- DAG: {title}", f"- 运行 / run: {run_id}", f"- 逻辑日期 / logical date: {logical_date}", ""]
-    page = [f"<h3>{html.escape(prefix)}DAG 运行失败 / DAG run failed</h3><ul>",
-            f"<li>DAG: {html.escape(title)}</li><li>运行 / run: {html.escape(run_id)}</li>",
-            f"<li>逻辑日期 / logical date: {html.escape(str(logical_date))}</li></ul>"]
-    for f in failures:
-        name = f.task_id + (f" [map {f.map_index}]" if f.map_index >= 0 else "")
-        error = f.error or "（错误未记录，请看日志 / error not recorded: see the log）"
-        md += [f"**任务 / task {name}**（第 {f.try_number} 次尝试 / try {f.try_number}）", "", "```", error, "```",
-               f"日志 / log: {f.log_url or '-'}", ""]
-        page += [f"<h4>任务 / task {html.escape(name)} (try {f.try_number})</h4><pre>{html.escape(error)}</pre>",
-                 f'<p>日志 / log: <a href="{html.escape(f.log_url or "")}">{html.escape(f.log_url or "-")}</a></p>']
+    """The failed run's message (templates ``run_failed.*.j2`` of the watchdog)."""
+    from yuhang_skills.watchdog.messages import render
+
+    values = {"prefix": plan.policy.alerts.subject_prefix, "dag_id": dag_id, "run_id": run_id,
+              "title": f"{dag_name} ({dag_id})" if dag_name and dag_name != dag_id else dag_id,
+              "logical_date": logical_date, "failures": failures}
     payload = {"source": "yuhang-pipeline", "event": "dag_run_failed", "dag_id": dag_id, "dag_display_name": dag_name,
                "run_id": run_id, "logical_date": str(logical_date),
                "tasks": [{"task_id": f.task_id, "map_index": f.map_index, "try_number": f.try_number, "error": f.error,
                           "log_url": f.log_url} for f in failures]}
-    return Message(subject, "\n".join(md).rstrip() + "\n", "\n".join(page), payload)
+    return Message(render("run_failed.subject.j2", **values), render("run_failed.md.j2", **values),
+                   render("run_failed.html.j2", **values), payload)
 
 
 def tell_district(plan: Any, engine: Any, kind: str, dag_id: str, run_id: str, keys: list[str], message: Message,
@@ -263,17 +253,15 @@ class PipelineFailureNotifier(BaseNotifier):
 
 
 def deadline_message(plan: Any, dag_id: str, run_id: str, logical_date: Any, deadline_time: Any) -> Message:
-    prefix = plan.policy.alerts.subject_prefix
-    subject = f"{prefix}未按时完成 / not finished by its deadline: {dag_id}"
-    text = (f"### {prefix}{dag_id} 未按时完成 / not finished by its deadline\n\n- 运行 / run: {run_id}\n"
-            f"- 逻辑日期 / logical date: {logical_date}\n- 截止时间 / deadline: {deadline_time}\n\n"
-            f"请检查调度器、工作进程和收件箱 / check the scheduler, the workers and the inbox.\n")
-    page = (f"<h3>{html.escape(prefix)}{html.escape(dag_id)} 未按时完成 / not finished by its deadline</h3>"
-            f"<ul><li>运行 / run: {html.escape(str(run_id))}</li><li>逻辑日期 / logical date: "
-            f"{html.escape(str(logical_date))}</li><li>截止时间 / deadline: {html.escape(str(deadline_time))}</li></ul>")
+    """The message of a run past its deadline (templates ``deadline_missed.*.j2`` of the watchdog)."""
+    from yuhang_skills.watchdog.messages import render
+
+    values = {"prefix": plan.policy.alerts.subject_prefix, "dag_id": dag_id, "run_id": run_id,
+              "logical_date": logical_date, "deadline_time": deadline_time}
     payload = {"source": "yuhang-pipeline", "event": "deadline_missed", "dag_id": dag_id, "run_id": run_id,
                "logical_date": str(logical_date), "deadline": str(deadline_time)}
-    return Message(subject, text, page, payload)
+    return Message(render("deadline_missed.subject.j2", **values), render("deadline_missed.md.j2", **values),
+                   render("deadline_missed.html.j2", **values), payload)
 
 
 def send_deadline_alert(context: dict[str, Any]) -> dict[str, int]:
