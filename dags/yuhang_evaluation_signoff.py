@@ -1,7 +1,8 @@
 """
 ### 绩效评价签署 · Sign-off of an evaluation run
 
-记录评价组、复核、负责人对某一评价运行的签署；政策规定的角色全部签署后，该运行成为正式评价，生成签署版文件和 evaluation_<年度>_final.*。
+记录评价组、复核、负责人对某一评价运行的签署；政策规定的角色全部签署后，该运行成为正式评价，
+生成签署版文件和 evaluation_<年度>_final.*。
 
 Manual only (no schedule): the Airflow-native way to do what `yuhang-pipeline evaluation sign` does.
 Trigger it with the params `run` (e.g. `2027-20270215-01`), `role` (a role of the policy's

@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["YUHANG_WAREHOUSE_URL"] = args.warehouse
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
+    from yuhang_sample.generator import SampleOptions, generate
     from yuhang_skills.core import warehouse
     from yuhang_skills.core.policy import Plan
-    from yuhang_sample.generator import SampleOptions, generate
     from yuhang_skills.core.settings import load_settings
     from yuhang_skills.intake.discover import discover, site_batches
     from yuhang_skills.intake.publish import publish, reconcile
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = warehouse.make_engine(settings.warehouse_url)
     warehouse.create_schema(engine)  # as the DAG's discover task does before mapping
     files = discover(inbox, plan)
-    groups = site_batches(files, int(plan.policy.intake["task_bytes"]), int(plan.policy.intake["task_max_sites"]))
+    groups = site_batches(files, plan.policy.intake.task_bytes, plan.policy.intake.task_max_sites)
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn"),
                              initializer=_warm_up) as pool:
         warm = time.perf_counter()

@@ -27,11 +27,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import sqlalchemy as sa
 
-    from yuhang_skills.indicators import integrity
-    from yuhang_skills.indicators import layers, models
     from yuhang_skills.core import warehouse
     from yuhang_skills.core.policy import Plan
     from yuhang_skills.core.settings import SQL_DIR, load_settings
+    from yuhang_skills.indicators import integrity, layers, models
 
     plan = Plan.from_settings(load_settings())
     engine = warehouse.make_engine(args.warehouse)

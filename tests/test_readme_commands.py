@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -26,6 +27,7 @@ COVERAGE: list[tuple[str, str]] = [
     (r"\./dev test tests/include/test_policy\.py -q", "tests/test_readme_commands.py::test_cheap_commands_run_as_written"),
     (r"\./dev test -m distributed -s", "tests/test_distributed.py::test_pipeline_on_celery_cluster"),
     (r"\./dev setup", "tests/test_readme_commands.py::test_cheap_commands_run_as_written"),
+    (r"\./dev lint", "tests/test_readme_commands.py::test_dev_lint_runs_every_check_and_dev_test_runs_them_first"),
     (r"\./dev airflow standalone",
      "tests/test_dev_standalone.py::test_dev_airflow_standalone_starts_healthy_on_localhost_only"),
     (r"\./dev airflow plugins -o json",
@@ -148,3 +150,48 @@ def test_dev_demo_runs_in_a_sandbox_of_its_own(tmp_path, scale):
         assert (tmp_path / "var" / "demo" / "outputs" / f"evaluation_2027_{run_id}.{suffix}").is_file()
         assert (tmp_path / "var" / "demo" / "outputs" / f"evaluation_2027_latest.{suffix}").is_file()
     assert "  official     " in out and out.count("(+ .pdf)") == 1
+
+
+def test_dev_lint_runs_every_check_and_dev_test_runs_them_first(tmp_path):
+    """`./dev lint` with this project's settings, on a small project of the same layout beside it: a
+    clean one passes; a format slip, a lint finding and a type error are each named, all three in one
+    run. `./dev test` runs the checks before the suite and stops on a failure; `./dev test <file>`
+    runs only the tests."""
+    for name in ("dev", "pyproject.toml", "requirements.lock"):
+        shutil.copy2(PROJECT / name, tmp_path / name)
+    (tmp_path / ".venv").symlink_to(PROJECT / ".venv")  # ./dev setup: the same lock, nothing to install
+    for folder in ("include/ledger", "dags", "plugins", "scripts", "tests"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "include/ledger/__init__.py").write_text("")
+    (tmp_path / "include/ledger/sums.py").write_text(
+        "def total_fen(amounts: list[int]) -> int:\n    return sum(amounts)\n")
+    for folder in ("dags", "plugins", "scripts"):
+        (tmp_path / folder / "wiring.py").write_text(
+            "from ledger.sums import total_fen\n\nTOTAL = total_fen([100, 250])\n")
+    (tmp_path / "tests/test_sums.py").write_text(
+        "from ledger.sums import total_fen\n\n\ndef test_total():\n    assert total_fen([100, 250]) == 350\n")
+    env = clean_env()
+
+    def dev(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["./dev", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+    clean = dev("lint")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert [line for line in clean.stdout.splitlines() if line.startswith("== ")] == [
+        "== ruff format --check", "== ruff check", "== mypy"]
+    suite = dev("test", "-q", "-p", "no:cacheprovider")
+    assert suite.returncode == 0 and "== mypy" in suite.stdout and "1 passed" in suite.stdout, suite.stdout
+
+    (tmp_path / "scripts/layout.py").write_text("SHARES = {'district':1}\n")  # quotes and spacing
+    (tmp_path / "dags/unused.py").write_text("import os\n")
+    (tmp_path / "plugins/wrong.py").write_text("def yuan(fen: int) -> str:\n    return fen / 100\n")
+    dirty = dev("lint")
+    out = dirty.stdout + dirty.stderr
+    assert dirty.returncode != 0
+    assert "scripts/layout.py" in out  # ruff format --check
+    assert "F401" in out and "dags/unused.py" in out  # ruff check
+    assert 'plugins/wrong.py:2: error: Incompatible return value type (got "float", expected "str")' in out  # mypy
+    stopped = dev("test", "-q", "-p", "no:cacheprovider")
+    assert stopped.returncode != 0 and "passed" not in stopped.stdout
+    one_file = dev("test", "tests/test_sums.py", "-q", "-p", "no:cacheprovider")
+    assert one_file.returncode == 0 and "1 passed" in one_file.stdout and "== " not in one_file.stdout

@@ -65,18 +65,19 @@ import os
 import re
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 import xlsxwriter
 
-from yuhang_skills.intake.identity import check_character, working_age_status
-from yuhang_skills.core.policy import WAN, Plan, Site
+from yuhang_skills.core.policy import WAN, Contract, Plan, Site
 from yuhang_skills.core.settings import load_settings
+from yuhang_skills.intake.identity import check_character, working_age_status
 
 # --------------------------------------------------------------------------- catalogues
 
@@ -182,7 +183,7 @@ _ADDRESS_CODES = np.array([c for origin in _ADDRESS.values() for c, _ in origin]
 _ADDRESS_P = {
     programme: np.concatenate(
         [np.array([w for _, w in _ADDRESS[o]], dtype=float) / sum(w for _, w in _ADDRESS[o]) * share
-         for o, share in zip(_ADDRESS, shares)]
+         for o, share in zip(_ADDRESS, shares, strict=True)]
     )
     for programme, shares in _ORIGIN_WEIGHTS.items()
 }
@@ -251,7 +252,10 @@ _SUPPLIER_BUSINESS = {
     "elderly_childcare": ("康复器材", "健康科技", "教育装备"),
     "other": ("教学设备", "商贸", "厨房设备"),
 }
-_BRANDS = tuple("华睿 启航 鼎新 翼飞 智联 恒达 云帆 中钰 博远 天晟 良辰 星驰 远景 嘉禾 众诚 和鑫 汇通 瑞丰 蓝海 新禾 晨曦 明途 禾益 卓远".split())
+_BRANDS = (
+    "华睿", "启航", "鼎新", "翼飞", "智联", "恒达", "云帆", "中钰", "博远", "天晟", "良辰", "星驰", "远景", "嘉禾", "众诚", "和鑫",
+    "汇通", "瑞丰", "蓝海", "新禾", "晨曦", "明途", "禾益", "卓远",
+)
 _COLLEGES = ("杭州职业技术学院", "浙江育英职业技术学院", "杭州市余杭区职业高级中学", "浙江长征职业技术学院")
 _PERSONS_PAYEE = "学员(批量发放)"
 
@@ -471,7 +475,7 @@ def _occupation_weights(site: Site, rng: np.random.Generator) -> np.ndarray:
         w = np.array([o.station_weight for o in OCCUPATIONS], dtype=float)
     else:  # a base: its focus industry, a little of the other key industries, nothing else
         key = np.array([0.0 if o.industry == "other" else float(o.station_weight) for o in OCCUPATIONS])
-        focus = _OCC_INDUSTRY == site.industry_focus
+        focus = site.industry_focus == _OCC_INDUSTRY
         w = np.where(focus, key / key[focus].sum() * _BASE_FOCUS_SHARE, key / key[~focus].sum() * (1 - _BASE_FOCUS_SHARE))
     w = w * rng.gamma(1.5, 1.0, len(w))
     return w / w.sum()
@@ -511,7 +515,7 @@ def _class_sizes(
             cls_month.append(when[keep])
             cls_size.append(sizes[keep])
             continue
-        for m, w in zip(year_months, weights):
+        for m, w in zip(year_months, weights, strict=True):
             sizes = _split_classes(per_year * w / weights.sum(), size_range, rng)
             if m in months:
                 cls_month.append(np.full(len(sizes), m, dtype=np.int64))
@@ -537,7 +541,7 @@ def _build_roster(
     start = _first_day(cls_month) + offset
     end = start + duration - 1
     seq = np.arange(n_cls) - np.searchsorted(cls_month, cls_month, side="left") + 1
-    cls_id = np.array([f"{site.site_code}-{_month_text(m).replace('-', '')}-{k:03d}" for m, k in zip(cls_month, seq)])
+    cls_id = np.array([f"{site.site_code}-{_month_text(m).replace('-', '')}-{k:03d}" for m, k in zip(cls_month, seq, strict=True)])
     cls_course = _course_names(site, occ, level, rng)
 
     row_class = np.repeat(np.arange(n_cls), cls_size)
@@ -576,8 +580,8 @@ def _spread_class_ends(
     year's usual for so many days (passes of the year x 12 / (365 x months active) x days) and
     reach the minimum. While some window is one (or within ``_BURST_MARGIN`` of one), the class
     ending in it whose move helps most is moved (start and end by the same days, staying in its
-    month), so the site's clean calendar keeps no burst. Changes ``start`` and ``end`` in place; nothing moves at the default scale,
-    where no site passes that many trainees in a few days.
+    month), so the site's clean calendar keeps no burst. Changes ``start`` and ``end`` in place; nothing
+    moves at the default scale, where no site passes that many trainees in a few days.
     """
     window, multiple, least = rule
     if passes.sum() < least:
@@ -647,7 +651,7 @@ def _course_names(site: Site, occ: np.ndarray, level: np.ndarray, rng: np.random
     prefix = "共富工坊·" if site.programme == "village" else ""
     picks = rng.integers(0, len(patterns), len(occ))
     names = []
-    for o, lv, k in zip(occ, level, picks):
+    for o, lv, k in zip(occ, level, picks, strict=True):
         name = OCCUPATIONS[o].name
         if LEVELS[lv] == "special_skill":
             names.append(f"{prefix}{name}专项能力培训")
@@ -733,7 +737,8 @@ def _plant_cross_site(
         refs[j][b.row_serial[rb]] -= 1
         b.row_home[rb], b.row_serial[rb] = a.site_no, a.row_serial[ra]
         a.row_cross[ra] = b.row_cross[rb] = True
-        pairs.append({"period": _month_text(int(a.cls_month[ca])), "site_a": a.site.site_code, "class_a": str(a.cls_id[ca]),
+        pairs.append({"period": _month_text(int(a.cls_month[ca])),
+                      "site_a": a.site.site_code, "class_a": str(a.cls_id[ca]),
                       "site_b": b.site.site_code, "class_b": str(b.cls_id[cb])})  # fmt: skip
     return pairs
 
@@ -755,7 +760,7 @@ def _append_classes(r: _Roster, cls: dict[str, np.ndarray], rows: dict[str, np.n
 
 def _integrity_parameter(plan: Plan, check: str, name: str) -> Any:
     """A threshold of an integrity check, from the policy (the one place that sets it)."""
-    return plan.policy.integrity_check(check)[name]
+    return getattr(plan.policy.integrity_check(check), name)
 
 
 def _plant_certificate_burst(
@@ -848,7 +853,7 @@ def _plant_extra_classes(
     keyed = np.concatenate([np.full(len(r.cls_month), r.site.programme != "village") for r in rosters])
     lo = np.concatenate([np.searchsorted(r.row_class, np.arange(len(r.cls_month))) for r in rosters])
     hi = np.concatenate([np.searchsorted(r.row_class, np.arange(len(r.cls_month)), side="right") for r in rosters])
-    free_count = np.concatenate([np.bincount(r.row_class[f], minlength=len(r.cls_month)) for r, f in zip(rosters, free)])
+    free_count = np.concatenate([np.bincount(r.row_class[f], minlength=len(r.cls_month)) for r, f in zip(rosters, free, strict=True)])
 
     def take(k: int, tag: int, person: tuple[int, int] | None, rng: np.random.Generator) -> tuple[int, int]:
         """A free row of class ``k``, now ``person``'s (home site_no, serial) or kept as the subject."""
@@ -1125,7 +1130,7 @@ def _allocation_yuan(plan: Plan, site: Site) -> dict[str, int]:
     if site.batch_year not in plan.policy.plan_years:
         return {"provincial": 0, "district": 0}
     cell = plan.policy.plan_cell(site.batch_year, site.programme)
-    return {src: cell[src] * WAN // cell["sites"] for src in ("provincial", "district")}
+    return {"provincial": cell.provincial * WAN // cell.sites, "district": cell.district * WAN // cell.sites}
 
 
 def _company(rng: np.random.Generator, business: str) -> str:
@@ -1193,7 +1198,7 @@ def _build_ledger(
     def schedule(total_fen: int, n: int, source: str, category: str) -> None:
         window = horizon[: max(1, int(len(horizon) * 0.6))] if category == "equipment" else horizon
         round_to = 1000 if category == "equipment" and rng.random() < 0.5 else 1
-        for fen, month in zip(_split_fen(total_fen, n, rng, round_to), rng.choice(window, n)):
+        for fen, month in zip(_split_fen(total_fen, n, rng, round_to), rng.choice(window, n), strict=True):
             payee, text = describe(category, int(month))
             pay(int(month), source, category, fen, payee, text)
 
@@ -1211,9 +1216,9 @@ def _build_ledger(
         if equipment_total > subsidised:
             schedule(equipment_total - subsidised, int(rng.integers(4, 11)), "self", "equipment")
     elif alloc["provincial"]:
-        spent = alloc["provincial"] * 100 * rng.uniform(*_SPENT_SHARE)
+        spent_fen = alloc["provincial"] * 100 * rng.uniform(*_SPENT_SHARE)
         for category, (share, fewest, most) in _PROVINCIAL_SPLIT[programme].items():
-            schedule(int(spent * share), int(rng.integers(fewest, most + 1)), "provincial", category)
+            schedule(int(spent_fen * share), int(rng.integers(fewest, most + 1)), "provincial", category)
     probability, most, sources, categories, (lo, hi) = _ROUTINE[programme]
     for month in sorted(set(horizon) | set(months)):
         for _ in range(int(rng.integers(1, most + 1)) if rng.random() < probability else 0):
@@ -1234,12 +1239,12 @@ def _build_ledger(
     ledger["pay_date"] = _random_weekdays(ledger["month"].to_numpy(np.int64), rng)
     ledger = ledger.sort_values(["month", "pay_date"], kind="stable").reset_index(drop=True)
     ledger["voucher_no"] = [
-        f"记{_month_text(m).replace('-', '')}-{k:03d}" for m, k in zip(ledger["month"], ledger.groupby("month").cumcount() + 1)
+        f"记{_month_text(m).replace('-', '')}-{k:03d}" for m, k in zip(ledger["month"], ledger.groupby("month").cumcount() + 1, strict=True)
     ]
     digits = rng.integers(0, 10, (len(ledger), 16)).astype(str)
     ledger["invoice_no"] = [
         "" if payee == _PERSONS_PAYEE else f"{_year(m) % 100:02d}33{''.join(d)}"
-        for payee, m, d in zip(ledger["payee"], ledger["month"], digits)
+        for payee, m, d in zip(ledger["payee"], ledger["month"], digits, strict=True)
     ]
     # Many payments are whole yuan; the others keep their jiao and fen.
     ledger["fen"] = np.where(rng.random(len(ledger)) < 0.4, ledger["fen"] // 100 * 100, ledger["fen"])
@@ -1255,8 +1260,9 @@ def _build_ledger(
             month = int(focus[int(plant_rng.integers(len(focus)))])
             payee, text = describe("training_subsidy", month, plant_rng)
             invoice = "" if payee == _PERSONS_PAYEE else _new_invoice(focus_year, plant_rng)
-            extra.append({"month": month, "fund_source": "town", "category": "training_subsidy", "fen": fen, "payee": payee,
-                          "description": text, "ineligible": False, "invoice_no": invoice, "plant": "training_overpaid",
+            extra.append({"month": month, "fund_source": "town", "category": "training_subsidy", "fen": fen,
+                          "payee": payee, "description": text, "ineligible": False, "invoice_no": invoice,
+                          "plant": "training_overpaid",
                           "pay_date": _random_weekdays(np.array([month]), plant_rng)[0]})  # fmt: skip
         ledger = _append_payments(ledger, pd.DataFrame(extra))
     return ledger
@@ -1274,7 +1280,7 @@ def _append_payments(ledger: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
         month = int(extra["month"].iloc[i])
         taken = set(ledger.loc[ledger["month"] == month, "voucher_no"]) | set(extra.loc[extra["month"] == month, "voucher_no"])
         seq = next(k for k in range(len(taken) + 1, 10_000) if f"记{_month_text(month).replace('-', '')}-{k:03d}" not in taken)
-        extra.iloc[i, extra.columns.get_loc("voucher_no")] = f"记{_month_text(month).replace('-', '')}-{seq:03d}"
+        extra.iloc[int(i), extra.columns.tolist().index("voucher_no")] = f"记{_month_text(month).replace('-', '')}-{seq:03d}"
     merged = pd.concat([ledger, extra[ledger.columns]], ignore_index=True)
     return merged.sort_values("month", kind="stable").reset_index(drop=True)
 
@@ -1304,7 +1310,7 @@ def _cap_training(
                 break
             total -= int(fen[i])
             category = "teacher_training" if ledger.at[i, "fund_source"] == "provincial" else "other"
-            payee, text = describe(category, int(ledger.at[i, "month"]))
+            payee, text = describe(category, int(ledger["month"][i]))
             ledger.loc[i, ["category", "payee", "description"]] = [category, payee, text]
 
 
@@ -1316,8 +1322,8 @@ def _new_invoice(year: int, rng: np.random.Generator) -> str:
 
 
 def _plant_payments(
-    ledgers: list[pd.DataFrame], codes: list[str], months: list[list[int]], skip: list[set[int]], options: SampleOptions,
-    plan: Plan,
+    ledgers: list[pd.DataFrame], codes: list[str], months: list[list[int]], skip: list[set[int]],
+    options: SampleOptions, plan: Plan,
 ) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
     """Duplicate vouchers and invoices across sites, payments after the period; clean-world fixes.
 
@@ -1332,7 +1338,7 @@ def _plant_payments(
                       ignore_index=True)  # fmt: skip
     site = frame["_site"].to_numpy(np.int64)
     month = frame["month"].to_numpy(np.int64)
-    written = np.array([m not in skip[i] for i, m in zip(site, month)], dtype=bool)
+    written = np.array([m not in skip[i] for i, m in zip(site, month, strict=True)], dtype=bool)
 
     def plain() -> np.ndarray:
         """Payments no pattern has used yet (nor the ineligible ones), in files that are written."""
@@ -1346,11 +1352,11 @@ def _plant_payments(
     rng = _rng(options.seed, 0, _PLANT, _P_VOUCHER)
     wanted = int(rng.binomial(len(frame), options.duplicate_voucher_rate)) if options.duplicate_voucher_rate > 0 else 0
     if wanted:
-        used = {(int(i), int(m), str(v)) for i, m, v in zip(site, month, frame["voucher_no"])}
+        used = {(int(i), int(m), str(v)) for i, m, v in zip(site, month, frame["voucher_no"], strict=True)}
         # Not into the over-claiming base: its equipment is its own pattern.
         open_months = [set() if codes[i] == options.base_over_claim else set(m) - s
-                       for i, (m, s) in enumerate(zip(months, skip))]  # fmt: skip
-        copies = []
+                       for i, (m, s) in enumerate(zip(months, skip, strict=True))]  # fmt: skip
+        copies: list[int] = []
         for row in np.flatnonzero(plain() & not_training)[rng.permutation(int((plain() & not_training).sum()))]:
             if len(copies) == wanted:
                 break
@@ -1365,17 +1371,17 @@ def _plant_payments(
             copy["_site"], copy["_order"], copy["plant"] = t, 10**9 + len(copies), "duplicate_voucher"
             # The copy has no invoice, or one of its own.
             copy["invoice_no"] = _new_invoice(_year(m), rng) if src["invoice_no"] and rng.random() < 0.5 else ""
-            frame.iloc[row, frame.columns.get_loc("plant")] = "duplicate_voucher"
+            frame.iloc[int(row), frame.columns.tolist().index("plant")] = "duplicate_voucher"
             copies.append(copy)
-            fen = int(src["fen"])
-            out["duplicate_voucher"].append({"voucher_no": v, "amount_yuan": f"{fen // 100}.{fen % 100:02d}",
+            amount = int(src["fen"])
+            out["duplicate_voucher"].append({"voucher_no": v, "amount_yuan": f"{amount // 100}.{amount % 100:02d}",
                                              "payee": str(src["payee"]), "sites": [codes[int(src["_site"])], codes[t]],
                                              "period": _month_text(m)})  # fmt: skip
         if copies:
             frame = pd.concat([frame, pd.DataFrame(copies).astype(frame.dtypes.to_dict())], ignore_index=True)
             site = frame["_site"].to_numpy(np.int64)
             month = frame["month"].to_numpy(np.int64)
-            written = np.array([m not in skip[i] for i, m in zip(site, month)], dtype=bool)
+            written = np.array([m not in skip[i] for i, m in zip(site, month, strict=True)], dtype=bool)
 
     # An invoice number used again on another site's payment (another amount, payee and voucher).
     rng = _rng(options.seed, 0, _PLANT, _P_INVOICE)
@@ -1403,7 +1409,7 @@ def _plant_payments(
             other = int(candidates[int(rng.integers(len(candidates)))])
             invoice[other] = invoice[row]
             free[[row, other]] = False
-            frame.iloc[[row, other], frame.columns.get_loc("plant")] = "duplicate_invoice"
+            frame.iloc[[int(row), int(other)], frame.columns.tolist().index("plant")] = "duplicate_invoice"
             out["duplicate_invoice"].append({"invoice_no": str(invoice[row]),
                                              "sites": [codes[int(site[row])], codes[int(site[other])]]})  # fmt: skip
         frame["invoice_no"] = invoice
@@ -1482,22 +1488,22 @@ class _Style:
 class _Vocabulary:
     """Headers and enum spellings from the contract: English canonical or first Chinese."""
 
-    def __init__(self, contract: dict[str, Any]):
+    def __init__(self, contract: Contract):
         self.contract = contract
 
     def header(self, kind: str, lang: str) -> list[str]:
-        columns = self.contract["kinds"][kind]["columns"]
-        return [name if lang == "en" else str(spec["aliases"][0]) for name, spec in columns.items()]
+        columns = self.contract.kinds[kind].columns  # type: ignore[index]
+        return [name if lang == "en" else str(spec.aliases[0]) for name, spec in columns.items()]
 
     def table(self, enum: str, codes: Sequence[str], lang: str) -> np.ndarray:
-        spellings = self.contract["enums"][enum]
+        spellings = self.contract.enums[enum]
         return np.array([code if lang == "en" else str(spellings[code][0]) for code in codes])
 
     def bools(self, values: np.ndarray, lang: str) -> np.ndarray:
         return self.table("bool", ["false", "true"], lang)[values.astype(np.int64)]
 
     def kind_zh(self, kind: str) -> str:
-        return str(self.contract["kinds"][kind]["name_zh"])
+        return self.contract.kinds[kind].name_zh  # type: ignore[index]
 
 
 def _noise(values: np.ndarray, rate: float, rng: np.random.Generator, full_width: bool) -> tuple[np.ndarray, int]:
@@ -1561,7 +1567,7 @@ def _finance_frame(
     payee, spaced = _noise(ledger["payee"].to_numpy(dtype=str), noise, rng, full_width=False)
     counters["trailing_space_cells"] += spaced
     counters["full_width_cells"] += widened
-    sources, categories = list(vocab.contract["enums"]["fund_source"]), list(vocab.contract["enums"]["category"])
+    sources, categories = list(vocab.contract.enums["fund_source"]), list(vocab.contract.enums["category"])
     return pd.DataFrame(dtype=object, data={
         "site_code": np.full(len(ledger), site.site_code),
         "voucher_no": ledger["voucher_no"].to_numpy(dtype=str),
@@ -1616,7 +1622,7 @@ def _write_xlsx(
     sheet.write_row(first - 1, 0, header)
     kinds = [column_types[c] for c in frame.columns]
     for i, values in enumerate(frame.itertuples(index=False, name=None)):
-        sheet.write_row(first + i, 0, [_cell(v, t, style.date_style) for v, t in zip(values, kinds)])
+        sheet.write_row(first + i, 0, [_cell(v, t, style.date_style) for v, t in zip(values, kinds, strict=True)])
     workbook.close()
 
 
@@ -1649,9 +1655,9 @@ class _Writer:
         self.options = options
         self.vocab = _Vocabulary(plan.contract)
         self.tz = ZoneInfo(plan.policy.timezone)
-        self.kinds = list(plan.contract["kinds"])
+        self.kinds = list(plan.contract.kinds)
         self.column_types = {
-            kind: {c: str(spec["type"]) for c, spec in plan.contract["kinds"][kind]["columns"].items()}
+            kind: {c: spec.type for c, spec in plan.contract.kinds[kind].columns.items()}
             for kind in self.kinds
         }
         self.files: list[dict[str, Any]] = []
@@ -1667,22 +1673,22 @@ class _Writer:
     # --- calendar ----------------------------------------------------------------------
     def is_due(self, kind: str, site: Site, month: int) -> bool:
         sub = self.plan.policy.submissions[kind]
-        if site.programme not in sub["programmes"]:
+        if site.programme not in sub.programmes:
             return False
-        return {"monthly": True, "quarterly": _month_no(month) % 3 == 0, "yearly": _month_no(month) == 12}[sub["cadence"]]
+        return {"monthly": True, "quarterly": _month_no(month) % 3 == 0, "yearly": _month_no(month) == 12}[sub.cadence]
 
     def due_date(self, kind: str, month: int) -> dt.date:
         sub = self.plan.policy.submissions[kind]
-        if sub["cadence"] == "yearly":
-            return dt.date(_year(month) + 1, int(sub["due_month"]), int(sub["due_day"]))
-        return dt.date(_year(month + 1), _month_no(month + 1), int(sub["due_day"]))
+        if sub.due_month is not None:  # a yearly kind
+            return dt.date(_year(month) + 1, sub.due_month, sub.due_day)
+        return dt.date(_year(month + 1), _month_no(month + 1), sub.due_day)
 
     def at(self, day: dt.date, rng: np.random.Generator) -> dt.datetime:
         minute = int(rng.integers(9 * 60, 18 * 60))
         return dt.datetime(day.year, day.month, day.day, minute // 60, minute % 60, int(rng.integers(60)), tzinfo=self.tz)
 
     def title(self, site: Site, month: int, kind: str) -> str:
-        cadence = self.plan.policy.submissions[kind]["cadence"]
+        cadence = self.plan.policy.submissions[kind].cadence
         y, m = _year(month), _month_no(month)
         when = {"monthly": f"{y}年{m}月", "quarterly": f"{y}年第{(m - 1) // 3 + 1}季度", "yearly": f"{y}年度"}[cadence]
         return f"{site.name_zh}{when}{self.vocab.kind_zh(kind)}"
@@ -1693,8 +1699,9 @@ class _Writer:
         xlsx = o.scale < _SCALE_XLSX_LIMIT and u[0] < o.xlsx_rate
         encoding = "" if xlsx else "gb18030" if u[1] < o.gbk_rate else "utf-8-sig" if u[1] < o.gbk_rate + o.bom_rate else "utf-8"
         date_style = ("slash" if u[4] < 0.5 else "zh") if u[3] < o.date_style_rate else "iso"
-        return _Style(fmt="xlsx" if xlsx else "csv", encoding=encoding, header="en" if u[2] < o.english_header_rate else "zh",
-                      date_style=date_style, blank_row=bool(xlsx and u[5] < 0.4))  # fmt: skip
+        return _Style(fmt="xlsx" if xlsx else "csv", encoding=encoding,
+                      header="en" if u[2] < o.english_header_rate else "zh", date_style=date_style,
+                      blank_row=bool(xlsx and u[5] < 0.4))  # fmt: skip
 
     # --- one site ------------------------------------------------------------------------
     def write_site(self, r: _Roster, ledger: pd.DataFrame, months: list[int], people: _People, skip: set[int]) -> None:
@@ -1702,13 +1709,14 @@ class _Writer:
         survey_rng = _rng(o.seed, r.site_no, _SURVEY)
         outcome_rng = _rng(o.seed, r.site_no, _OUTCOMES)
         row_month = r.row_month
-        ledger_by_month = {int(m): part for m, part in ledger.groupby("month", sort=True)}
+        # pandas-stubs types a group key as any scalar; here it is a month number.
+        ledger_by_month = {int(m): part for m, part in ledger.groupby("month", sort=True)}  # type: ignore[arg-type]
         for month in months:
             missing = month in skip  # drawn beforehand (_missing_months), so no pattern is planted there
             for kind_no, kind in enumerate(self.kinds):
                 if not self.is_due(kind, site, month):
                     continue
-                if missing and self.plan.policy.submissions[kind]["cadence"] == "monthly":
+                if missing and self.plan.policy.submissions[kind].cadence == "monthly":
                     self.missing.append({"site_code": site.site_code, "period": _month_text(month), "kind": kind})
                     self.by_site["missing_month"][site.site_code] += 1
                     continue
@@ -1733,7 +1741,7 @@ class _Writer:
     def submit(self, site: Site, month: int, kind: str, style: _Style, frame: pd.DataFrame, rng: np.random.Generator) -> None:
         o = self.options
         late = rng.random() < o.late_rate
-        monthly = self.plan.policy.submissions[kind]["cadence"] == "monthly"
+        monthly = self.plan.policy.submissions[kind].cadence == "monthly"
         resubmit = monthly and rng.random() < o.resubmission_rate and len(frame) >= 2
         due = self.due_date(kind, month)
         shift = int(rng.integers(1, 21)) if late else -int(rng.integers(1, 7))
@@ -1759,8 +1767,9 @@ class _Writer:
                             self.column_types[kind])  # fmt: skip
             os.utime(path, (when.timestamp(), when.timestamp()))
             self.files.append({
-                "path": path.relative_to(self.inbox).as_posix(), "site_code": site.site_code, "period": _month_text(month),
-                "kind": kind, "version": version, "format": style.fmt, "encoding": style.encoding or None,
+                "path": path.relative_to(self.inbox).as_posix(), "site_code": site.site_code,
+                "period": _month_text(month), "kind": kind, "version": version, "format": style.fmt,
+                "encoding": style.encoding or None,
                 "header": style.header, "date_style": style.date_style, "title_row": style.fmt == "xlsx",
                 "blank_row": style.blank_row, "rows": len(content), "submitted_at": when.isoformat(),
                 "due": due.isoformat(), "late": when.date() > due,
@@ -1804,7 +1813,8 @@ class _Writer:
             self.by_site["out_of_period_payment"][site.site_code] += len(late)
             self.lists["out_of_period_payment"] += [
                 {"site_code": site.site_code, "voucher_no": v, "pay_date": str(d)} for v, d in
-                zip(entries["voucher_no"].to_numpy(dtype=str)[late], entries["pay_date"].to_numpy("datetime64[D]")[late])
+                zip(entries["voucher_no"].to_numpy(dtype=str)[late],
+                    entries["pay_date"].to_numpy("datetime64[D]")[late], strict=True)
             ]  # fmt: skip
 
     def count_survey(self, site: Site, survey: pd.DataFrame, month: int) -> None:
@@ -1857,8 +1867,8 @@ class _Writer:
         site_years = []
         for (code, year), stats in sorted(self.site_years.items()):
             entry: dict[str, Any] = {"site_code": code, "year": year}
-            entry.update({k.removesuffix("_fen") + "_yuan" if k.endswith("_fen") else k: money(v) if k.endswith("_fen") else v
-                          for k, v in sorted(stats.items())})  # fmt: skip
+            entry.update({(k.removesuffix("_fen") + "_yuan" if k.endswith("_fen") else k):
+                          (money(v) if k.endswith("_fen") else v) for k, v in sorted(stats.items())})  # fmt: skip
             site_years.append(entry)
         lookup = {(e["site_code"], e["year"]): e for e in site_years}
         under = lookup.get((o.underperforming_station, focus_year)) if o.underperforming_station else None
@@ -1883,15 +1893,17 @@ class _Writer:
         paid_fen = sum(v["provincial_fen"] + v["district_fen"] for v in years)
         if o.base_over_claim and 0 < equipment_fen < 2 * paid_fen:
             plan_yuan = _allocation_yuan(self.plan, self.plan.sites_by_code[o.base_over_claim])
-            base = {"site_code": o.base_over_claim, "equipment_yuan": money(equipment_fen), "paid_yuan": money(paid_fen),
+            base = {"site_code": o.base_over_claim, "equipment_yuan": money(equipment_fen),
+                    "paid_yuan": money(paid_fen),
                     "plan_yuan": money(100 * (plan_yuan["provincial"] + plan_yuan["district"]))}  # fmt: skip
         overpaid_key = (o.training_overpaid_site, focus_year)
         overpaid = None
         if o.training_overpaid_site and overpaid_key in self.site_years:
             stats = self.site_years[overpaid_key]
-            overpaid = {"site_code": o.training_overpaid_site, "year": focus_year, "person_times": stats["person_times"],
-                        "training_yuan": money(stats["training_fen"]),
-                        "per_person_time_yuan": money(stats["training_fen"] // max(1, stats["person_times"]))}  # fmt: skip
+            overpaid = {"site_code": o.training_overpaid_site, "year": focus_year,
+                        "person_times": stats["person_times"], "training_yuan": money(stats["training_fen"]),
+                        "per_person_time_yuan": money(stats["training_fen"] // max(1, stats["person_times"])),
+                        }  # fmt: skip
         ratios = [  # yuan per person-time in fen; a year without roster rows counts all its money (as the check)
             stats["training_fen"] // max(1, stats["person_times"])
             for key, stats in self.site_years.items() if key != overpaid_key and stats["training_fen"]
@@ -1954,8 +1966,9 @@ def _files_to_clear(inbox: Path, plan: Plan, clear: bool) -> list[Path]:
         return []
     if not clear:
         raise FileExistsError(f"{inbox} is not empty: sample data goes into a new or empty folder (or use clear)")
-    extensions = tuple(f".{e}" for e in plan.contract["inbox"]["extensions"])
-    files, foreign = [], []
+    extensions = tuple(f".{e}" for e in plan.contract.inbox.extensions)
+    files: list[Path] = []
+    foreign: list[Path] = []
     for path in sorted(inbox.rglob("*")):
         parts = path.relative_to(inbox).parts
         if path.is_dir() and len(parts) <= 2:
@@ -1963,7 +1976,7 @@ def _files_to_clear(inbox: Path, plan: Plan, clear: bool) -> list[Path]:
         ours = (
             path.is_file() and len(parts) == 3 and re.fullmatch(r"\d{4}-\d{2}", parts[0]) is not None
             and parts[1] in plan.sites_by_code and path.suffix in extensions
-            and path.stem.removesuffix("_v2") in plan.contract["kinds"]
+            and path.stem.removesuffix("_v2") in plan.contract.kinds
         )  # fmt: skip
         (files if ours else foreign).append(path)
     if foreign:
@@ -2003,7 +2016,7 @@ def generate(inbox: Path, options: SampleOptions, plan: Plan | None = None, *, c
     ]
     pairs = _plant_cross_site(rosters, options.cross_site_duplicate_rate, _rng(options.seed, 0, _GLOBAL, 0))
     burst = None
-    for (no, site, _), r in zip(active, rosters):
+    for (no, site, _), r in zip(active, rosters, strict=True):
         if site.site_code == options.certificate_burst_site:
             burst = _plant_certificate_burst(r, options, focus_year, burst_rule[0], skip[no],
                                              _rng(options.seed, no, _PLANT, _P_BURST))  # fmt: skip
@@ -2016,7 +2029,7 @@ def generate(inbox: Path, options: SampleOptions, plan: Plan | None = None, *, c
     people = _build_people(rosters, options, plan.policy.female_retirement_base)
     _plant_invalid_ids(rosters, people, options)
     ledgers = []
-    for (no, site, months), r in zip(active, rosters):
+    for (no, site, months), r in zip(active, rosters, strict=True):
         size = np.bincount(r.row_class, minlength=len(r.cls_month)) * ~np.isin(r.cls_month, sorted(skip[no]))
         years = r.cls_month // 12 + 1970
         ledgers.append(_build_ledger(
@@ -2028,7 +2041,7 @@ def generate(inbox: Path, options: SampleOptions, plan: Plan | None = None, *, c
                                [skip[no] for no, _, _ in active], options, plan)  # fmt: skip
     inbox.mkdir(parents=True, exist_ok=True)
     writer = _Writer(inbox, plan, options)
-    for (no, site, months), roster, ledger in zip(active, rosters, ledgers):
+    for (no, _, months), roster, ledger in zip(active, rosters, ledgers, strict=True):
         writer.write_site(roster, ledger, months, people, skip[no])
     planted = {"over_yearly_limit": over, "repeat_occupation_level": repeat, "certificate_burst": burst, **payments}
     return writer.truth(pairs, focus_year, planted)
@@ -2065,8 +2078,12 @@ def _parser() -> argparse.ArgumentParser:
         "missing_month_rate": "share of site-months whose roster and finance files are never submitted",
         "resubmission_rate": "share of roster/finance files resubmitted as <kind>_v2 (first version missing rows)",
         "late_rate": "share of submissions made after their due date",
-        "cross_site_duplicate_rate": "share of station/base rows whose trainee also sits an overlapping class at another site",
-        "ineligible_spending_rate": "share of site-months with a provincial payment for an ineligible item (category other)",
+        "cross_site_duplicate_rate": (
+            "share of station/base rows whose trainee also sits an overlapping class at another site"
+        ),
+        "ineligible_spending_rate": (
+            "share of site-months with a provincial payment for an ineligible item (category other)"
+        ),
         "noise_rate": "share of names and payees with a trailing space, and of hours and amounts in full-width digits",
         "date_style_rate": "share of files writing dates as 2026/3/5 or 2026年3月5日",
         "over_yearly_limit_rate": "share of station/base persons attending 4 classes in one year "
@@ -2089,8 +2106,9 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"base with a ~85%% pass rate in the last implementation year "
                         f"(default {d.low_pass_base}; 'none' for no such base)")  # fmt: skip
     parser.add_argument("--certificate-burst-site", metavar="CODE",
-                        help=f"station or base certifying 4-6 extra classes of 40-60 trainees within 3 days in one "
-                        f"month of the last implementation year (default {d.certificate_burst_site}; 'none' for none)")  # fmt: skip
+                        help=f"station or base certifying 4-6 extra classes of 40-60 trainees within 3 days in "
+                        f"one month of the last implementation year (default {d.certificate_burst_site}; "
+                        "'none' for none)")  # fmt: skip
     parser.add_argument("--base-over-claim", metavar="CODE",
                         help=f"base whose equipment costs less than twice the subsidy it was paid "
                         f"(default {d.base_over_claim}; 'none' for none)")  # fmt: skip

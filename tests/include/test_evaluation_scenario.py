@@ -31,7 +31,6 @@ an ineligible provincial payment of 12,345.67 (S03, category other), 20,000.00 s
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
@@ -152,9 +151,9 @@ def staged_rows() -> dict[sa.Table, list[dict]]:
 
 
 def _with_rule(plan: Plan, rule: str) -> Plan:
-    raw = copy.deepcopy(plan.policy.raw)
-    raw["release"]["rule"] = rule
-    return Plan(Policy(raw, plan.policy.path), plan.sites, plan.contract)
+    data = plan.policy.data()
+    data["release"]["rule"] = rule
+    return Plan(Policy.from_data(data, plan.policy.path), plan.sites, plan.contract)
 
 
 @pytest.fixture
@@ -527,9 +526,9 @@ def test_a_site_that_does_not_fit_is_passed_over_or_partly_funded(plan):
         ("S10", 1, 300, True, 150), ("S11", 2, 0, False, 150), ("V31", 3, 100, True, 50)]
     assert left == 50
     # whole_sites_only false: S11 gets the 150 that is left, partly funded; nothing for V31
-    raw = copy.deepcopy(plan.policy.raw)
-    raw["plan_2027"]["whole_sites_only"] = False
-    partial, left = allocate_plan(Policy(raw, plan.policy.path), sites, 450)
+    data = plan.policy.data()
+    data["plan_2027"]["whole_sites_only"] = False
+    partial, left = allocate_plan(Policy.from_data(data, plan.policy.path), sites, 450)
     assert [(p.site_code, p.funded_fen, p.keeps_funding) for p in partial] == [
         ("S10", 300, True), ("S11", 150, False), ("V31", 0, False)]
     assert left == 0

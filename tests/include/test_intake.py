@@ -38,7 +38,6 @@ import openpyxl
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-import yaml
 
 from yuhang_skills.core import warehouse
 from yuhang_skills.intake.identity import check_character
@@ -50,11 +49,10 @@ from yuhang_skills.core.settings import load_settings
 
 PLAN = Plan.from_settings(load_settings())
 CONTRACT = PLAN.contract
-KINDS = CONTRACT["kinds"]
-TOLERANCE = PLAN.policy.intake["date_tolerance_days"]
-TOLERANCE_DAYS = int(TOLERANCE["roster"]["before"])  # roster: a class may start this many days before its month
-FINANCE_AFTER_DAYS = int(TOLERANCE["finance"]["after"])
-MAX_HOURS = float(PLAN.policy.intake["max_class_hours"])
+KINDS = CONTRACT.kinds
+TOLERANCE_DAYS = PLAN.policy.intake.tolerance("roster").before  # roster: a class may start this many days before its month
+FINANCE_AFTER_DAYS = PLAN.policy.intake.tolerance("finance").after
+MAX_HOURS = float(PLAN.policy.intake.max_class_hours)
 TODAY = dt.date(2026, 6, 5)  # the intake's "today": every class below lies in the past
 PERIOD = "2026-03"
 INTAKE_TABLES = ("submissions", "quarantine", "validation_runs", *(t.name for t in warehouse.RAW_TABLES.values()))
@@ -148,10 +146,10 @@ BYSTANDERS = {"roster": f"{PERIOD}/S12/roster.csv", "finance": f"{PERIOD}/S12/fi
 def header_names(kind: str, style: str | dict[str, str] = "zh") -> dict[str, str]:
     """Header text per contract column: ``zh`` = first alias, ``en`` = canonical name, or a
     mapping that overrides single columns of the Chinese headers."""
-    columns = KINDS[kind]["columns"]
+    columns = KINDS[kind].columns
     if style == "en":
         return {c: c for c in columns}
-    names = {c: spec["aliases"][0] for c, spec in columns.items()}
+    names = {c: spec.aliases[0] for c, spec in columns.items()}
     if isinstance(style, dict):
         names.update(style)
     return names
@@ -160,8 +158,8 @@ def header_names(kind: str, style: str | dict[str, str] = "zh") -> dict[str, str
 def _grid(kind: str, rows: list[dict[str, Any] | None], headers: str | dict[str, str],
           drop: tuple[str, ...]) -> list[list[Any] | None]:
     names = header_names(kind, headers)
-    columns = [c for c in KINDS[kind]["columns"] if c not in drop]
-    extra = list(dict.fromkeys(k for r in rows if r for k in r if k not in KINDS[kind]["columns"]))
+    columns = [c for c in KINDS[kind].columns if c not in drop]
+    extra = list(dict.fromkeys(k for r in rows if r for k in r if k not in KINDS[kind].columns))
     grid: list[list[Any] | None] = [[names[c] for c in columns] + extra]
     for r in rows:
         grid.append(None if r is None else [r.get(c) for c in columns + extra])
@@ -195,7 +193,7 @@ def write_xlsx(path: Path, kind: str, rows: list[dict[str, Any] | None], *, head
     """An XLSX written with openpyxl; cell values keep their Python type (str, int, float, date)."""
     wb = openpyxl.Workbook()
     ws = wb.active
-    ws.title = KINDS[kind]["name_zh"]
+    ws.title = KINDS[kind].name_zh
     for line in [*preamble, *_grid(kind, rows, headers, drop)]:
         ws.append([] if line is None else line)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -308,7 +306,7 @@ class Box:
     def site(self, kind: str, period: str = PERIOD) -> str:
         """A registered site of a programme that submits ``kind`` and has no ``kind`` file for ``period``
         yet (so no case supersedes another)."""
-        programmes = self.plan.policy.submissions[kind]["programmes"]
+        programmes = self.plan.policy.submissions[kind].programmes
         for code in sorted(self.plan.sites_by_code):
             if self.plan.sites_by_code[code].programme not in programmes:
                 continue
@@ -722,8 +720,7 @@ def test_invalid_checksum_is_masked_in_quarantine(shared_run):
 # born 1970-12 at 55y3m and born 1971-01 at 55y4m; on the retirement day itself a person is out.
 # Intake accepts a start within the policy's working_age_grace_days of a limit (the
 # outside_working_age integrity check reports those rows); one day further is quarantined.
-GRACE = dt.timedelta(days=int(yaml.safe_load((Path(__file__).parents[2] / "include/yuhang_skills/policy/yuhang.yaml").read_text(
-    encoding="utf-8"))["intake"]["working_age_grace_days"]))
+GRACE = dt.timedelta(days=PLAN.policy.intake.working_age_grace_days)
 DAY = dt.timedelta(days=1)
 
 
@@ -868,7 +865,7 @@ def _write_fixed_files(b: Box) -> None:
     for _, rel, data, *_ in UNREADABLE_CASES:
         b.raw(rel, data)
     b.csv(MISSING_COLUMN_FILE, "roster", [roster_row("S06")], drop=("hours",))
-    b.csv(NO_HEADER_FILE, "roster", [roster_row("S07")], headers={c: f"列{i}" for i, c in enumerate(KINDS["roster"]["columns"])})
+    b.csv(NO_HEADER_FILE, "roster", [roster_row("S07")], headers={c: f"列{i}" for i, c in enumerate(KINDS["roster"].columns)})
     b.csv(DUPLICATE_HEADER_FILE, "survey", [survey_row("S08")], headers={"rating": "调查日期"})
     for rel in IGNORED_FILES:
         write_bytes(b.path(rel), b"not a submission")
@@ -1051,7 +1048,7 @@ def english_headers(b: Box) -> dict[str, str]:
     odd = {"site_code": "Site_Code", "start_date": " START_DATE ", "id_number": "Id_Number"}
     site = b.site("roster")
     r_rel = b.csv(f"{PERIOD}/{site}/roster.csv", "roster", [roster_row(site), roster_row(site)],
-                  headers={c: odd.get(c, c) for c in KINDS["roster"]["columns"]})
+                  headers={c: odd.get(c, c) for c in KINDS["roster"].columns})
     site = b.site("survey")
     s_rel = b.csv(f"{PERIOD}/{site}/survey.csv", "survey", [survey_row(site), survey_row(site, rating="非常满意")],
                   headers="en")
@@ -1165,7 +1162,7 @@ def test_extra_columns_and_trailing_spaces_are_tolerated(shared_run):
 @shared_input
 def blank_lines(b: Box) -> str:
     site = b.site("roster")
-    rows = [BLANK, roster_row(site), BLANK, {c: "" for c in KINDS["roster"]["columns"]}, roster_row(site, hours="0"),
+    rows = [BLANK, roster_row(site), BLANK, {c: "" for c in KINDS["roster"].columns}, roster_row(site, hours="0"),
             roster_row(site), BLANK, BLANK]
     return b.csv(f"{PERIOD}/{site}/roster.csv", "roster", rows, preamble=[["培训花名册"], BLANK])
 
@@ -1192,7 +1189,7 @@ def header_depth(b: Box) -> dict[int, str]:
 @pytest.mark.parametrize("header_row,found", [(15, True), (16, False)])
 def test_header_is_searched_in_the_first_rows_only(shared_run, header_row, found):
     """28: the header may sit below title and note rows, up to ``header_search_rows``."""
-    assert CONTRACT["inbox"]["header_search_rows"] == 15
+    assert CONTRACT.inbox.header_search_rows == 15
     b, rel = shared_run, shared_run.inputs["header_depth"][header_row]
     sub = b.sub(rel)
     if found:

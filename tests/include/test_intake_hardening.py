@@ -44,8 +44,8 @@ def csv_bytes(kind: str, rows: list[dict[str, Any]], delimiter: str = ",", encod
     import csv
 
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
-    columns = list(KINDS[kind]["columns"])
-    writer.writerow([KINDS[kind]["columns"][c]["aliases"][0] for c in columns])
+    columns = list(KINDS[kind].columns)
+    writer.writerow([KINDS[kind].columns[c].aliases[0] for c in columns])
     for r in rows:
         writer.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
     return buffer.getvalue().encode(encoding)
@@ -183,12 +183,12 @@ def hidden_draft_sheet(b: Box):
     wb = openpyxl.Workbook()
     draft = wb.active
     draft.title = "草稿"
-    columns = list(KINDS["roster"]["columns"])
-    draft.append([KINDS["roster"]["columns"][c]["aliases"][0] for c in columns])
+    columns = list(KINDS["roster"].columns)
+    draft.append([KINDS["roster"].columns[c].aliases[0] for c in columns])
     draft.append([roster_row("V09", class_id="DRAFT").get(c) for c in columns])
     draft.sheet_state = "hidden"
     final = wb.create_sheet("正式")
-    final.append([KINDS["roster"]["columns"][c]["aliases"][0] for c in columns])
+    final.append([KINDS["roster"].columns[c].aliases[0] for c in columns])
     for _ in range(2):
         final.append([roster_row("V09", class_id="FINAL").get(c) for c in columns])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -200,11 +200,11 @@ def hidden_draft_sheet(b: Box):
 def two_candidate_sheets(b: Box):
     path = b.path(b.claim(f"{PERIOD}/V10/roster.xlsx"))
     wb = openpyxl.Workbook()
-    columns = list(KINDS["roster"]["columns"])
+    columns = list(KINDS["roster"].columns)
     for n, title in enumerate(["三月", "三月(修订)"]):
         ws = wb.active if n == 0 else wb.create_sheet()
         ws.title = title
-        ws.append([KINDS["roster"]["columns"][c]["aliases"][0] for c in columns])
+        ws.append([KINDS["roster"].columns[c].aliases[0] for c in columns])
         ws.append([roster_row("V10").get(c) for c in columns])
     path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(path)

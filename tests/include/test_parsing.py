@@ -12,7 +12,7 @@ HEADER = "站点编码,调查对象,调查日期,评价"
 
 @pytest.fixture
 def contract(plan):
-    return plan.contract["kinds"]["survey"], plan.contract["inbox"]
+    return plan.contract.kinds["survey"], plan.contract.inbox
 
 
 @pytest.mark.parametrize("body,expected", [

@@ -156,7 +156,7 @@ def staged_rows() -> dict[sa.Table, list[dict[str, Any]]]:
     for site in PLAN.sites:
         if site.programme not in ("station", "base"):
             continue
-        per_year = PLAN.policy.targets[site.programme]["person_times_per_year"]
+        per_year = PLAN.policy.targets.of(site.programme).person_times_per_year
         for year in PLAN.policy.implementation_years:
             months = site.months_active(year)
             if not months:
@@ -189,10 +189,10 @@ def staged_rows() -> dict[sa.Table, list[dict[str, Any]]]:
 
 def write_site_csv(path: Path, kind: str, rows: list[dict[str, str]]) -> None:
     """A CSV as a site sends it, with the contract's Chinese headers."""
-    columns = PLAN.contract["kinds"][kind]["columns"]
+    columns = PLAN.contract.kinds[kind].columns
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([spec["aliases"][0] for spec in columns.values()])
+    writer.writerow([spec.aliases[0] for spec in columns.values()])
     for row in rows:
         writer.writerow([row.get(c, "") for c in columns])
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -56,8 +56,8 @@ def _fold(text: Any) -> str:
 def _headers(kind: str) -> dict[str, str]:
     return {
         _fold(spelling): column
-        for column, spec in CONTRACT["kinds"][kind]["columns"].items()
-        for spelling in [column, *spec["aliases"]]
+        for column, spec in CONTRACT.kinds[kind].columns.items()
+        for spelling in [column, *spec.aliases]
     }
 
 
@@ -95,17 +95,17 @@ def _read_raw(path: Path, kind: str) -> tuple[pd.DataFrame, int]:
 
 def _normalise(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
     """Text NFKC-normalised and trimmed, enum spellings as codes, dates as ``date``."""
-    spec = CONTRACT["kinds"][kind]["columns"]
+    spec = CONTRACT.kinds[kind].columns
     for column in spec:
         if column not in frame:
             continue
-        kind_of = spec[column]["type"]
+        kind_of = spec[column].type
         if kind_of == "date":
             frame[column] = frame[column].map(_date)
             continue
         values = frame[column].map(lambda v: "" if v is None else unicodedata.normalize("NFKC", str(v)).strip())
         if kind_of.startswith("enum:") or kind_of == "bool":
-            spellings = CONTRACT["enums"][kind_of.removeprefix("enum:")]
+            spellings = CONTRACT.enums[kind_of.removeprefix("enum:")]
             codes = {str(s): code for code, alts in spellings.items() for s in [code, *alts]}
             values = values.map(lambda v: codes[v] if v else "")
         frame[column] = values
@@ -206,8 +206,8 @@ def test_layout_follows_the_contract(clean_year: tuple[Path, dict[str, Any]]) ->
         year, month = (int(x) for x in m["period"].split("-"))
         assert dt.date(year, month, 1) >= site.active_from.replace(day=1)
         submission = PLAN.policy.submissions[m["kind"]]
-        assert site.programme in submission["programmes"]
-        assert {"monthly": True, "quarterly": month % 3 == 0, "yearly": month == 12}[submission["cadence"]]
+        assert site.programme in submission.programmes
+        assert {"monthly": True, "quarterly": month % 3 == 0, "yearly": month == 12}[submission.cadence]
         seen.add((m["period"], m["site"], m["kind"]))
     for month in range(1, 13):
         period = f"{YEAR}-{month:02d}"
@@ -222,12 +222,12 @@ def test_clean_files_use_contract_headers_and_spellings(clean_year: tuple[Path, 
     for (_, _, kind), path in effective_files(inbox).items():
         text = path.read_text(encoding="utf-8")
         header = next(csv.reader(io.StringIO(text)))
-        columns = CONTRACT["kinds"][kind]["columns"]
-        assert header == [spec["aliases"][0] for spec in columns.values()], path
+        columns = CONTRACT.kinds[kind].columns
+        assert header == [spec.aliases[0] for spec in columns.values()], path
         assert not text.startswith("\ufeff")
     roster = load(inbox, "roster")
     assert set(roster["passed"]) <= {"passed", "failed", ""}
-    assert set(roster["level"]) <= set(CONTRACT["enums"]["level"])
+    assert set(roster["level"]) <= set(CONTRACT.enums["level"])
 
 
 # ---------------------------------------------------------------------------- clean content
@@ -297,13 +297,13 @@ def test_clean_spending_follows_the_plan(clean_year: tuple[Path, dict[str, Any]]
         if site.batch_year != YEAR:
             continue  # 2025 sites spent part of their money in 2025, outside this window
         cell = PLAN.policy.plan_cell(YEAR, site.programme)
-        allocation = Decimal(cell["provincial"] * 10_000 // cell["sites"])
+        allocation = Decimal(cell.provincial * 10_000 // cell.sites)
         if allocation:
             assert allocation * Decimal("0.85") <= provincial[site.site_code] <= allocation, site.site_code
     b02 = finance[finance["folder_site"] == "B02"]
     cell = PLAN.policy.plan_cell(YEAR, "base")
     equipment = b02.loc[b02["category"] == "equipment", "yuan"].sum()
-    assert equipment > 2 * (cell["provincial"] + cell["district"]) * 10_000
+    assert equipment > 2 * (cell.provincial + cell.district) * 10_000
 
 
 def test_clean_files_arrive_before_their_due_date(clean_year: tuple[Path, dict[str, Any]]) -> None:
@@ -340,7 +340,7 @@ def test_encodings_and_title_rows(messy_year: tuple[Path, dict[str, Any]]) -> No
     for path, entry in xlsx:
         site = PLAN.sites_by_code[entry["site_code"]]
         title = openpyxl.load_workbook(path, read_only=True).worksheets[0]["A1"].value
-        assert title.startswith(site.name_zh) and title.endswith(CONTRACT["kinds"][entry["kind"]]["name_zh"])
+        assert title.startswith(site.name_zh) and title.endswith(CONTRACT.kinds[entry["kind"]].name_zh)
         _, header_at = read(path, entry["kind"])
         assert header_at == (2 if entry["blank_row"] else 1)
         blank_rows += entry["blank_row"]
@@ -348,8 +348,8 @@ def test_encodings_and_title_rows(messy_year: tuple[Path, dict[str, Any]]) -> No
     assert truth["files"]["english_header"] > 0
     english = next(inbox / f["path"] for f in files if f["header"] == "en" and f["kind"] == "roster" and f["rows"])
     frame, header_at = read(english, "roster")
-    assert frame.columns.tolist() == _grid(english)[header_at] == list(CONTRACT["kinds"]["roster"]["columns"])
-    assert set(frame["group"]) <= set(CONTRACT["enums"]["group"])
+    assert frame.columns.tolist() == _grid(english)[header_at] == list(CONTRACT.kinds["roster"].columns)
+    assert set(frame["group"]) <= set(CONTRACT.enums["group"])
 
 
 def test_planted_ids_and_ages(messy_year: tuple[Path, dict[str, Any]]) -> None:
@@ -494,8 +494,9 @@ def test_cli_help_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 
 def _rule(check: str, name: str, default: Any) -> Any:
-    checks = (PLAN.policy.raw.get("integrity") or {}).get("checks") or {}
-    return (checks.get(check) or {}).get(name, default)
+    spec = PLAN.policy.integrity.checks.get(check)
+    value = getattr(spec, name, None) if spec else None
+    return default if value is None else value
 
 
 YEARLY_LIMIT = int(_rule("yearly_subsidy_limit", "max_per_year", 3))
@@ -504,7 +505,7 @@ BURST_RULE = (int(_rule("certificate_burst", "window_days", 3)), float(_rule("ce
               int(_rule("certificate_burst", "min_passed", 100)))  # fmt: skip
 TRAINING_LIMIT = Decimal(str(_rule("training_paid_beyond_roster", "max_yuan_per_person_time", 3000)))
 TRAINING = set(_rule("training_paid_beyond_roster", "categories", ["project_training", "training_subsidy"]))
-PERIOD = tuple(_date(PLAN.policy.raw["implementation_period"][k]) for k in ("start", "end"))
+PERIOD = (PLAN.policy.implementation_period.start, PLAN.policy.implementation_period.end)
 
 
 def _person_classes(roster: pd.DataFrame) -> pd.DataFrame:
@@ -610,7 +611,7 @@ def base_over_claims(finance: pd.DataFrame, bases: tuple[str, ...]) -> set[str]:
     for code in bases:
         equipment = finance.loc[(finance["folder_site"] == code) & (finance["category"] == "equipment"), "amount"]
         cell = PLAN.policy.plan_cell(PLAN.sites_by_code[code].batch_year, "base")
-        plan_yuan = Decimal((cell["provincial"] + cell["district"]) * 10_000 // cell["sites"])
+        plan_yuan = Decimal((cell.provincial + cell.district) * 10_000 // cell.sites)
         entitled = min(PLAN.policy.base_subsidy_share * sum(map(Decimal, equipment)), PLAN.policy.base_subsidy_cap_yuan)
         if entitled < plan_yuan:
             found.add(code)

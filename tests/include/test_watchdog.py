@@ -106,12 +106,15 @@ def test_policy_alerts_are_typed_and_checked(plan, tmp_path):
     assert alerts.retry.waits() == [2.0, 4.0]
     assert dt.date(2027, 2, 10) in alerts.working_days.provisional_holidays[2027]
     for change, message in [
-        (lambda r: r["alerts"]["channels"]["email"].update(kind="pigeon"), "kind must be one of"),
-        (lambda r: r["alerts"]["recipients"]["town_office"].update(channels=["fax"]), "unknown channels"),
-        (lambda r: r["alerts"].update(escalation_days=0), "must be >= 1"),
+        (lambda r: r["alerts"]["channels"]["email"].update(kind="pigeon"),
+         r"alerts\.channels\.email\.kind: 'pigeon' is not one of 'smtp', 'dingtalk' or 'webhook'"),
+        (lambda r: r["alerts"]["recipients"]["town_office"].update(channels=["fax"]),
+         r"alerts\.recipients\.town_office\.channels\[0\]: unknown channels \['fax'\]"),
+        (lambda r: r["alerts"].update(escalation_days=0), r"alerts\.escalation_days: .*greater than or equal to 1"),
         (lambda r: r["alerts"]["working_days"]["provisional"][2027].update(make_up_workdays=["2027-02-10"]),
-         "make-up working days"),
-        (lambda r: r["submissions"]["survey"].update(cadence="fortnightly"), "cadence"),
+         r"alerts\.working_days\.provisional\.2027\.make_up_workdays\[0\]: make-up working days"),
+        (lambda r: r["submissions"]["survey"].update(cadence="fortnightly"),
+         r"submissions\.survey\.cadence: 'fortnightly' is not one of"),
     ]:
         with pytest.raises(ValueError, match=message):
             Policy.load(_policy_with(tmp_path, change))

@@ -148,8 +148,9 @@ def format_headline(result: dict, warehouse_url: str) -> str:
         f"  net release  {_yuan(h['net_released_yuan'])} yuan",
         *([f"  run          {h['run_id']} ({h['status']}), input fingerprint {h['input_fingerprint'][:12]}…"]
           if h.get("run_id") else []),
-        *([f"  integrity    {h['integrity_findings']:,} finding(s); person-times {h['person_times_reported']:,} reported, "
-           f"{h['person_times_counted']:,} counted; score before exclusions {h['score_before_exclusions']}"]
+        *([f"  integrity    {h['integrity_findings']:,} finding(s); "
+           f"person-times {h['person_times_reported']:,} reported, {h['person_times_counted']:,} counted; "
+           f"score before exclusions {h['score_before_exclusions']}"]
           if h.get("score_before_exclusions") is not None else []),
         f"  workbook     {h['workbook']}",
         *([f"  report       {h['report']}"] if h.get("report") else []),
@@ -198,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     configure_environment(var_dir, args.warehouse, inbox, args.output_dir, airflow_home)
-    from yuhang_skills.orchestration.tasks import as_of_date
     from yuhang_skills.core.settings import load_settings
+    from yuhang_skills.orchestration.tasks import as_of_date
 
     as_of = as_of or as_of_date(None)
     migrate_airflow_db()

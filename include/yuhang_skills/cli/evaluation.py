@@ -66,8 +66,8 @@ def add_commands(sub: Any) -> None:
 
 
 def _engine(args: argparse.Namespace):
-    from yuhang_skills.core import warehouse
     from yuhang_skills.cli import configure_environment
+    from yuhang_skills.core import warehouse
     from yuhang_skills.core.settings import load_settings
 
     var_dir = args.var_dir or Path(os.environ.get("YUHANG_VAR_DIR", DEFAULT_VAR_DIR))
@@ -103,8 +103,8 @@ def _signer() -> str:
 
 
 def sign_command(args: argparse.Namespace) -> int:
-    from yuhang_skills.orchestration import tasks
     from yuhang_skills.evaluation import runs
+    from yuhang_skills.orchestration import tasks
 
     engine = _engine(args)
     if tasks.signed_edition_missing(engine, args.run):  # the last signature's edition failed: publish it now
@@ -129,8 +129,8 @@ def sign_command(args: argparse.Namespace) -> int:
 
 
 def supersede_command(args: argparse.Namespace) -> int:
-    from yuhang_skills.orchestration import tasks
     from yuhang_skills.evaluation import runs
+    from yuhang_skills.orchestration import tasks
 
     engine = _engine(args)
     try:

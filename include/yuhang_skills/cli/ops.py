@@ -175,7 +175,7 @@ def _shanghai(value: Any) -> str:
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     if value.tzinfo is None:  # Airflow stores UTC
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
 
 
@@ -203,8 +203,8 @@ def status_report(warehouse_url: str, plan: Any, today: dt.date, metadata_url: s
                 "last_ingested": scalar("select max(ingested_at) from submissions", "submissions"),
                 "indicator_rows": scalar("select count(*) from ind_site_year where basis = 'counted'", "ind_site_year"),
                 "evaluation": (dict(conn.execute(sa.text(
-                    "select evaluation_year, as_of, score, grade, created_at as evaluated_at, run_id, status "
-                    "from eval_runs order by created_at desc, run_id desc limit 1")).mappings().first() or {}) or None)
+                    "select evaluation_year, as_of, score, grade, created_at as evaluated_at, run_id,"
+                    " status from eval_runs order by created_at desc, run_id desc limit 1")).mappings().first() or {}) or None)
                 if "eval_runs" in tables else (dict(conn.execute(sa.text(
                     "select evaluation_year, as_of, score, grade, evaluated_at from eval_district "
                     "order by evaluated_at desc limit 1")).mappings().first() or {}) or None)

@@ -8,8 +8,9 @@ Money is stored as integer fen (``*_fen`` columns), never as binary floating poi
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -153,7 +154,7 @@ validation_runs = sa.Table(
 # stg_<kind>: the rows of current submissions). On SQLite the tables are WITHOUT ROWID:
 # the key is the table's own b-tree instead of a second index beside it, which makes loading a
 # million roster rows about a third cheaper and the file smaller. PostgreSQL ignores the option.
-RAW_TABLE_OPTIONS = {"sqlite_with_rowid": False}
+RAW_TABLE_OPTIONS: dict[str, Any] = {"sqlite_with_rowid": False}
 
 
 def _raw_keys() -> list[sa.Column]:
@@ -686,7 +687,7 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> in
     unknown = [c for c in columns if c not in table.c]
     if unknown:
         raise ValueError(f"{table.name} has no column(s) {unknown}")
-    rows = zip(*(_driver_values(frame[c]) for c in columns))
+    rows = zip(*(_driver_values(frame[c]) for c in columns), strict=True)
     if conn.dialect.name == "postgresql":
         import csv
 
@@ -694,7 +695,10 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> in
         csv.writer(buffer, lineterminator="\n").writerows(rows)  # None → empty field → NULL
         buffer.seek(0)
         names = ", ".join(f'"{c}"' for c in columns)
-        cursor = conn.connection.driver_connection.cursor()
+        driver = conn.connection.driver_connection
+        if driver is None:
+            raise RuntimeError("the PostgreSQL connection is closed")
+        cursor = driver.cursor()
         try:
             cursor.copy_expert(f'copy "{table.name}" ({names}) from stdin with (format csv)', buffer)
         finally:

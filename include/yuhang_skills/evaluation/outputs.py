@@ -7,9 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -19,8 +20,19 @@ from yuhang_skills.evaluation import rectification
 from yuhang_skills.evaluation.plan import PlanSite, allocate_plan, gap_to_full_release, release_margins
 from yuhang_skills.evaluation.recovery import RectificationRecord, rectification_records
 from yuhang_skills.evaluation.release import ReleaseLine, Results, release_lines
-from yuhang_skills.evaluation.score import (HUNDRED, ZERO, ExcellentStation, IndicatorResult, SiteYearTarget,
-                                            evaluator_on, plain_number, q2, q4, q6, ratio)
+from yuhang_skills.evaluation.score import (
+    HUNDRED,
+    ZERO,
+    ExcellentStation,
+    IndicatorResult,
+    SiteYearTarget,
+    evaluator_on,
+    plain_number,
+    q2,
+    q4,
+    q6,
+)
+
 
 @dataclass
 class Evaluation:
@@ -86,7 +98,7 @@ def input_fingerprint(engine: sa.Engine, plan: Plan, decisions: rectification.De
     if policy.path is not None:
         h.update(policy.path.read_bytes())
     h.update(b"sites:" + repr(sorted(plan.sites, key=lambda site: site.site_code)).encode())
-    h.update(b"contract:" + json.dumps(plan.contract, sort_keys=True, ensure_ascii=False, default=str).encode())
+    h.update(b"contract:" + json.dumps(plan.contract.source, sort_keys=True, ensure_ascii=False, default=str).encode())
     with engine.connect() as conn:
         for (sha,) in conn.execute(sa.text("select sha256 from submissions where is_current = true order by sha256")):
             h.update(sha.encode())
@@ -104,11 +116,11 @@ def integrity_summary(engine: sa.Engine, policy: Policy, years: list[int]) -> li
         taken = pd.read_sql(sa.text("select * from integrity_summary"), conn)
     taken = taken[taken["year"].isin(years)]
     out = []
-    for name, spec in policy.integrity["checks"].items():
+    for name, spec in policy.integrity.checks.items():
         mine = findings[findings["check_name"] == name]
         sites = sorted({s for value in mine["sites"] for s in str(value).split(",") if s})
         out_of = taken[taken["check_name"] == name]
-        out.append({"check_name": name, "severity": spec["severity"], "findings": len(mine),
+        out.append({"check_name": name, "severity": spec.severity, "findings": len(mine),
                     "excluded_rows": int(out_of["excluded_rows"].sum()),
                     "excluded_person_times": int(out_of["excluded_person_times"].sum()),
                     "excluded_fen": int(out_of["excluded_fen"].sum()),
@@ -127,7 +139,7 @@ def village_coverage(plan: Plan, sites: pd.DataFrame, years: list[int]) -> list[
         skill = None if pd.isna(r["households_with_skill"]) else int(r["households_with_skill"])
         out.append({"site_code": r["site_code"], "year": int(r["year"]), "name_zh": site.name_zh if site else None,
                     "town": site.town if site else None, "low_income_households": low, "households_with_skill": skill,
-                    "coverage": q6(ratio(skill, low)) if low and skill is not None else None,
+                    "coverage": q6(Decimal(skill) / low) if low and skill is not None else None,
                     "households_short": max(0, low - (skill or 0)) if low is not None else None,
                     "outcomes_reported": bool(int(r["outcomes_reported"]))})
     return out
@@ -153,7 +165,7 @@ def submissions_record(engine: sa.Engine, plan: Plan, years: list[int], as_of: d
                         "period": item.period, "due_date": item.due_date,
                         "received_at": None if missing else item.resolved_at, "days_late": item.days_overdue,
                         "detail": None})
-        month_day = str(plan.policy.evaluation_runs.get("early_warning_as_of", "10-11"))
+        month_day = plan.policy.evaluation_runs.early_warning_as_of
         for year in years:
             moment = dt.date.fromisoformat(f"{year}-{month_day}")
             year_expected = expected_submissions(plan, moment, days)
@@ -187,7 +199,7 @@ def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date
     results = Results.of(score, indicators, targets)
     release = release_lines(policy, results)
     released = sum(line.released_fen for line in release)
-    plan_money = dict(zip(ref_sites["site_code"], (int(v) for v in ref_sites["plan_provincial_fen"])))
+    plan_money = dict(zip(ref_sites["site_code"], (int(v) for v in ref_sites["plan_provincial_fen"]), strict=True))
     records = rectification_records(policy, targets, decisions, plan_money, as_of)
     net = max(0, released - sum(r.recovery_fen for r in records))
     allocation, unallocated = allocate_plan(policy, ref_sites, net)
@@ -196,7 +208,7 @@ def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date
     return Evaluation(
         evaluation_year=evaluation_year, as_of=as_of, indicators=indicators, score=score, grade=policy.grade(score),
         released_fen=released, tranche_fen=policy.performance_tranche_yuan * 100,
-        policy_version=policy.version, release_rule=policy.release["rule"],
+        policy_version=policy.version, release_rule=policy.release.rule,
         input_fingerprint=input_fingerprint(engine, plan, decisions),
         gaps=gap_to_full_release(policy, indicators, results), site_targets=targets, release=release,
         rectifications=records, excellent=evaluator.excellent_stations(targets), plan=allocation,
@@ -241,8 +253,8 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
             "submissions": t.submissions, "deadline": record.deadline if record else None,
             "rectification_status": record.status if record else None,
             "recovery_fen": record.recovery_fen if record else 0,
-            "actual_reported": None if reported.get((t.site_code, t.year, t.indicator)) is None
-            else q4(reported[(t.site_code, t.year, t.indicator)]),
+            "actual_reported": None if (as_reported_actual := reported.get((t.site_code, t.year, t.indicator))) is None
+            else q4(as_reported_actual),
         })
     district_rows = [{
         "evaluation_year": year, "as_of": evaluation.as_of, "score": evaluation.score, "grade": evaluation.grade,
@@ -290,7 +302,7 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
          "years_evaluated": s.years_evaluated, "reasons": s.reasons, "source_rows": s.source_rows}
         for s in evaluation.excellent
     ]
-    rows = {warehouse.eval_indicator: indicator_rows, warehouse.eval_site: site_rows,
+    rows: dict[sa.Table, list[dict[str, Any]]] = {warehouse.eval_indicator: indicator_rows, warehouse.eval_site: site_rows,
             warehouse.eval_district: district_rows, warehouse.eval_gap: gap_rows,
             warehouse.eval_release: release_rows, warehouse.eval_rectification: rectification_rows,
             warehouse.eval_plan_2027: plan_rows, warehouse.eval_excellent_station: excellent_rows,
@@ -315,8 +327,8 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
 
 def _write_run(engine: sa.Engine, evaluation: Any, year: int, status: str, data_complete_on: Any,
                input_files: Any, rectifications_sha256: Any, rows: dict[sa.Table, list[dict[str, Any]]]) -> dict[str, Any]:
-    from yuhang_skills.evaluation import runs
     from yuhang_skills.core import warehouse
+    from yuhang_skills.evaluation import runs
 
     with engine.begin() as conn:
         run_id = runs.new_run_id(conn, year, evaluation.as_of)

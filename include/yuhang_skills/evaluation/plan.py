@@ -19,6 +19,7 @@ SITE_YEAR_UNITS = {"person_times": "person_times", "pass_rate": "pass_rate_point
                    "satisfaction_rate": "satisfaction_points"}
 
 
+
 @dataclass(frozen=True)
 class PlanSite:
     site_code: str
@@ -37,15 +38,15 @@ def allocate_plan(policy: Policy, ref_sites: pd.DataFrame, net_released_fen: int
     """The tranche year's sites with provincial plan money, funded from the net release in the
     policy's priority order; returns them and what stays unallocated."""
     rule = policy.plan_priority
-    order = {p: n for n, p in enumerate(rule["programme_order"])}
+    order = {p: n for n, p in enumerate(rule.programme_order)}
     sites = ref_sites[(ref_sites["batch_year"] == policy.performance_tranche_year)
                       & (ref_sites["plan_provincial_fen"] > 0)]
-    ranked = sorted(sites.itertuples(index=False), key=lambda s: (order[s.programme], s.site_code))
+    ranked: list[Any] = sorted(sites.itertuples(index=False), key=lambda s: (order[s.programme], s.site_code))
     remaining = net_released_fen
     out: list[PlanSite] = []
     for rank, s in enumerate(ranked, start=1):
         planned = int(s.plan_provincial_fen)
-        funded = planned if planned <= remaining else 0 if rule["whole_sites_only"] else remaining
+        funded = planned if planned <= remaining else 0 if rule.whole_sites_only else remaining
         remaining -= funded
         out.append(PlanSite(s.site_code, s.programme, rank, planned, funded, remaining))
     return out, remaining
@@ -120,9 +121,9 @@ def release_margins(policy: Policy, indicators: list[IndicatorResult], score: De
     drops: in percentage points of the indicator's ratio (its points fall pro rata with the actual).
     None for every indicator when the release already moves with every point (linear, a score
     below the band) or does not depend on the score (dli)."""
-    if policy.release["rule"] != "banded":
+    if policy.release.rule != "banded" or policy.release.banded is None:
         return {i.code: None for i in indicators}
-    full_at = Decimal(str((policy.release["rules"]["banded"] or {})["full_at"]))
+    full_at = policy.release.banded.full_at
     slack = score - full_at
     if slack < 0:
         return {i.code: None for i in indicators}

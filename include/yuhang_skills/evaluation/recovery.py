@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from yuhang_skills.core.policy import Policy
 from yuhang_skills.evaluation import rectification
 from yuhang_skills.evaluation.score import ONE, SiteYearTarget, fen
+
 
 @dataclass(frozen=True)
 class RectificationRecord:

@@ -4,13 +4,13 @@ DLI tranches on verified results; every amount rounded half-up to the fen where 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping
 
-from yuhang_skills.core.policy import Policy
-from yuhang_skills.evaluation.score import (HUNDRED, ONE, ZERO, IndicatorResult, SiteYearTarget, attainment, fen,
-                                            ratio)
+from yuhang_skills.core.policy import DliTranche, Policy
+from yuhang_skills.evaluation.score import HUNDRED, ONE, ZERO, IndicatorResult, SiteYearTarget, attainment, fen, ratio
+
 
 @dataclass(frozen=True)
 class Results:
@@ -67,12 +67,11 @@ def release_lines(policy: Policy, results: Results | Decimal) -> list[ReleaseLin
     score will do for the score-based rules), one line per component."""
     if not isinstance(results, Results):
         results = Results(results)
-    rule = policy.release["rule"]
-    params = policy.release["rules"][rule] or {}
+    rule = policy.release.rule
     tranche_fen = policy.performance_tranche_yuan * 100
     score = results.score
-    if rule == "banded":
-        full_at, floor = Decimal(str(params["full_at"])), Decimal(str(params["floor"]))
+    if rule == "banded" and policy.release.banded is not None:
+        full_at, floor = policy.release.banded.full_at, policy.release.banded.floor
         share = ONE if score >= full_at else score / HUNDRED if score >= floor else ZERO
         basis = f"得分 ≥ {full_at} 全额; {floor} ≤ 得分 < {full_at} 按得分%; 得分 < {floor} 不拨付"
         return [ReleaseLine(rule, rule, "按绩效评价得分分档拨付", tranche_fen, score, HUNDRED, score / HUNDRED,
@@ -86,24 +85,24 @@ def release_lines(policy: Policy, results: Results | Decimal) -> list[ReleaseLin
     raise ValueError(f"release rule {rule!r} is not implemented")
 
 
-def _dli_line(tranche: dict[str, Any], results: Results) -> ReleaseLine:
-    amount_fen = int(tranche["amount_yuan"]) * 100
-    target = Decimal(str(tranche["target"]))
-    if tranche["result"] == "share_of_site_years_met":
-        met, n = results.site_years_met.get((tranche["programme"], tranche["indicator"]), (0, 0))
+def _dli_line(tranche: DliTranche, results: Results) -> ReleaseLine:
+    amount_fen = tranche.amount_yuan * 100
+    target = tranche.target
+    if tranche.result == "share_of_site_years_met":
+        met, n = results.site_years_met.get((tranche.programme, tranche.indicator), (0, 0))
         numerator, denominator = Decimal(met), Decimal(n)
-        basis = f"达标的{tranche['programme']}年数 / {tranche['programme']}年数 ({tranche['indicator']})"
+        basis = f"达标的{tranche.programme}年数 / {tranche.programme}年数 ({tranche.indicator})"
     else:
-        numerator, denominator = results.indicator_ratios[tranche["indicator"]]
-        basis = f"指标 {tranche['indicator']} 的实际值"
+        numerator, denominator = results.indicator_ratios[tranche.indicator]
+        basis = f"指标 {tranche.indicator} 的实际值"
     result = ratio(numerator, denominator) or ZERO
-    if tranche["scaling"] == "pro_rata":
+    if tranche.scaling == "pro_rata":
         share = attainment(result, target)
         basis += f"; 金额 × min(1, 结果/{target})"
     else:
         share = ONE if result >= target else ZERO
         basis += f"; 结果 ≥ {target} 时全额, 否则不拨付"
-    return ReleaseLine(tranche["code"], "dli", tranche["name_zh"], amount_fen, numerator, denominator, result, target,
+    return ReleaseLine(tranche.code, "dli", tranche.name_zh, amount_fen, numerator, denominator, result, target,
                        share, fen(amount_fen * share), basis)
 
 

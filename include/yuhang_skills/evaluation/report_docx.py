@@ -27,6 +27,7 @@ from yuhang_skills.evaluation.reporting import (
     CODE_LABELS,
     DIMENSIONS,
     SITE_NAMES,
+    Row,
     format_text,
     is_missing,
     report_frames,
@@ -164,12 +165,12 @@ class Writer:
 
         table = self.doc.add_table(rows=1, cols=len(headers))
         table.style = "Table Grid"
-        for cell, text in zip(table.rows[0].cells, headers):
+        for cell, text in zip(table.rows[0].cells, headers, strict=True):
             cell.text = ""
             _set_font(cell.paragraphs[0].add_run(text), self.heading_font, size, True)
         for row in rows:
             cells = table.add_row().cells
-            for cell, text in zip(cells, row):
+            for cell, text in zip(cells, row, strict=True):
                 cell.text = ""
                 _set_font(cell.paragraphs[0].add_run(str(text)), self.body_font, size)
         # repeat the header row on every page
@@ -179,10 +180,10 @@ class Writer:
         tr_pr.append(tr_pr.makeelement(qn("w:tblHeader"), {qn("w:val"): "true"}))
         if widths_mm:  # the grid (LibreOffice lays out by it) and every cell (Word does)
             table.autofit = False
-            for column, width in zip(table.columns, widths_mm):
+            for column, width in zip(table.columns, widths_mm, strict=True):
                 column.width = Mm(width)
             for row in table.rows:
-                for cell, width in zip(row.cells, widths_mm):
+                for cell, width in zip(row.cells, widths_mm, strict=True):
                     cell.width = Mm(width)
         self.doc.add_paragraph()
 
@@ -205,7 +206,7 @@ class Writer:
 # ------------------------------------------------------------------------------ content
 
 
-def _indicator_reason(ind: dict[str, Any], gaps: pd.DataFrame, weakest: pd.DataFrame | None,
+def _indicator_reason(ind: Row, gaps: pd.DataFrame, weakest: pd.DataFrame | None,
                       rectification: pd.DataFrame | None) -> str:
     """偏差原因分析及改进措施 of one indicator: met, or why not (the shortfall, the sites furthest
     from their targets, overdue rectification) and what would close it (the gap)."""
@@ -276,13 +277,13 @@ def build_document(engine: sa.Engine, plan: Plan, evaluation_year: int, run_id: 
         w.para(f"预评估:截止日期早于评价期数据齐全之日({cn_date(info.get('data_complete_on'))}),"
                "本报告不作为资金拨付依据。", bold=True)
 
-    source = policy.raw.get("source_document", {})
+    source = policy.source_document
     counts = {p: sum(1 for s in plan.sites if s.programme == p) for p in ("village", "station", "base")}
     total_wan = next(r.subtotal_wan for r in policy.budget_table() if r.year == "total")
     tranche_fen = int(district["tranche_fen"])
     w.heading(SECTIONS[0])
-    w.para(f"根据《{source.get('title', '')}》({cn_date(source.get('issued'))}印发,"
-           f"{cn_date(source.get('in_force_from'))}起施行),余杭区在 {years_text} 年实施期内建设技能型乡村(社区)"
+    w.para(f"根据《{source.title}》({cn_date(source.issued)}印发,"
+           f"{cn_date(source.in_force_from)}起施行),余杭区在 {years_text} 年实施期内建设技能型乡村(社区)"
            f" {counts['village']} 个、技能培训站点 {counts['station']} 个、技能实训基地 {counts['base']} 个,"
            f"计划总投入 {total_wan:,} 万元。省级激励资金分三批下达,其中最后一批 {wan(tranche_fen)} 万元"
            f"在 {evaluation_year} 年绩效评价后拨付,本次评价即为确定该笔资金的拨付额度。")
@@ -291,8 +292,8 @@ def build_document(engine: sa.Engine, plan: Plan, evaluation_year: int, run_id: 
         accepted = conn.execute(sa.text("select count(*) from submissions where is_current = true")).scalar() or 0
         rows_staged = conn.execute(sa.text("select coalesce(sum(rows_staged), 0) from submissions"
                                            " where is_current = true")).scalar() or 0
-    weights = "、".join(f"{DIMENSIONS.get(k, (k,))[0]} {v['weight']} 分"
-                       for k, v in policy.evaluation["dimensions"].items())
+    weights = "、".join(f"{DIMENSIONS.get(k, (k,))[0]} {v.weight} 分"
+                       for k, v in policy.evaluation.dimensions.items())
     w.para(f"评价范围:{years_text} 年实施期内全部站点的年度目标完成情况、资金使用和服务对象满意度。")
     w.para(f"评价数据:各站点报送的培训花名册、资金支出台账、满意度调查和技能增收成效,"
            f"截至 {cn_date(district['as_of'])} 共采用现行报送文件 {int(accepted):,} 份、有效数据 {int(rows_staged):,} 行;"
@@ -304,7 +305,7 @@ def build_document(engine: sa.Engine, plan: Plan, evaluation_year: int, run_id: 
 
     w.heading(SECTIONS[2])
     released, recoveries = int(district["released_fen"]), int(district.get("recoveries_fen") or 0)
-    net = int(district.get("net_released_fen") if not is_missing(district.get("net_released_fen")) else released)
+    net = int(district["net_released_fen"] if not is_missing(district.get("net_released_fen")) else released)
     w.para(f"综合评价得分 {format_text(district['score'], 'num')} 分,等级“{district['grade']}”。")
     w.para(f"拨付建议:按{CODE_LABELS['release_rule'].get(str(district['release_rule']), district['release_rule'])}规则"
            f"应拨付省级绩效资金 {wan(released)} 万元,扣减逾期未整改追回资金 {wan(recoveries)} 万元,"
@@ -312,7 +313,7 @@ def build_document(engine: sa.Engine, plan: Plan, evaluation_year: int, run_id: 
 
     w.heading(SECTIONS[3])
     for dimension, group in indicators.groupby("dimension", sort=False):
-        zh = DIMENSIONS.get(dimension, (dimension, ""))[0]
+        zh = DIMENSIONS.get(str(dimension), (str(dimension), ""))[0]
         points = sum((to_decimal(p) for p in group["points"]), Decimal(0))
         weight = sum((to_decimal(x) for x in group["weight"]), Decimal(0))
         w.para(f"{zh}指标:分值 {weight:.0f} 分,得分 {points:.2f} 分。", indent=False)

@@ -15,10 +15,11 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -26,6 +27,7 @@ import sqlalchemy as sa
 from yuhang_skills.evaluation.reporting import (
     DIMENSIONS,
     SHEETS,
+    Row,
     display_width,
     format_text,
     is_missing,
@@ -210,7 +212,7 @@ def score_chart(indicators: pd.DataFrame) -> str:
     for kind, item in rows:
         if kind == "group":
             dimension, group = item
-            zh, en = DIMENSIONS.get(dimension, (dimension, ""))
+            zh, en = DIMENSIONS.get(str(dimension), (str(dimension), ""))
             points = sum((to_decimal(p) for p in group["points"]), Decimal(0))
             weight = sum((to_decimal(w) for w in group["weight"]), Decimal(0))
             body.append(_text(8, y + 17, f"{zh} {en}", "group"))
@@ -219,15 +221,15 @@ def score_chart(indicators: pd.DataFrame) -> str:
             y += 28
             continue
         row = item
-        weight, points = float(to_decimal(row["weight"])), float(to_decimal(row["points"]))
+        bar_weight, bar_points = float(to_decimal(row["weight"])), float(to_decimal(row["points"]))
         score = f"{format_text(row['points'], 'num')} / {format_text(row['weight'], 'num')}"
         tip = f"{row['name_zh']} ({row['indicator']}): {score}"
         body.append(_text(left - 10, y + 13, str(row["name_zh"]), anchor="end"))
         body.append(_text(left - 10, y + 27, str(row["indicator"]), "small", "end"))
-        body.append(_rect(left, y + 3, weight * scale, 18, "weight", tip, indicator=row["indicator"]))
+        body.append(_rect(left, y + 3, bar_weight * scale, 18, "weight", tip, indicator=row["indicator"]))
         state = "met" if points >= weight else "unmet"
-        body.append(_rect(left, y + 3, points * scale, 18, f"points {state}", tip, indicator=row["indicator"]))
-        body.append(_text(left + weight * scale + 8, y + 17, score))
+        body.append(_rect(left, y + 3, bar_points * scale, 18, f"points {state}", tip, indicator=row["indicator"]))
+        body.append(_text(left + bar_weight * scale + 8, y + 17, score))
         y += 36
     return _svg(y + 6, "评分构成:各指标得分与分值 Score breakdown: points against weight per indicator", body, "score")
 
@@ -268,7 +270,7 @@ def target_chart(rows: pd.DataFrame, site_names: dict[str, str], title: str, cha
         x = left + tick * scale
         body.append(_line(x, 18, x, height - 8, "grid"))
         body.append(_text(x, 12, f"{tick:.0%}" if rate else f"{tick:,.0f}", "small", "middle"))
-    for n, (record, label, actual, target) in enumerate(zip(records, labels, actuals, targets)):
+    for n, (record, label, actual, target) in enumerate(zip(records, labels, actuals, targets, strict=True)):
         y = 24 + 26 * n
         state = "met" if bool(record["met"]) else "unmet"
         shown = f"{_amount(record['actual'], rate) or '—'} / {_amount(record['target'], rate)}"
@@ -292,7 +294,7 @@ class Step:
     end: int
 
 
-def waterfall_steps(district: dict[str, Any]) -> list[Step]:
+def waterfall_steps(district: Row) -> list[Step]:
     """Tranche → withheld → released → recoveries → net release. Recoveries and the net release
     appear when eval_district has them; a net release that is not released minus recoveries
     gets an explicit "other adjustments" step, so the columns always add up."""
@@ -300,8 +302,8 @@ def waterfall_steps(district: dict[str, Any]) -> list[Step]:
     steps = [Step("绩效资金", "Performance tranche", "total", 0, tranche),
              Step("未拨付", "Withheld", "decrease", tranche, released),
              Step("核定拨付", "Released by score", "subtotal", 0, released)]
-    recoveries = district.get("recoveries_fen")
-    net = district.get("net_released_fen")
+    recoveries: Any = district.get("recoveries_fen")  # None or NaN for a run written before recoveries
+    net: Any = district.get("net_released_fen")
     if is_missing(recoveries) and is_missing(net):
         return steps
     level = released
@@ -373,14 +375,14 @@ def table_html(table: str, frame: pd.DataFrame, only: list[str] | None = None, c
     body = []
     for row in frame.to_dict("records"):
         cells = "".join(f"{td}{_e(format_text(row[c.name], resolve_format(c.fmt, row)))}</td>"
-                        for td, c in zip(opening, columns))
+                        for td, c in zip(opening, columns, strict=True))
         body.append(f"<tr>{cells}</tr>")
     caption_html = f"<caption>{_e(caption)}</caption>" if caption else ""
     return f'<div class="table-wrap"><table data-table="{_e(table)}">{caption_html}<thead><tr>{head}</tr></thead>' \
            f'<tbody>{"".join(body)}</tbody></table></div>'
 
 
-def _headline(district: dict[str, Any]) -> str:
+def _headline(district: Row) -> str:
     tranche, released = int(district["tranche_fen"]), int(district["released_fen"])
     share = Decimal(released) / Decimal(tranche) if tranche else Decimal(0)
     cards = [
@@ -426,7 +428,7 @@ def _score_section(indicators: pd.DataFrame) -> str:
         return ""
     dimensions = []
     for dimension, group in indicators.groupby("dimension", sort=False):
-        zh, en = DIMENSIONS.get(dimension, (dimension, ""))
+        zh, en = DIMENSIONS.get(str(dimension), (str(dimension), ""))
         points = sum((to_decimal(p) for p in group["points"]), Decimal(0))
         weight = sum((to_decimal(w) for w in group["weight"]), Decimal(0))
         dimensions.append(f"<tr><td>{_label(zh, en)}</td><td class=\"n\">{_e(format_text(points, 'num'))}</td>"
@@ -452,7 +454,7 @@ def _sites_section(sites: pd.DataFrame, site_names: dict[str, str]) -> str:
                 programmes.index(programme) if programme in programmes else len(programmes), indicator, programme)
 
     parts = []
-    for indicator, programme in sorted(set(zip(sites["indicator"], sites["programme"])), key=rank):
+    for indicator, programme in sorted(set(zip(sites["indicator"], sites["programme"], strict=True)), key=rank):
         rows = sites[(sites["indicator"] == indicator) & (sites["programme"] == programme)]
         rows = rows.sort_values(["site_code", "year"])
         what_zh, what_en = SITE_SERIES_LABELS.get(indicator, (indicator, indicator))
@@ -463,12 +465,14 @@ def _sites_section(sites: pd.DataFrame, site_names: dict[str, str]) -> str:
         zh, en = f"{who_zh}{what_zh}", f"{who_en}: {what_en}"
         met = int(rows["met"].astype(bool).sum())
         parts.append(f'<h3>{_label(zh, en)}</h3><p class="note">{_e(target_note)};'
-                     f'{met} / {len(rows)} 个站点年度达标 site-years met the target;竖线为目标 the dark line marks the target.</p>'
+                     f"{met} / {len(rows)} 个站点年度达标 site-years met the target;"
+                     "竖线为目标 the dark line marks the target.</p>"
                      + target_chart(rows, site_names, f"{zh} {en}", f"{indicator}:{programme}"))
-    return f'<section id="sites"><h2>{_label("站点目标与实际", "Targets vs actuals per site")}</h2>{"".join(parts)}</section>'
+    heading = _label("站点目标与实际", "Targets vs actuals per site")
+    return f'<section id="sites"><h2>{heading}</h2>{"".join(parts)}</section>'
 
 
-def _release_section(district: dict[str, Any], release: pd.DataFrame | None) -> str:
+def _release_section(district: Row, release: pd.DataFrame | None) -> str:
     steps = waterfall_steps(district)
     rows = "".join(f'<tr><td>{_label(s.zh, s.en)}</td><td class="n">{_e(_step_amount(s))}</td></tr>' for s in steps)
     computation = ""
@@ -498,7 +502,7 @@ def _gap_section(gaps: pd.DataFrame, indicators: pd.DataFrame | None = None) -> 
     return f'<section id="gap"><h2>{_label("差距", "Gap to full release")}</h2>{content}{margin}</section>'
 
 
-def _integrity_section(district: dict[str, Any], checks: pd.DataFrame | None) -> str:
+def _integrity_section(district: Row, checks: pd.DataFrame | None) -> str:
     """What the integrity checks found and what leaving their rows out did to the score."""
     if checks is None or checks.empty or is_missing(district.get("score_before_exclusions")):
         return ""
@@ -506,7 +510,8 @@ def _integrity_section(district: dict[str, Any], checks: pd.DataFrame | None) ->
     reported, counted = int(district["person_times_reported"]), int(district["person_times_counted"])
     before, after = Decimal(str(district["score_before_exclusions"])), Decimal(str(district["score"]))
     summary = (
-        f'<p data-summary="integrity">诚信核查共发现 {findings:,} 项问题(明细见工作簿“{SHEETS["integrity_findings"][0]}”)。'
+        f'<p data-summary="integrity">诚信核查共发现 {findings:,} 项问题'
+        f'(明细见工作簿“{SHEETS["integrity_findings"][0]}”)。'
         f'评价年度上报 {reported:,} 人次,剔除重复计算等问题后计入 {counted:,} 人次;'
         f'剔除前总分 {before:.2f},剔除后 {after:.2f}(影响 {after - before:+.2f} 分)。'
         f'<br><span class="en">The integrity checks found {findings:,} issue(s) (every one in the workbook sheet '
@@ -562,7 +567,8 @@ def _run_section(info: dict[str, Any], mark_zh: str, mark_en: str) -> str:
                 '结果不能作为拨付依据。<span class="en">Provisional: the as-of date is before the evaluated period\'s '
                 'data can be complete; not a basis for the release.</span></p>')
     rows = "".join(f"<tr><td>{_e(s['role'])}</td><td>{_e(s['name'])}</td>"
-                   f"<td>{_e(to_datetime(s['signed_at']).strftime('%Y-%m-%d %H:%M'))}</td><td>{_e(s.get('comment') or '')}</td></tr>"
+                   f"<td>{_e(to_datetime(s['signed_at']).strftime('%Y-%m-%d %H:%M'))}</td>"
+                   f"<td>{_e(s.get('comment') or '')}</td></tr>"
                    for s in info.get("signoffs", []))
     signoffs = (f'<table class="signoffs" data-table="signoffs"><thead><tr><th>角色 Role</th><th>签署人 Name</th>'
                 f'<th>时间 Signed at</th><th>意见 Comment</th></tr></thead><tbody>{rows}</tbody></table>' if rows else
@@ -621,7 +627,8 @@ def render_report(engine: sa.Engine, evaluation_year: int, run_id: str | None = 
         f'<title>{_e(title_zh)}</title><style>{STYLE}</style></head><body><main>'
         f'<header><h1>{_e(title_zh)}</h1><p class="subtitle">{_e(title_en)}</p></header>'
         + body
-        + f'<footer>{_e(mark_zh)} <span class="en">{_e(mark_en)}</span><br>由数仓评价表生成;工作簿 {_e(workbook_name)} 含全部明细({_e(sheets)})。'
+        + f'<footer>{_e(mark_zh)} <span class="en">{_e(mark_en)}</span><br>'
+        f"由数仓评价表生成;工作簿 {_e(workbook_name)} 含全部明细({_e(sheets)})。"
         f'<span class="en">Generated from the warehouse evaluation tables; the workbook '
         f'{_e(workbook_name)} has every row.</span></footer></main></body></html>\n'
     )

@@ -20,10 +20,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import unicodedata
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -161,6 +162,9 @@ SHEETS: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
     ]),
 }
 
+# One row of a frame as pandas hands it over (DataFrame.to_dict("records"), Series.to_dict()).
+Row = Mapping[Hashable, Any]
+
 # Codes shown to evaluators: Chinese first, the English code beside it; the labels are the
 # catalogue's (core/catalogue.yaml, evaluation.*). Contract code lists (fund sources, categories)
 # come from include/yuhang_skills/policy/contract.yaml (the first Chinese spelling).
@@ -186,18 +190,15 @@ def _contract_labels() -> None:
     """Add the contract's code lists (fund_source, category) to CODE_LABELS once."""
     if "fund_source" in CODE_LABELS:
         return
-    import yaml
-
+    from yuhang_skills.core.policy import PolicyError, load_contract
     from yuhang_skills.core.settings import load_settings
 
     try:
-        path = load_settings(use_airflow=False).contract_path
-        enums = yaml.safe_load(path.read_text(encoding="utf-8"))["enums"]
-    except (OSError, KeyError, TypeError):
+        enums = load_contract(load_settings(use_airflow=False).contract_path).enums
+    except (OSError, PolicyError):
         return
     for name in ("fund_source", "category"):
-        CODE_LABELS[name] = {str(code): str(spellings[0]) for code, spellings in enums.get(name, {}).items()
-                             if spellings}
+        CODE_LABELS[name] = {code: spellings[0] for code, spellings in enums.get(name, {}).items() if spellings}
 
 
 def code_label(code_list: str, value: Any) -> str:
@@ -212,7 +213,7 @@ def site_label(code: Any) -> str:
     return f"{code} {name}" if name else str(code)
 
 
-def resolve_format(fmt: str, row: dict[str, Any]) -> str:
+def resolve_format(fmt: str, row: Row) -> str:
     """The format of one cell: ``qty`` (a target or actual) is a percentage for rates and a
     whole count for person-times; ``need`` (what more is needed) follows its unit."""
     if fmt == "qty":
@@ -323,7 +324,8 @@ def weakest_sites(engine: sa.Engine, year: int, run_id: str | None) -> pd.DataFr
     for (programme, indicator), rows in sites.groupby(["programme", "indicator"], sort=True):
         rows = rows.assign(a=rows["attainment"].astype(float)).sort_values(["a", "site_code", "year"])
         rows = rows[rows["a"] < 1].head(WEAKEST_PER_INDICATOR)
-        label = f"{CODE_LABELS['programme'].get(programme, programme)}{CODE_LABELS['site_indicator'].get(indicator, indicator)}"
+        label = (f"{CODE_LABELS['programme'].get(str(programme), programme)}"
+                 f"{CODE_LABELS['site_indicator'].get(str(indicator), indicator)}")
         for rank, r in enumerate(rows.to_dict("records"), start=1):
             out.append({"indicator_zh": label, "rank": rank, "site_code": r["site_code"], "year": r["year"],
                         "target": r["target"], "actual": r["actual"], "attainment": r["attainment"],
@@ -393,7 +395,8 @@ def quarterly_trend(engine: sa.Engine, year: int, run_id: str | None) -> pd.Data
     out = frame.groupby(["quarter", "programme"], sort=True).agg(
         sites=("site_code", "nunique"), person_times=("person_times", "sum"), assessed=("assessed", "sum"),
         passed=("passed", "sum"), spend_fen=("spend_fen", "sum"), provincial_fen=("provincial_fen", "sum")).reset_index()
-    out["pass_rate"] = [Decimal(int(p)) / int(a) if a else None for p, a in zip(out["passed"], out["assessed"])]
+    out["pass_rate"] = pd.Series([Decimal(int(p)) / int(a) if a else None
+                                  for p, a in zip(out["passed"], out["assessed"], strict=True)], index=out.index, dtype=object)
     out["rank"] = out["programme"].map(lambda p: order.get(p, 99))
     out = out.sort_values(["quarter", "rank"]).drop(columns="rank").reset_index(drop=True)
     for column in ("person_times", "assessed", "passed", "spend_fen", "provincial_fen"):
@@ -502,7 +505,7 @@ def frame_to_json(frame: pd.DataFrame) -> str:
 def frame_from_json(text: str) -> pd.DataFrame:
     data = json.loads(text)
     frame = pd.DataFrame([[_decode(v) for v in row] for row in data["rows"]], columns=data["columns"])
-    for column, dtype in zip(data["columns"], data["dtypes"]):
+    for column, dtype in zip(data["columns"], data["dtypes"], strict=True):
         if str(frame[column].dtype) != dtype:
             frame[column] = frame[column].astype(dtype)
     return frame

@@ -51,24 +51,26 @@ def data_complete_on(plan: Plan, evaluation_year: int) -> dt.date:
     from yuhang_skills.watchdog.calendar import WorkingDays
 
     policy = plan.policy
-    spec = policy.evaluation_runs["data_complete"]
-    if spec["rule"] != "last_period_due":
-        raise ValueError(f"evaluation_runs.data_complete.rule {spec['rule']!r} is not implemented")
+    spec = policy.evaluation_runs.data_complete
+    if spec.rule != "last_period_due":
+        raise ValueError(f"evaluation_runs.data_complete.rule {spec.rule!r} is not implemented")
     years = evaluated_years(policy, evaluation_year)
     if not years:
         raise EvaluationRefused(f"{evaluation_year} 年之前没有实施年度，无法评价",
                                 f"no implementation year before {evaluation_year} to evaluate")
     last = max(years)
     days = WorkingDays(policy.alerts.working_days)
-    latest = None
-    for rule in policy.submission_rules.values():
+    latest: dt.date | None = None
+    for rule in policy.submissions.values():
         if rule.cadence == "yearly":
             nominal = dt.date(last + 1, rule.due_month or 1, rule.due_day)
         else:  # the December (or fourth-quarter) period is due the month after
             nominal = dt.date(last + 1, 1, rule.due_day)
         due, _, _ = days.due_date(nominal)
         latest = due if latest is None or due > latest else latest
-    return latest + dt.timedelta(days=int(spec.get("grace_days") or 0))
+    if latest is None:
+        raise ValueError("the policy has no submissions: the data cannot be complete on any day")
+    return latest + dt.timedelta(days=spec.grace_days)
 
 
 def check_as_of(plan: Plan, evaluation_year: int, as_of: dt.date, provisional: bool) -> str:
@@ -275,7 +277,7 @@ class SecondFinal(EvaluationRefused):
             f"it run yuhang-pipeline evaluation supersede --run {candidate} --reason …")
 
 
-def supersede(engine: sa.Engine, run_id: str, reason: str, policy: Policy | None = None) -> str:
+def supersede(engine: sa.Engine, run_id: str, reason: str, policy: Policy | None = None) -> str | None:
     """Make a fully signed draft run final in place of the year's final run; returns the replaced
     run's id (None when the year had no final run). Both stay readable; the replaced one is
     ``superseded`` with this run and the reason."""
@@ -402,7 +404,8 @@ def format_diff(run_a: str, run_b: str, rows: list[dict[str, Any]]) -> str:
 def format_runs(runs: list[dict[str, Any]]) -> str:
     if not runs:
         return "没有评价运行 / no evaluation runs"
-    header = f"{'run':<16} {'year':>4} {'as of':<10} {'status':<11} {'score':>6} {'grade':<2} {'net release (yuan)':>18}  signed"
+    header = (f"{'run':<16} {'year':>4} {'as of':<10} {'status':<11} {'score':>6} {'grade':<2} "
+              f"{'net release (yuan)':>18}  signed")
     lines = [header]
     for r in runs:
         net = "" if r["net_released_fen"] is None else f"{Decimal(int(r['net_released_fen'])) / 100:,.2f}"

@@ -10,14 +10,15 @@ exact fractions; the measures (``_<measure>`` methods of ``Evaluator``, named by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
-from yuhang_skills.core.policy import Plan, Policy
+from yuhang_skills.core.policy import Indicator, Plan, Policy
 
 CENT = Decimal("0.01")
 ONE = Decimal(1)
@@ -56,6 +57,11 @@ def ratio(numerator: Any, denominator: Any) -> Decimal | None:
     if denominator == 0:
         return None
     return Decimal(str(numerator)) / denominator
+
+
+def _exact(numerator: Any, denominator: Any) -> Decimal:
+    """A target held as a fraction of integers (never a zero denominator)."""
+    return Decimal(int(numerator)) / Decimal(int(denominator))
 
 
 def attainment(actual: Decimal | None, target: Decimal) -> Decimal:
@@ -127,6 +133,26 @@ class ExcellentStation:
     source_rows: int
 
 
+# A measure: (evaluator, indicator spec, site-year targets) -> (numerator, denominator, source_rows,
+# basis, site_years). An indicator's ``measure:`` in the policy names one of these; the policy's
+# Measure type lists the same names (tests/include/test_policy.py holds the two together).
+MeasureFunction = Callable[["Evaluator", Indicator, "list[SiteYearTarget]"],
+                           "tuple[Decimal, Decimal, int, str, list[SiteYearTarget]]"]
+MEASURES: dict[str, MeasureFunction] = {}
+
+
+def measure(name: str) -> Callable[[MeasureFunction], MeasureFunction]:
+    """Register the decorated Evaluator method as the measure ``name``."""
+
+    def register(function: MeasureFunction) -> MeasureFunction:
+        if name in MEASURES:
+            raise ValueError(f"measure {name!r} is registered twice")
+        MEASURES[name] = function
+        return function
+
+    return register
+
+
 class Evaluator:
     """Measures over the indicator marts of the years evaluated (implementation years before the
     evaluation year), on one basis: ``sites``, ``programmes`` and ``targets`` are the rows of
@@ -149,78 +175,84 @@ class Evaluator:
         int_site_year_targets, where targets are pro-rated), in site, year and policy order; the
         target and the actual as exact fractions."""
         order = {t["indicator"]: n for n, t in enumerate(self.policy.target_rows())}
-        rows = sorted(self.targets.itertuples(index=False), key=lambda r: (r.site_code, int(r.year), order[r.indicator]))
+        rows = sorted(self.targets.itertuples(index=False),
+                      key=lambda r: (r.site_code, int(r.year), order[r.indicator]))
         out: list[SiteYearTarget] = []
         for r in rows:
             if pd.isna(r.numerator):
                 raise ValueError(f"the policy sets a yearly target {r.indicator!r} the evaluation cannot measure")
             out.append(SiteYearTarget(
-                site_code=r.site_code, programme=r.programme, year=int(r.year), indicator=r.indicator,
-                target=ratio(int(r.target_numerator), int(r.target_denominator)),
+                site_code=str(r.site_code), programme=str(r.programme), year=int(r.year), indicator=str(r.indicator),
+                target=_exact(r.target_numerator, r.target_denominator),
                 actual=ratio(int(r.numerator), int(r.denominator)),
                 source_rows=int(r.source_rows), submissions=int(r.submissions)))
         return out
 
     # --- measures: (numerator, denominator, source_rows, basis, site_years) ------------------
-    def _provincial_execution_rate(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
+    @measure("provincial_execution_rate")
+    def _provincial_execution_rate(self, spec: Indicator, targets: list[SiteYearTarget]):
         district = self.programmes[self.programmes["programme"] == "all"]
         spent = int(district["provincial_eligible_fen"].sum())
         received = self.policy.provincial_received_yuan(max(self.years)) * 100
         rows = int(self.sites["finance_rows"].sum())
         return Decimal(spent) / 100, Decimal(received) / 100, rows, "省级资金合规支出(元) / 已拨付省级资金(元)", []
 
-    def _mean_site_year_attainment(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
-        rows = [t for t in targets if t.programme == spec["programme"] and t.indicator == spec["indicator"]]
+    @measure("mean_site_year_attainment")
+    def _mean_site_year_attainment(self, spec: Indicator, targets: list[SiteYearTarget]):
+        rows = [t for t in targets if t.programme == spec.programme and t.indicator == spec.indicator]
         total = sum((t.attainment for t in rows), ZERO)
         return (total, Decimal(len(rows)), sum(t.source_rows for t in rows),
-                f"各{PROGRAMME_ZH.get(spec['programme'], spec['programme'])}年度 min(1, 实际/目标) 的平均值", rows)
+                f"各{PROGRAMME_ZH.get(spec.programme, spec.programme)}年度 min(1, 实际/目标) 的平均值", rows)
 
-    def _village_outcome_reporting_rate(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
+    @measure("village_outcome_reporting_rate")
+    def _village_outcome_reporting_rate(self, spec: Indicator, targets: list[SiteYearTarget]):
         rows = self.sites[self.sites["programme"] == "village"]
         return (Decimal(int(rows["outcomes_reported"].sum())), Decimal(len(rows)), int(rows["outcome_rows"].sum()),
                 "已报送成效的村年数 / 应报送村年数", [])
 
-    def _share_of_person_times(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
-        rows = self.sites[self.sites["programme"].isin(spec["programmes"])]
-        return (Decimal(int(rows[spec["column"]].sum())), Decimal(int(rows["person_times"].sum())),
+    @measure("share_of_person_times")
+    def _share_of_person_times(self, spec: Indicator, targets: list[SiteYearTarget]):
+        rows = self.sites[self.sites["programme"].isin(spec.programmes)]
+        return (Decimal(int(rows[spec.column].sum())), Decimal(int(rows["person_times"].sum())),
                 int(rows["roster_rows"].sum()),
-                f"{COLUMN_ZH.get(spec['column'], spec['column'])} / 培训人次 ({spec['column']} / person_times)", [])
+                f"{COLUMN_ZH.get(spec.column, spec.column)} / 培训人次 ({spec.column} / person_times)", [])
 
-    def _village_skill_coverage(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
+    @measure("village_skill_coverage")
+    def _village_skill_coverage(self, spec: Indicator, targets: list[SiteYearTarget]):
         rows = self.sites[self.sites["programme"] == "village"]
         return (Decimal(int(rows["households_with_skill"].fillna(0).sum())),
                 Decimal(int(rows["low_income_households"].fillna(0).sum())), int(rows["outcome_rows"].sum()),
                 "一户一技户数 / 低收入农户数", [])
 
-    def _satisfaction_rate(self, spec: dict[str, Any], targets: list[SiteYearTarget]):
-        rows = self.sites[self.sites["programme"].isin(spec["programmes"])]
-        kind = spec["respondent_type"]
+    @measure("satisfaction_rate")
+    def _satisfaction_rate(self, spec: Indicator, targets: list[SiteYearTarget]):
+        rows = self.sites[self.sites["programme"].isin(spec.programmes)]
+        kind = spec.respondent_type
         return (Decimal(int(rows[f"{kind}_satisfied"].sum())), Decimal(int(rows[f"{kind}_answers"].sum())),
                 int(rows["survey_rows"].sum()), f"{COLUMN_ZH.get(kind, kind)}满意答卷 / 有效答卷 ({kind})", [])
 
-    def indicator(self, spec: dict[str, Any], targets: list[SiteYearTarget]) -> IndicatorResult:
-        measure: Callable = getattr(self, f"_{spec['measure']}")
-        numerator, denominator, source_rows, basis, details = measure(spec, targets)
+    def indicator(self, spec: Indicator, targets: list[SiteYearTarget]) -> IndicatorResult:
+        numerator, denominator, source_rows, basis, details = MEASURES[spec.measure](self, spec, targets)
         actual = ratio(numerator, denominator)
         actual = actual if actual is not None else ZERO
-        target = Decimal(str(spec["target"]))
-        weight = Decimal(str(spec["weight"]))
-        key = (spec["programme"], spec["indicator"]) if spec["measure"] == "mean_site_year_attainment" else None
+        target = spec.target
+        weight = Decimal(spec.weight)
+        key = (spec.programme, spec.indicator) if spec.measure == "mean_site_year_attainment" else None
         return IndicatorResult(
-            code=spec["code"], dimension=spec["dimension"], name_zh=spec["name_zh"], measure=spec["measure"],
+            code=spec.code, dimension=spec.dimension, name_zh=spec.name_zh, measure=spec.measure,
             weight=weight, target=target, actual=actual, numerator=numerator, denominator=denominator,
             points=points_for(weight, actual, target), source_rows=source_rows, basis=basis, site_year_key=key,
             site_years=details,
         )
 
     def indicators(self, targets: list[SiteYearTarget]) -> list[IndicatorResult]:
-        return [self.indicator(spec, targets) for spec in self.policy.evaluation["indicators"]]
+        return [self.indicator(spec, targets) for spec in self.policy.evaluation.indicators]
 
     # --- excellent stations -------------------------------------------------------------------
     def excellent_stations(self, targets: list[SiteYearTarget]) -> list[ExcellentStation]:
         """The policy's excellent-station rule (every_active_year) over every station evaluated."""
         rule = self.policy.excellent_station
-        satisfaction_target = Decimal(str(rule["satisfaction_rate"]))
+        satisfaction_target = rule.satisfaction_rate
         bonus_fen = self.policy.excellent_bonus_yuan * 100
         person_times = {(t.site_code, t.year): t for t in targets
                         if t.programme == "station" and t.indicator == "person_times"}
@@ -229,7 +261,7 @@ class Evaluator:
         for code, years in stations.groupby("site_code", sort=True):
             qualifies, reasons, rows = True, [], 0
             for _, r in years.iterrows():
-                pt = person_times[(code, int(r["year"]))]
+                pt = person_times[(str(code), int(r["year"]))]
                 answers = int(r["worker_answers"]) + int(r["enterprise_answers"])
                 satisfied = int(r["worker_satisfied"]) + int(r["enterprise_satisfied"])
                 rate = ratio(satisfied, answers)
@@ -241,7 +273,7 @@ class Evaluator:
                                f"{'达标' if pt.met else '未达标'}; {sat_text}, 目标{q2(satisfaction_target * HUNDRED)}%, "
                                f"{'达标' if sat_ok else '未达标'}")
                 rows += int(r["roster_rows"]) + int(r["survey_rows"])
-            out.append(ExcellentStation(site_code=code, qualifies=qualifies, bonus_fen=bonus_fen if qualifies else 0,
+            out.append(ExcellentStation(site_code=str(code), qualifies=qualifies, bonus_fen=bonus_fen if qualifies else 0,
                                         years_evaluated=len(years), reasons="; ".join(reasons), source_rows=rows))
         return out
 
@@ -255,6 +287,7 @@ def plain_number(value: Decimal) -> str:
 def evaluator_on(engine: sa.Engine, plan: Plan, evaluation_year: int, basis: str) -> Evaluator:
     """The evaluator over the marts' rows of one basis: 'counted' (after integrity exclusions) or
     'reported' (every staged row)."""
+
     def rows(table: str) -> pd.DataFrame:
         return pd.read_sql(sa.text(f"select * from {table} where basis = :basis"), engine, params={"basis": basis})
 

@@ -248,8 +248,8 @@ class Reader:
                 " reason_en from quarantine where site_code = :code order by period, kind, source_row, column_name",
                 code=site_code) if self.has("quarantine") else [],
             "findings": self.rows(
-                "select finding_id, check_name, severity, sites, year, periods, subject_kind, subject, measure, threshold,"
-                " evidence_rows, excluded_rows, explanation_zh, explanation_en from integrity_findings"
+                "select finding_id, check_name, severity, sites, year, periods, subject_kind, subject, measure,"
+                " threshold, evidence_rows, excluded_rows, explanation_zh, explanation_en from integrity_findings"
                 " where site_code = :code or sites like :like order by check_name, finding_id",
                 code=site_code, like=f"%{site_code}%") if self.has("integrity_findings") else [],
             "exclusions": self.rows(
@@ -280,7 +280,7 @@ class Reader:
                                code=site_code):
                 expected[(e["period"], e["kind"])] = e
                 as_of = e["as_of"]
-        out = []
+        out, as_of_day = [], _date(as_of)
         for key in sorted(set(received) | set(expected)):
             sub, exp = received.get(key), expected.get(key)
             due = _date(exp["due_date"]) if exp else None
@@ -290,7 +290,7 @@ class Reader:
                 late = bool(due and got and got.date() > due)
             else:
                 got, late = None, False
-                state = "missing" if due and as_of and due < _date(as_of) else "not_yet_due"
+                state = "missing" if due and as_of_day and due < as_of_day else "not_yet_due"
             out.append({"period": key[0], "kind": key[1], "state": state, "received_at": got, "due_date": due,
                         "late": late, "rows_read": sub["rows_read"] if sub else None,
                         "rows_quarantined": sub["rows_quarantined"] if sub else None,
@@ -317,7 +317,8 @@ class Reader:
             group["missing" if m["status"] == "open" else "late"].append(m)
         for w in warnings:
             towns.setdefault(w["town"] or "-", {"missing": [], "late": [], "warnings": []})["warnings"].append(w)
-        as_of = max([_date(m["as_of"]) for m in missing] + [_date(w["as_of"]) for w in warnings], default=None)
+        days = [_date(m["as_of"]) for m in missing] + [_date(w["as_of"]) for w in warnings]
+        as_of = max((day for day in days if day is not None), default=None)
         return {"as_of": as_of, "towns": dict(sorted(towns.items())),
                 "open": sum(len(g["missing"]) for g in towns.values()),
                 "late": sum(len(g["late"]) for g in towns.values()),
@@ -331,13 +332,13 @@ def margin(district: dict[str, Any], policy: Any | None) -> dict[str, Any]:
                            "full_release_at": None, "points_to_full_release": None}
     if policy is None:
         return out
-    bands = sorted(policy.evaluation["grades"], key=lambda b: Decimal(str(b["min_score"])))
-    above = [b for b in bands if Decimal(str(b["min_score"])) > score]
+    bands = sorted(policy.evaluation.grades, key=lambda b: b.min_score)
+    above = [b for b in bands if b.min_score > score]
     if above:
-        out["next_grade"] = above[0]["grade"]
-        out["points_to_next_grade"] = Decimal(str(above[0]["min_score"])) - score
-    rule = str(district.get("release_rule") or policy.release.get("rule"))
-    full = (policy.release.get("rules", {}).get(rule) or {}).get("full_at")
+        out["next_grade"] = above[0].grade
+        out["points_to_next_grade"] = above[0].min_score - score
+    rule = str(district.get("release_rule") or policy.release.rule)
+    full = policy.release.banded.full_at if rule == "banded" and policy.release.banded else None
     if full is not None:
         out["full_release_at"] = Decimal(str(full))
         out["points_to_full_release"] = max(Decimal(0), Decimal(str(full)) - score)

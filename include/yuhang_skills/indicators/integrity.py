@@ -16,7 +16,6 @@ tables are rebuilt whole on every run, so reruns give identical tables.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
@@ -27,11 +26,10 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from yuhang_skills.core import catalogue
+from yuhang_skills.core import catalogue, warehouse
+from yuhang_skills.core.policy import Plan
 from yuhang_skills.indicators import layers
 from yuhang_skills.intake import identity
-from yuhang_skills.core import warehouse
-from yuhang_skills.core.policy import Plan
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +38,7 @@ LONG_COLUMNS = ["finding_key", "year", "subject_kind", "subject", "measure", "th
 
 def check_names(plan: Plan) -> list[str]:
     """The checks in the policy's order."""
-    return list(plan.policy.integrity["checks"])
+    return list(plan.policy.integrity.checks)
 
 
 def check_sql(sql_dir: Path, name: str) -> str:
@@ -71,8 +69,8 @@ BIRTH_YEARS = (1920, 2020)  # ref_retirement spans these birth years
 def code_lists(plan: Plan) -> list[dict[str, str]]:
     """ref_codes rows for the checks' lists, named ``<check>_<key>`` (certificate_burst_programmes …)."""
     return [{"code_list": f"{name}_{key}", "code": code}
-            for name, spec in plan.policy.integrity["checks"].items()
-            for key, codes in spec.items() if isinstance(codes, list) for code in codes]
+            for name, spec in plan.policy.integrity.checks.items()
+            for key, codes in spec.code_lists().items() for code in codes]
 
 
 def reference_rows(plan: Plan) -> dict[sa.Table, list[dict[str, Any]] | pd.DataFrame]:
@@ -80,13 +78,12 @@ def reference_rows(plan: Plan) -> dict[sa.Table, list[dict[str, Any]] | pd.DataF
     retirement dates (the same rule as intake's working-age check)."""
     policy = plan.policy
     params = []
-    for name, spec in policy.integrity["checks"].items():
-        for parameter, value in spec.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                params.append({"check_name": name, "parameter": parameter, "value": Decimal(str(value))})
+    for name, spec in policy.integrity.checks.items():
+        for parameter, value in spec.thresholds().items():
+            params.append({"check_name": name, "parameter": parameter, "value": Decimal(str(value))})
     params.append({"check_name": "outside_working_age", "parameter": "minimum_age_years",
                    "value": Decimal(policy.minimum_working_age)})
-    period = policy.raw["implementation_period"]
+    period = policy.implementation_period
     days = pd.date_range(f"{CALENDAR_YEARS[0]}-01-01", f"{CALENDAR_YEARS[1]}-12-31", freq="D")
     calendar = pd.DataFrame({"day": days.date, "day_number": (days - pd.Timestamp("1970-01-01")).days,
                              "year": days.year})
@@ -100,14 +97,10 @@ def reference_rows(plan: Plan) -> dict[sa.Table, list[dict[str, Any]] | pd.DataF
                                         "retirement_date": status["retirement_date"].dt.date}))
     return {
         warehouse.ref_integrity_params: params,
-        warehouse.ref_implementation_period: [{"start_date": _date(period["start"]), "end_date": _date(period["end"])}],
+        warehouse.ref_implementation_period: [{"start_date": period.start, "end_date": period.end}],
         warehouse.ref_calendar: calendar,
         warehouse.ref_retirement: pd.concat(retirement, ignore_index=True),
     }
-
-
-def _date(value: Any) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
 # Running the checks ------------------------------------------------------------------------
@@ -140,7 +133,7 @@ def run_checks(engine: sa.Engine, plan: Plan, sql_dir: Path) -> list[CheckResult
     verify_checks(plan, sql_dir)
     layers.build_models(engine, sql_dir, ["staging"])
     policy = plan.policy
-    shown = int(policy.integrity.get("evidence_rows_shown", 50))
+    shown = policy.integrity.evidence_rows_shown
     texts = {"share": f"{policy.base_subsidy_share * 100:g}%", "cap": f"{policy.base_subsidy_cap_yuan:,}"}
     findings: list[dict[str, Any]] = []
     excluded_keys: set[tuple[str, str, int]] = set()
@@ -151,11 +144,11 @@ def run_checks(engine: sa.Engine, plan: Plan, sql_dir: Path) -> list[CheckResult
         if conn.dialect.name == "postgresql":  # fresh statistics, or the planner guesses after a big intake
             for table in ("raw_roster", "raw_finance", "integrity_exclusions"):
                 conn.execute(sa.text(f"analyze {table}"))
-        names = dict(conn.execute(sa.text("select submission_id, original_name from submissions")).all())
+        names: dict[str, str] = dict(conn.execute(sa.text("select submission_id, original_name from submissions")).all())
         conn.execute(warehouse.integrity_exclusions.delete())
         conn.execute(warehouse.integrity_findings.delete())
         for name in check_names(plan):
-            severity = policy.integrity_check(name)["severity"]
+            severity = policy.integrity_check(name).severity
             started = time.perf_counter()
             rows = pd.DataFrame(conn.execute(sa.text(check_sql(sql_dir, name))).all(), columns=LONG_COLUMNS)
             mine = _findings(name, severity, rows, names, shown, len(findings) + 1, excluded_keys, texts)
@@ -188,7 +181,7 @@ def _findings(name: str, severity: str, rows: pd.DataFrame, names: dict[str, str
                             ascending=[True, False, True, True, True, True], kind="stable", na_position="last")
     explanation = catalogue.entry(f"integrity.{name}")
     out = []
-    for n, (key, group) in enumerate(rows.groupby("finding_key", sort=True)):
+    for n, (_, group) in enumerate(rows.groupby("finding_key", sort=True)):
         lead = group.iloc[0]
         sites = sorted(s for s in group["row_site"].dropna().unique())
         periods = sorted(p for p in group["row_period"].dropna().unique())

@@ -10,9 +10,9 @@ from decimal import Decimal
 import pandas as pd
 import sqlalchemy as sa
 
-from yuhang_skills.indicators import integrity
 from yuhang_skills.core import warehouse
 from yuhang_skills.core.policy import Plan
+from yuhang_skills.indicators import integrity
 
 WAN_FEN = 10_000 * 100
 
@@ -25,8 +25,8 @@ def reference_rows(plan: Plan) -> dict[sa.Table, list[dict] | pd.DataFrame]:
         for programme in ("village", "station", "base"):
             cell = policy.plan_cell(year, programme)
             per_site[(year, programme)] = {
-                "provincial": cell["provincial"] * WAN_FEN // cell["sites"],
-                "district": cell["district"] * WAN_FEN // cell["sites"],
+                "provincial": cell.provincial * WAN_FEN // cell.sites,
+                "district": cell.district * WAN_FEN // cell.sites,
             }
     sites = [
         {

@@ -60,7 +60,7 @@ def result_for_rows(result: Any, rows: set[int]) -> Any:
                     data[key] = _neutral(data[key])
             continue
         values = data.get("unexpected_list") or [None] * len(index)
-        keep = [(i, v) for i, v in zip(index, values) if (i if isinstance(i, int) else -1) in rows]
+        keep = [(i, v) for i, v in zip(index, values, strict=True) if (i if isinstance(i, int) else -1) in rows]
         kept_values = [_neutral(v) for _, v in keep]
         data["element_count"] = len(rows)
         data["unexpected_count"] = len(keep)

@@ -66,10 +66,7 @@ def shown_name(rel_bytes: bytes) -> tuple[str, bool]:
 
 
 def _months_allowed(plan: Plan, kind: str) -> list[int]:
-    spec = plan.policy.submissions[kind]
-    if spec.get("months"):
-        return [int(m) for m in spec["months"]]
-    return {"monthly": list(range(1, 13)), "quarterly": [3, 6, 9, 12], "yearly": [12]}[spec["cadence"]]
+    return {"monthly": list(range(1, 13)), "quarterly": [3, 6, 9, 12], "yearly": [12]}[plan.policy.submissions[kind].cadence]
 
 
 def layout_problem(plan: Plan, site: str, period: str, kind: str) -> tuple[str, str] | None:
@@ -77,15 +74,15 @@ def layout_problem(plan: Plan, site: str, period: str, kind: str) -> tuple[str, 
     the kinds each programme submits, the months a kind's folder may be, the implementation period."""
     spec = plan.policy.submissions[kind]
     programme = plan.sites_by_code[site].programme
-    if programme not in spec["programmes"]:
+    if programme not in spec.programmes:
         return catalogue.text("intake.file_location.kind_not_for_programme", programme=programme, kind=kind,
-                              takers=", ".join(spec["programmes"]))
+                              takers=", ".join(spec.programmes))
     months = _months_allowed(plan, kind)
     if int(period[5:7]) not in months:
-        return catalogue.text("intake.file_location.month_not_allowed", kind=kind, cadence=spec["cadence"],
+        return catalogue.text("intake.file_location.month_not_allowed", kind=kind, cadence=spec.cadence,
                               allowed=", ".join(f"{m:02d}" for m in months), year=period[:4])
-    window = plan.policy.intake["accepted_periods"]
-    first_p, last_p = str(window["first"]), str(window["last"])
+    window = plan.policy.intake.accepted_periods
+    first_p, last_p = window.first, window.last
     if not first_p <= period <= last_p:
         return catalogue.text("intake.file_location.period_not_reported", period=period, first=first_p, last=last_p)
     return None
@@ -96,8 +93,8 @@ def discover(inbox: Path, plan: Plan) -> list[InboxFile]:
 
     Links are never followed (a link, or anything whose real path leaves the inbox, is listed with
     ``skip`` set), nor are special files read; names that are not UTF-8 are shown readably."""
-    kinds = plan.contract["kinds"]
-    extensions = {f".{e}" for e in plan.contract["inbox"]["extensions"]}
+    kinds = plan.contract.kinds
+    extensions = {f".{e}" for e in plan.contract.inbox.extensions}
     root = os.fsencode(inbox)
     real_root = os.path.realpath(root)
     found: list[InboxFile] = []

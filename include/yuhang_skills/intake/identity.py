@@ -44,9 +44,10 @@ import datetime
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 __all__ = [
@@ -232,7 +233,7 @@ def parse_ids(s: pd.Series, reference_date: datetime.date) -> pd.DataFrame:
     province = np.isin(digits[:, 0] * 10 + digits[:, 1], _PROVINCE_ARRAY)
     sex = np.where(digits[:, 16] % 2 == 1, "M", "F").astype(object)
 
-    def scatter(values: np.ndarray, fill: object, dtype: object) -> np.ndarray:
+    def scatter(values: np.ndarray, fill: Any, dtype: npt.DTypeLike) -> np.ndarray:
         out = np.full(n, fill, dtype=dtype)
         out[format_ok] = values
         return out

@@ -90,7 +90,7 @@ class Intake:
             else:
                 results[n] = started
         for kind, batch in pending.items():
-            for n, result in zip([n for n, _ in batch], self._validate_batch(kind, [p for _, p in batch])):
+            for n, result in zip([n for n, _ in batch], self._validate_batch(kind, [p for _, p in batch]), strict=True):
                 results[n] = result
         return [r for r in results if r is not None]
 
@@ -115,7 +115,7 @@ class Intake:
                                        "first_seen_at": now, "file_mtime": mtime}])
             return now.replace(microsecond=0), True
 
-    def _start(self, item: InboxFile) -> "dict[str, Any] | _Pending":
+    def _start(self, item: InboxFile) -> dict[str, Any] | _Pending:
         if item.skip:
             return self._not_processed(item, item.skip)
         path = item.fs_path()
@@ -140,14 +140,14 @@ class Intake:
             if item.problem:
                 raise FileRejected(item.problem, item.problem_zh or item.problem, "file_location")
             if item.period and item.kind in self.plan.policy.submissions and period_bounds(
-                    item.period, item.kind, self.plan.policy.submissions[item.kind]["cadence"])[0].date() > self.today:
+                    item.period, item.kind, self.plan.policy.submissions[item.kind].cadence)[0].date() > self.today:
                 raise FileRejected(
                     f"period {item.period} has not begun on {self.today}: check the folder name",
                     f"期间 {item.period} 在 {self.today} 尚未开始:请检查目录名", "file_location")
-            parsed = read_submission(archived, self.plan.contract["kinds"][item.kind], self.plan.contract["inbox"])
+            parsed = read_submission(archived, self.plan.contract.kinds[item.kind], self.plan.contract.inbox)
         except FileRejected as rejected:
             return self._reject(record, context, rejected)
-        first, last = period_bounds(item.period, item.kind, self.plan.policy.submissions[item.kind]["cadence"])
+        first, last = period_bounds(item.period, item.kind, self.plan.policy.submissions[item.kind].cadence)
         parsed.frame = parsed.frame.assign(_folder_site=item.site_code, _period_first=first, _period_last=last)
         return _Pending(item, parsed, record, context)
 
@@ -157,20 +157,20 @@ class Intake:
         moment = dt.datetime.fromtimestamp(timestamp, tz=ZoneInfo(self.plan.policy.timezone))
         return moment.replace(tzinfo=None, microsecond=0)
 
-    def _validate_batch(self, kind: str, batch: list["_Pending"]) -> list[dict[str, Any]]:
+    def _validate_batch(self, kind: str, batch: list[_Pending]) -> list[dict[str, Any]]:
         from yuhang_skills.intake.validate import expectation_parameters, runner_for
 
         runner = runner_for(str(self.settings.expectations_dir))
         try:
             rows = pd.concat([p.parsed.frame.assign(file_key=i) for i, p in enumerate(batch)], ignore_index=True)
-            for column in self.plan.contract["kinds"][kind]["columns"]:
+            for column in self.plan.contract.kinds[kind].columns:
                 rows[column] = clean_text(rows[column])
             ctx = {
-                "enums": self.plan.contract["enums"],
+                "enums": self.plan.contract.enums,
                 "policy": self.plan.policy,
                 "today": self.today,
                 "pii_key": self.settings.pii_key,
-                "tolerance": self.plan.policy.intake["date_tolerance_days"].get(kind, {"before": 0, "after": 0}),
+                "tolerance": self.plan.policy.intake.tolerance(kind),
             }
             checked, staged = PREPARERS[kind](rows, ctx)
             combined = checked.assign(file_key=rows["file_key"].to_numpy())
@@ -252,7 +252,7 @@ class Intake:
         return {"submission_id": record["submission_id"], "file": name, "status": status,
                 "message": record["message"], "skipped": False}
 
-    def _write_data_docs(self, kind: str, batch: list["_Pending"], outcome: Any) -> None:
+    def _write_data_docs(self, kind: str, batch: list[_Pending], outcome: Any) -> None:
         """Data Docs are a view for people: failing to render one never stops the intake."""
         from yuhang_skills.intake import data_docs
 
@@ -270,12 +270,14 @@ class Intake:
             except Exception:  # noqa: BLE001
                 log.warning("Data Docs page for %s/%s could not be written", kind, site, exc_info=True)
 
-    def _finish(self, pending: "_Pending", failures: pd.DataFrame, outcome: Any) -> dict[str, Any]:
+    def _finish(self, pending: _Pending, failures: pd.DataFrame, outcome: Any) -> dict[str, Any]:
         """Judge one file from its rows' failures and write it: staging, quarantine, manifest."""
         item, parsed, record, context, staged = pending.item, pending.parsed, pending.record, pending.context, pending.staged
         frame = parsed.frame
-        columns = self.plan.contract["kinds"][item.kind]["columns"]
-        warning_columns = {c for c, spec in columns.items() if spec.get("invalid") == "warning"}
+        if staged is None:
+            raise RuntimeError(f"{item.relative_path} reached judging without its staged rows")
+        columns = self.plan.contract.kinds[item.kind].columns
+        warning_columns = {c for c, spec in columns.items() if spec.invalid == "warning"}
         failures = failures.assign(severity=np.where(failures["column_name"].isin(warning_columns), "warning", "error"))
         errors = failures[failures["severity"] == "error"]
         warnings_ = failures[failures["severity"] == "warning"]
@@ -286,7 +288,7 @@ class Intake:
             if column in staged:
                 rows_ = warnings_["row_index"].to_numpy(dtype=np.int64)[idx]
                 staged.loc[staged.index[rows_], column] = None
-        site_mismatch = errors["expectation"].str.endswith("(site_code_matches_folder)").any()
+        site_mismatch = bool(errors["expectation"].str.endswith("(site_code_matches_folder)").any())
         if site_mismatch:
             # The folder says one site and the rows another: nothing in the file can be trusted.
             failed_rows[:] = True

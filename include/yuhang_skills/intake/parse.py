@@ -17,12 +17,15 @@ import re
 import sys
 import unicodedata
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from yuhang_skills.core.policy import ContractKind, Inbox
 
 
 class FileRejected(Exception):
@@ -51,10 +54,10 @@ def fold(text: Any) -> str:
     return s.replace("（", "(").replace("）", ")")
 
 
-def header_lookup(kind_contract: dict[str, Any]) -> dict[str, str]:
+def header_lookup(kind_contract: ContractKind) -> dict[str, str]:
     lookup: dict[str, str] = {}
-    for column, spec in kind_contract["columns"].items():
-        for spelling in [column, *spec.get("aliases", [])]:
+    for column, spec in kind_contract.columns.items():
+        for spelling in [column, *spec.aliases]:
             lookup[fold(spelling)] = column
     return lookup
 
@@ -282,13 +285,13 @@ def _check_swallowed_lines(text: str, row_lines: np.ndarray, row_breaks: np.ndar
             "file_readable")
 
 
-def read_submission(path: Path, kind_contract: dict[str, Any], inbox_contract: dict[str, Any]) -> ParsedFile:
-    search = int(inbox_contract["header_search_rows"])
+def read_submission(path: Path, kind_contract: ContractKind, inbox_contract: Inbox) -> ParsedFile:
+    search = inbox_contract.header_search_rows
     lookup = header_lookup(kind_contract)
-    need = int(inbox_contract["header_min_matches"])
+    need = inbox_contract.header_min_matches
     text = None
     if path.suffix.lower() == ".csv":
-        text, encoding = _decode_csv(path.read_bytes(), list(inbox_contract["csv_encodings"]))
+        text, encoding = _decode_csv(path.read_bytes(), list(inbox_contract.csv_encodings))
         try:
             grid = list(itertools.islice(csv.reader(io.StringIO(text, newline="")), search))
         except csv.Error as exc:
@@ -332,10 +335,10 @@ def read_submission(path: Path, kind_contract: dict[str, Any], inbox_contract: d
             )
         else:
             positions[canonical] = j
-    columns = kind_contract["columns"]
-    missing_required = [c for c, spec in columns.items() if spec.get("required") and c not in positions]
+    columns = kind_contract.columns
+    missing_required = [c for c, spec in columns.items() if spec.required and c not in positions]
     if missing_required:
-        names = ", ".join(f"{c} ({columns[c]['aliases'][0]})" for c in missing_required)
+        names = ", ".join(f"{c} ({columns[c].aliases[0]})" for c in missing_required)
         raise FileRejected(
             f"required columns missing from the header (row {header_idx + 1}): {names}",
             f"表头(第 {header_idx + 1} 行)缺少必填列: {names}",
@@ -350,10 +353,10 @@ def read_submission(path: Path, kind_contract: dict[str, Any], inbox_contract: d
             row_breaks = np.zeros(len(cells), dtype=np.int64)
             if _physical_lines(text) != header_idx + 1 + len(cells):  # some cells hold line breaks
                 row_breaks = sum((_breaks(cells[c].to_numpy(dtype=object)) for c in cells), row_breaks)
-            n_head = len(head_lines)
+            n_head, parsed_cells = len(head_lines), cells
             _check_swallowed_lines(text, np.concatenate([head_lines, 1 + row_breaks]),
                                    np.concatenate([np.zeros(n_head, dtype=np.int64), row_breaks]),
-                                   lambda i: cells.iloc[i - n_head].tolist() if i >= n_head else [], width, 1)
+                                   lambda i: parsed_cells.iloc[i - n_head].tolist() if i >= n_head else [], width, 1)
     if cells is None:
         if text is not None:  # the tolerant reader: every record, padded to the header's width
             try:
@@ -512,7 +515,7 @@ def to_fen(s: pd.Series) -> pd.Series:
     return fen
 
 
-def enum_lookup(spellings: dict[str, list[Any]]) -> dict[str, str]:
+def enum_lookup(spellings: Mapping[str, Sequence[Any]]) -> dict[str, str]:
     lookup: dict[str, str] = {}
     for code, names in spellings.items():
         for spelling in [code, *names]:
@@ -520,7 +523,7 @@ def enum_lookup(spellings: dict[str, list[Any]]) -> dict[str, str]:
     return lookup
 
 
-def to_codes(s: pd.Series, spellings: dict[str, list[Any]]) -> pd.Series:
+def to_codes(s: pd.Series, spellings: Mapping[str, Sequence[Any]]) -> pd.Series:
     """Accepted spellings mapped to their code; anything else kept as written (the suite flags it)."""
     lookup = enum_lookup(spellings)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from yuhang_skills.core.policy import DateTolerance
 from yuhang_skills.intake import identity
 from yuhang_skills.intake.parse import number_text, on_distinct, to_codes, to_dates, to_fen, to_numbers
 
@@ -31,10 +32,10 @@ def _site_matches(frame: pd.DataFrame) -> pd.Series:
     return (site.isna() | (site == frame["_folder_site"])).astype(bool)
 
 
-def _within(dates: pd.Series, frame: pd.DataFrame, tolerance: dict[str, int]) -> pd.Series:
-    """Dates inside their folder's period, ``tolerance['before']`` days before its first day and
-    ``tolerance['after']`` days after its last day included (policy intake.date_tolerance_days)."""
-    before, after = pd.Timedelta(days=int(tolerance["before"])), pd.Timedelta(days=int(tolerance["after"]))
+def _within(dates: pd.Series, frame: pd.DataFrame, tolerance: DateTolerance) -> pd.Series:
+    """Dates inside their folder's period, ``tolerance.before`` days before its first day and
+    ``tolerance.after`` days after its last day included (policy intake.date_tolerance_days)."""
+    before, after = pd.Timedelta(days=tolerance.before), pd.Timedelta(days=tolerance.after)
     return (dates.isna() | ((dates >= frame["_period_first"] - before) & (dates <= frame["_period_last"] + after))).astype(bool)
 
 
@@ -66,7 +67,7 @@ def _prepare_roster(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     age = working_age_on(start)
     in_age = age["in_working_age"].astype(bool)
-    grace = pd.Timedelta(days=int(ctx["policy"].intake.get("working_age_grace_days", 0)))
+    grace = pd.Timedelta(days=ctx["policy"].intake.working_age_grace_days)
     if grace:  # within the grace of a limit: staged, and reported by the outside_working_age check
         in_age |= working_age_on(start - grace)["in_working_age"].astype(bool)
         in_age |= working_age_on(start + grace)["in_working_age"].astype(bool)

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 
 from yuhang_skills.core import warehouse
 
-
 # Statuses whose rows may become the current data of a site, period and kind; a file refused
 # outright, refused row by row, or broken in processing leaves the previous version current.
 USABLE_STATUSES = ("accepted", "partially_accepted")

@@ -46,9 +46,9 @@ def row_reasons(frame: pd.DataFrame, failures: pd.DataFrame, failed_rows: np.nda
             display = display.assign(**{column: mask(display[column])})
     position = np.searchsorted(failed, rows)
     values = np.empty(len(failures), dtype=object)
-    for column, idx in failures.groupby("column_name").indices.items():
-        if column in display:
-            values[idx] = display[column].to_numpy()[position[idx]]
+    for name, idx in failures.groupby("column_name").indices.items():
+        if name in display:
+            values[idx] = display[name].to_numpy()[position[idx]]
     # Invisible characters (a zero-width space after V24) are spelled out, so the value shown is
     # the value refused.
     values = np.array([INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", v) if isinstance(v, str) else v

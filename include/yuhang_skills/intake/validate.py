@@ -35,9 +35,9 @@ def load_suite_document(expectations_dir: Path, kind: str) -> dict[str, Any]:
 def expectation_parameters(plan: Plan) -> dict[str, Any]:
     """The values the suites' ``$PARAMETER``s are filled with: the contract's code lists, the policy's
     limits, and each staging column's length."""
-    enums = plan.contract["enums"]
-    params = {f"{name}_codes": sorted(str(c) for c in codes) for name, codes in enums.items()}
-    params["max_class_hours"] = float(plan.policy.intake["max_class_hours"])
+    enums = plan.contract.enums
+    params: dict[str, Any] = {f"{name}_codes": sorted(str(c) for c in codes) for name, codes in enums.items()}
+    params["max_class_hours"] = float(plan.policy.intake.max_class_hours)
     # Text longer than its warehouse column is a row problem, not a database error.
     for table in warehouse.RAW_TABLES.values():
         for column in table.columns:

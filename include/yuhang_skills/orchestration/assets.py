@@ -7,10 +7,16 @@ tests/dags/test_dag_integrity.py fails when the two disagree.
 """
 
 import datetime as dt
+from collections.abc import Callable
 
-from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference
+# task-sdk 1.3.2's airflow/sdk/__init__.pyi lacks these three names that its __init__.py exports.
+from airflow.sdk import Asset, AsyncCallback, Context, DeadlineAlert, DeadlineReference  # type: ignore[attr-defined]
 
-from yuhang_skills.orchestration.failure_alerts import PipelineFailureNotifier, intake_deadline_missed, record_task_failure
+from yuhang_skills.orchestration.failure_alerts import (
+    PipelineFailureNotifier,
+    intake_deadline_missed,
+    record_task_failure,
+)
 from yuhang_skills.orchestration.operations import fail_fast_unless_transient
 
 STAGING = Asset(name="yuhang_staging", uri="file://yuhang/warehouse/staging")
@@ -46,7 +52,7 @@ DEFAULT_ARGS = {
 }
 
 # The DAG-level failure notifier: one message per failed run to the district team.
-ON_FAILURE = [PipelineFailureNotifier()]
+ON_FAILURE: list[Callable[[Context], None]] = [PipelineFailureNotifier()]
 
 
 def intake_deadline() -> DeadlineAlert:

@@ -61,7 +61,7 @@ def shanghai_time(value: Any) -> str | None:
         except ValueError:
             return value
     if isinstance(value, dt.datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
         return aware.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S (Asia/Shanghai)")
     return str(value)
 
@@ -99,7 +99,7 @@ def record_task_failure(context: Any) -> None:
 
         plan, engine = _plan_and_engine()
         ti = context["ti"]
-        lines = int(plan.policy.raw["operations"]["failure_alerts"]["error_lines"])
+        lines = plan.policy.operations.failure_alerts.error_lines
         try:
             with engine.begin() as conn:
                 conn.execute(warehouse.task_failures.insert().values(
@@ -160,11 +160,11 @@ def tell_district(plan: Any, engine: Any, kind: str, dag_id: str, run_id: str, k
     told to that recipient on that channel within the resend interval; record each outcome."""
     import sqlalchemy as sa
 
-    from yuhang_skills.watchdog import channels
     from yuhang_skills.core import warehouse
+    from yuhang_skills.watchdog import channels
 
     alerts = plan.policy.alerts
-    interval = dt.timedelta(hours=float(plan.policy.raw["operations"]["failure_alerts"]["resend_interval_hours"]))
+    interval = dt.timedelta(hours=plan.policy.operations.failure_alerts.resend_interval_hours)
     now = warehouse.shanghai_now()
     role = alerts.recipients["district_team"]
     counts: dict[str, int] = {}
@@ -214,14 +214,14 @@ class PipelineFailureNotifier(BaseNotifier):
         which has no template environment."""
         return None
 
-    def notify(self, context: Any) -> dict[str, int]:
+    def notify(self, context: Any) -> None:
         from yuhang_skills.orchestration.operations import mask_personal_numbers
 
         dag_run = context.get("dag_run")
         ti = context.get("ti") or context.get("task_instance")
         dag = context.get("dag")
-        dag_id = getattr(dag_run, "dag_id", None) or getattr(ti, "dag_id", None) or getattr(dag, "dag_id", "?")
-        run_id = getattr(dag_run, "run_id", None) or context.get("run_id") or getattr(ti, "run_id", "?")
+        dag_id = str(getattr(dag_run, "dag_id", None) or getattr(ti, "dag_id", None) or getattr(dag, "dag_id", "?"))
+        run_id = str(getattr(dag_run, "run_id", None) or context.get("run_id") or getattr(ti, "run_id", "?"))
         plan, engine = None, None
         try:
             plan, engine = _plan_and_engine()
@@ -245,7 +245,7 @@ class PipelineFailureNotifier(BaseNotifier):
         message = failure_message(plan, dag_id, name, run_id, logical, failures)
         message = Message(mask_personal_numbers(message.subject), message.markdown, message.html, message.payload)
         try:
-            return tell_district(plan, engine, TASK_FAILURE, dag_id, run_id, [f.key for f in failures], message,
+            tell_district(plan, engine, TASK_FAILURE, dag_id, run_id, [f.key for f in failures], message,
                                  context)
         finally:
             if engine is not None:

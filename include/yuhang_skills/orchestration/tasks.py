@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from yuhang_skills.indicators import layers, models
-from yuhang_skills.intake import archive, discover, ingest, publish
 from yuhang_skills.core import warehouse
+from yuhang_skills.core.policy import Plan
+from yuhang_skills.core.settings import SQL_DIR, Settings, load_settings
 from yuhang_skills.evaluation.outputs import evaluate, write_evaluation
 from yuhang_skills.evaluation.rectification import load_decisions
-from yuhang_skills.core.policy import Plan
 from yuhang_skills.evaluation.report_html import write_html_report
 from yuhang_skills.evaluation.reporting import write_workbook
+from yuhang_skills.indicators import layers, models
+from yuhang_skills.intake import archive, discover, ingest, publish
 from yuhang_skills.orchestration.operations import PrerequisiteMissing
-from yuhang_skills.core.settings import SQL_DIR, Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
     # Tables exist before the mapped tasks start, so parallel tasks never race to create them.
     engine = warehouse.make_engine(settings.warehouse_url)
     warehouse.create_schema(engine)
-    ready, skipped = [], []
+    ready: list[discover.InboxFile] = []
+    skipped: list[tuple[discover.InboxFile, str, str | None]] = []
     for f in found:
         if f.skip:
             skipped.append((f, f.skip, None))
@@ -87,7 +88,7 @@ def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
     engine.dispose()
     for f, code, detail in skipped:
         log.warning("not processed: %s: %s%s", f.relative_path, code, f" ({detail})" if detail else "")
-    batches = discover.site_batches(ready, int(plan.policy.intake["task_bytes"]), int(plan.policy.intake["task_max_sites"]))
+    batches = discover.site_batches(ready, plan.policy.intake.task_bytes, plan.policy.intake.task_max_sites)
     log.info("%d submission file(s) from %d site folder(s) under %s, in %d task(s); %d not processed", len(ready),
              len({f.site_code for f in ready}), inbox_dir, len(batches), len(skipped))
     return [{"site_code": batch_label(batch), "files": [f.to_dict() for f in batch], "as_of": as_of}
@@ -168,7 +169,7 @@ def publish_staging() -> dict[str, Any]:
     settings, _ = _context()
     engine = warehouse.make_engine(settings.warehouse_url)
     warehouse.create_schema(engine)
-    summary = publish.publish(engine)
+    summary: dict[str, Any] = publish.publish(engine)
     summary["data_docs"] = str(build_data_docs(settings))
     lost = publish.reconcile(engine)
     if lost:
@@ -314,9 +315,7 @@ def render_outputs(engine: Any, output_dir: Path, year: int, run_id: str, editio
     """The run's workbook, HTML report and official report (DOCX, and PDF when LibreOffice is
     installed), each written once under its run's name (``edition`` ``_signed``: the edition made
     when the run became final, with its signatures)."""
-    from yuhang_skills.evaluation import report_docx
-
-    from yuhang_skills.evaluation import runs
+    from yuhang_skills.evaluation import report_docx, runs
 
     plan = plan or _context()[1]
     created = runs.get_run(engine, run_id)["created_at"]
@@ -350,6 +349,8 @@ def write_outputs(evaluation_year: int | None, run_id: str | None = None) -> dic
     engine = warehouse.make_engine(settings.warehouse_url)
     year = int(evaluation_year or plan.policy.evaluation_year)
     run_id = run_id or runs.latest_run_id(engine, year)
+    if run_id is None:
+        raise PrerequisiteMissing("yuhang_evaluation", f"{year} 年还没有评价运行", f"no evaluation run for {year} yet")
     _refuse_written(engine, run_id, ("workbook", "report"))
     files = render_outputs(engine, settings.output_dir, year, run_id, plan=plan)
     for path in files.values():

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from yuhang_skills.core.policy import Plan, Site, SubmissionRule, WorkingDayPolicy
 
+
 # --- working days -----------------------------------------------------------------------------
 class WorkingDays:
     """Working days in mainland China: the official calendar where published, else the policy's
@@ -123,7 +124,7 @@ def expected_submissions(plan: Plan, as_of: dt.date, days: WorkingDays | None = 
     days = days or WorkingDays(plan.policy.alerts.working_days)
     expected = []
     for site in plan.sites:
-        for rule in plan.policy.submission_rules.values():
+        for rule in plan.policy.submissions.values():
             if site.programme not in rule.programmes:
                 continue
             for period, start, end, nominal in rule_periods(rule, site, as_of):

@@ -114,7 +114,8 @@ class WebhookNotifier(HttpNotifier):
     for basic auth, or headers such as ``Authorization`` in the connection's extra). Any answer
     outside 2xx/3xx is a failed delivery."""
 
-    template_fields = ()
+    # BaseNotifier declares Sequence[str]; the provider's class narrows it to its own fields' tuple.
+    template_fields = ()  # type: ignore[assignment]
 
     def __init__(self, *, http_conn_id: str, payload: dict[str, Any], timeout_seconds: float = 20, **kwargs: Any):
         super().__init__(http_conn_id=http_conn_id, method="POST", json=payload,
@@ -125,7 +126,7 @@ class WebhookNotifier(HttpNotifier):
 class AlertEmailNotifier(SmtpNotifier):
     """The SMTP provider's notifier with its message taken as given (no template rendering)."""
 
-    template_fields = ()
+    template_fields = ()  # type: ignore[assignment]  # as WebhookNotifier's
 
 
 @dataclass(frozen=True)

@@ -183,9 +183,10 @@ class Renderer:
         self.plan = plan
         self.as_of = as_of
         self.alerts: AlertPolicy = plan.policy.alerts
-        self.kinds = plan.contract["kinds"]
-        self.cadences = {k: r.cadence for k, r in plan.policy.submission_rules.items()}
-        self.words = environment().get_template("alert_text.j2").module
+        self.kinds = plan.contract.kinds
+        self.cadences = {k: r.cadence for k, r in plan.policy.submissions.items()}
+        # The template's macros, called by name (a Jinja2 module's attributes are its macros).
+        self.words: Any = environment().get_template("alert_text.j2").module
 
     # Look-ups the wording uses.
     def site_name(self, code: str) -> str | None:
@@ -193,12 +194,13 @@ class Renderer:
         return site.name_zh if site else None
 
     def kind_name(self, kind: str) -> str:
-        return self.kinds.get(kind, {}).get("name_zh", kind)
+        spec = self.kinds.get(kind)  # type: ignore[call-overload]
+        return spec.name_zh if spec else kind
 
     def column_alias(self, kind: str, column: str | None) -> str | None:
-        spec = (self.kinds.get(kind, {}).get("columns") or {}).get(column or "")
-        aliases = (spec or {}).get("aliases") or []
-        return aliases[0] if aliases else None
+        kind_spec = self.kinds.get(kind)  # type: ignore[call-overload]
+        spec = kind_spec.columns.get(column or "") if kind_spec else None
+        return spec.aliases[0] if spec and spec.aliases else None
 
     def cadence(self, kind: str) -> str:
         return self.cadences.get(kind, "monthly")

@@ -58,6 +58,6 @@ def recipients(plan: Plan) -> list[Recipient]:
         add("town_office", town, alerts.town_offices.get(town),
             tuple(s.site_code for s in plan.sites if s.town == town), town)
     every = tuple(s.site_code for s in plan.sites)
-    for email in alerts.recipients["district_team"].emails or (None,):
-        add("district_team", "district", email, every, None)
+    for address in alerts.recipients["district_team"].emails or (None,):
+        add("district_team", "district", address, every, None)
     return list(dict.fromkeys(out))  # a recipient named twice is told once

@@ -120,12 +120,14 @@ def record(engine: sa.Engine, as_of: dt.date, c: Composed, subject: str, markdow
     a = warehouse.alerts
     now = warehouse.shanghai_now()
     with engine.begin() as conn:
-        alert_id = conn.execute(a.insert().values(
+        key = conn.execute(a.insert().values(
             as_of=as_of, channel=t.channel, recipient=t.address, recipient_role=t.role,
             site_code=",".join(t.sites)[:40] if t.role == "site_contact" else None, subject=subject[:300],
             message=markdown, items=len(c.items), attempts=delivery.attempts, outcome=delivery.outcome,
             error=delivery.error, created_at=now, sent_at=now if delivery.outcome == "sent" else None,
-        )).inserted_primary_key[0]
+        )).inserted_primary_key
+        assert key is not None  # an INSERT of one row reports its key
+        alert_id = key[0]
         conn.execute(warehouse.alert_items.insert(),
                      [{"alert_id": alert_id, "item_type": kind, "item_key": key} for kind, key in dict.fromkeys(c.items)])
         if delivery.outcome == "sent":

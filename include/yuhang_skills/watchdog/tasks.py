@@ -22,8 +22,18 @@ from yuhang_skills.watchdog.calendar import expected_submissions
 from yuhang_skills.watchdog.messages import Composed, Renderer, compose
 from yuhang_skills.watchdog.missing import files_to_fix, find_missing, load_manifest
 from yuhang_skills.watchdog.store import (
-    as_date, warehouse_engine, latest_sent_as_of, load_history, missing_rows, read_calendar, read_missing, read_warnings,
-    record, settle_no_longer_due, warning_rows, write_calendar,
+    as_date,
+    latest_sent_as_of,
+    load_history,
+    missing_rows,
+    read_calendar,
+    read_missing,
+    read_warnings,
+    record,
+    settle_no_longer_due,
+    warehouse_engine,
+    warning_rows,
+    write_calendar,
 )
 from yuhang_skills.watchdog.warnings import early_warnings
 
