@@ -291,8 +291,9 @@ def quarantine_summary(engine: sa.Engine) -> pd.DataFrame | None:
     rows = pd.read_sql(sa.text("select * from quarantine_summary"), engine)
     keys = ["site_code", "kind", "column_name", "reason_zh", "reason_en"]
     examples = rows[["example_1", "example_2", "example_3"]]
-    summary = rows[[*keys, "files", "rows", "current_rows"]].assign(
-        examples=["、".join(v for v in values if isinstance(v, str)) or None for values in examples.itertuples(index=False)])
+    joined = pd.Series(["、".join(v for v in values if isinstance(v, str)) or None
+                        for values in examples.itertuples(index=False)], index=rows.index, dtype=object)
+    summary = rows[[*keys, "files", "rows", "current_rows"]].assign(examples=joined)
     summary = summary.sort_values(keys, na_position="last", kind="stable")
     return summary.sort_values("rows", ascending=False, kind="stable").reset_index(drop=True)
 

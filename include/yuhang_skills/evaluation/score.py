@@ -175,17 +175,17 @@ class Evaluator:
         int_site_year_targets, where targets are pro-rated), in site, year and policy order; the
         target and the actual as exact fractions."""
         order = {t["indicator"]: n for n, t in enumerate(self.policy.target_rows())}
-        rows = sorted(self.targets.itertuples(index=False),
-                      key=lambda r: (r.site_code, int(r.year), order[r.indicator]))
+        records = [{str(k): v for k, v in r.items()} for r in self.targets.to_dict("records")]
+        rows = sorted(records, key=lambda r: (r["site_code"], int(r["year"]), order[r["indicator"]]))
         out: list[SiteYearTarget] = []
         for r in rows:
-            if pd.isna(r.numerator):
-                raise ValueError(f"the policy sets a yearly target {r.indicator!r} the evaluation cannot measure")
+            if pd.isna(r["numerator"]):
+                raise ValueError(f"the policy sets a yearly target {r['indicator']!r} the evaluation cannot measure")
             out.append(SiteYearTarget(
-                site_code=str(r.site_code), programme=str(r.programme), year=int(r.year), indicator=str(r.indicator),
-                target=_exact(r.target_numerator, r.target_denominator),
-                actual=ratio(int(r.numerator), int(r.denominator)),
-                source_rows=int(r.source_rows), submissions=int(r.submissions)))
+                site_code=str(r["site_code"]), programme=str(r["programme"]), year=int(r["year"]),
+                indicator=str(r["indicator"]), target=_exact(r["target_numerator"], r["target_denominator"]),
+                actual=ratio(int(r["numerator"]), int(r["denominator"])),
+                source_rows=int(r["source_rows"]), submissions=int(r["submissions"])))
         return out
 
     # --- measures: (numerator, denominator, source_rows, basis, site_years) ------------------
