@@ -5,11 +5,13 @@
 
 Runs whenever intake publishes new staging data. Reloads the reference tables from the policy
 folder (`include/yuhang_skills/policy`: sites, targets, code lists, money received, integrity thresholds), runs
-the integrity checks (`include/yuhang_skills/sql/integrity`: double counting and subsidy-fraud patterns, into
-`integrity_findings`, with the rows they exclude in `integrity_exclusions`), then rebuilds the
-SQL models under `include/yuhang_skills/sql` (intermediate `int_*`, then marts `ind_site_year`,
-`ind_site_year_spending`, `ind_programme_year`, `base_subsidy`) without the excluded rows. The
-same SQL runs on SQLite and PostgreSQL. Publishes `yuhang_indicators`.
+the integrity checks over the staging views `stg_*` (`include/yuhang_skills/sql/integrity`: double counting
+and subsidy-fraud patterns, into `integrity_findings`, with the rows they exclude in
+`integrity_exclusions`), then rebuilds the SQL models under `include/yuhang_skills/sql` (staging `stg_*`,
+intermediate `int_*` with the site-year targets `int_site_year_targets`, marts `ind_site_year`,
+`ind_site_year_spending`, `ind_programme_year`, `base_subsidy` and the summaries), each after the
+models it reads, counted without the excluded rows and reported with them. The same SQL runs on
+SQLite and PostgreSQL. Publishes `yuhang_indicators`.
 """
 
 from __future__ import annotations

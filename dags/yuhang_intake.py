@@ -13,8 +13,8 @@ after everything else was published. Files received after the run's as-of day wa
 run; they and anything else not processed (links, special files) are listed in
 `intake_not_processed`.
 
-Tables: `submissions`, `submission_arrivals`, `intake_not_processed`, `stg_roster`, `stg_finance`, `stg_survey`,
-`stg_outcomes`, `quarantine`, `validation_runs`. Publishes the `yuhang_staging` asset.
+Tables: `submissions`, `submission_arrivals`, `intake_not_processed`, `raw_roster`, `raw_finance`, `raw_survey`,
+`raw_outcomes`, `quarantine`, `validation_runs`. Publishes the `yuhang_staging` asset.
 """
 
 from __future__ import annotations

@@ -30,13 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     from yuhang_skills.core import warehouse
     from yuhang_skills.core.policy import Plan
     from yuhang_skills.core.settings import SQL_DIR, load_settings
-    from yuhang_skills.indicators import integrity, models
+    from yuhang_skills.indicators import integrity, layers, models
 
     plan = Plan.from_settings(load_settings())
     engine = warehouse.make_engine(args.warehouse)
     with engine.connect() as conn:
-        roster = conn.execute(sa.text("select count(*) from stg_roster")).scalar_one()
-        finance = conn.execute(sa.text("select count(*) from stg_finance")).scalar_one()
+        roster = conn.execute(sa.text("select count(*) from raw_roster")).scalar_one()
+        finance = conn.execute(sa.text("select count(*) from raw_finance")).scalar_one()
     started = time.perf_counter()
     models.load_reference(engine, plan)
     print(f"warehouse          {args.warehouse.split('@')[-1]}")
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {r.name:<30} {r.seconds:6.1f} s  {r.findings:>7,} finding(s)  {r.excluded_rows:>7,} row(s) "
                   f"excluded ({r.severity})")
     started = time.perf_counter()
-    models.build_models(engine, SQL_DIR)
+    layers.build_models(engine, SQL_DIR)
     print(f"models             {time.perf_counter() - started:.1f} s (indicators without the excluded rows)")
     return 0
 

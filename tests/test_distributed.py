@@ -280,7 +280,7 @@ def check_warehouse(warehouse_url: str, inbox_files: list[Path], headline: dict[
             assert scalar("select count(*) from submissions") == len(inbox_files)
             assert scalar("select count(distinct site_code) from submissions") == len(SITES)
             assert scalar("select count(*) from submissions where status = 'failed'") == 0
-            assert scalar("select count(*) from stg_roster") > 0
+            assert scalar("select count(*) from raw_roster") > 0
             assert scalar("select count(*) from ind_site_year") > 0
     finally:
         engine.dispose()

@@ -198,7 +198,7 @@ def assert_headline_is(engine: sa.Engine, headline: dict, expected: dict) -> Non
         points = {r.indicator: Decimal(str(r.points)) for r in conn.execute(sa.text(
             "select indicator, points from eval_indicator where run_id = :run"), {"run": headline["run_id"]})}
         person_times = {(r.site_code, r.year): r.person_times for r in conn.execute(sa.text(
-            "select site_code, year, person_times from ind_site_year where person_times > 0"))}
+            "select site_code, year, person_times from ind_site_year where person_times > 0 and basis = 'counted'"))}
     assert points == expected["points"]
     assert person_times == expected["person_times"]
     for key in ("score", "released_yuan", "recoveries_yuan", "net_released_yuan"):
@@ -315,7 +315,7 @@ def test_every_row_is_accounted_for(run):
 def test_a_rerun_over_the_same_inbox_is_a_new_run_with_the_same_rows(run):
     """Intake and models are idempotent; the evaluation writes a second run whose rows equal the
     first's, and the first run's rows stay as they were."""
-    tables = ["submissions", "stg_roster", "stg_finance", "stg_survey", "stg_outcomes", "quarantine",
+    tables = ["submissions", "raw_roster", "raw_finance", "raw_survey", "raw_outcomes", "quarantine",
               "ind_site_year", "ind_site_year_spending"]
     eval_tables = ["eval_indicator", "eval_site", "eval_gap", "eval_release", "eval_rectification", "eval_plan_2027",
                    "eval_excellent_station", "eval_village", "eval_submissions"]

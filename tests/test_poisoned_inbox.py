@@ -144,7 +144,7 @@ def test_a_site_task_that_fails_for_good_is_named_and_everyone_else_is_published
     def drops_for_s02(site_code, files, as_of):
         labels.append(site_code)
         if "S02" in site_code.split(","):
-            raise sa.exc.OperationalError("insert into stg_roster", {}, ConnectionResetError("connection dropped"))
+            raise sa.exc.OperationalError("insert into raw_roster", {}, ConnectionResetError("connection dropped"))
         return real(site_code, files, as_of)
 
     monkeypatch.setattr(tasks, "ingest_site", drops_for_s02)
@@ -165,7 +165,7 @@ def test_a_site_task_that_fails_for_good_is_named_and_everyone_else_is_published
     engine = sa.create_engine(os.environ["YUHANG_WAREHOUSE_URL"])
     with engine.connect() as conn:
         sites = {r.site_code for r in conn.execute(sa.text("select distinct site_code from submissions"))}
-        staged = conn.execute(sa.text("select count(*) from stg_roster")).scalar_one()
+        staged = conn.execute(sa.text("select count(*) from raw_roster")).scalar_one()
         told_team = conn.execute(sa.text(
             "select error from task_failures where task_id = 'all_files_ingested'")).scalar_one()
     engine.dispose()

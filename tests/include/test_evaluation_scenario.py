@@ -39,16 +39,13 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from yuhang_skills.indicators import models
+from yuhang_skills.indicators import layers, models
 from yuhang_skills.core import warehouse
 from yuhang_skills.core.migrations import migrate
-from yuhang_skills.evaluation import (
-    SiteYearTarget,
-    allocate_plan,
-    evaluate,
-    rectification_records,
-    write_evaluation,
-)
+from yuhang_skills.evaluation.outputs import evaluate, write_evaluation
+from yuhang_skills.evaluation.plan import allocate_plan
+from yuhang_skills.evaluation.recovery import rectification_records
+from yuhang_skills.evaluation.score import SiteYearTarget
 from yuhang_skills.core.policy import Plan, Policy
 from yuhang_skills.evaluation.rectification import Decisions, RectificationFileError, load_decisions, status
 from yuhang_skills.core.settings import POLICY_DIR, SQL_DIR
@@ -125,7 +122,7 @@ def _outcomes(site: str, year: int, low_income: int, with_skill: int) -> list[di
 
 def staged_rows() -> dict[sa.Table, list[dict]]:
     return {
-        warehouse.stg_roster: (
+        warehouse.raw_roster: (
             _roster("S01", "2025-09", 260, 260, 160, 200)
             + _roster("S01", "2026-04", 300, 300, 180, 200) + _roster("S01", "2026-05", 199, 199, 120, 150)
             + _roster("S02", "2025-09", 200, 200, 100, 150) + _roster("S02", "2026-04", 500, 500, 300, 350)
@@ -134,7 +131,7 @@ def staged_rows() -> dict[sa.Table, list[dict]]:
             + _roster("B01", "2025-10", 500, 440, 300, 350) + _roster("B01", "2026-06", 1000, 899, 600, 650)
             + _roster("B02", "2026-06", 800, 800, 480, 450)
         ),
-        warehouse.stg_finance: (
+        warehouse.raw_finance: (
             _finance("S01", "2026-04", [("provincial", "project_training", yuan("1,000,000.00"))])
             + _finance("S04", "2026-05", [("provincial", "teacher_training", yuan("500,000.50")),
                                           ("self", "training_subsidy", yuan("20,000.00"))])
@@ -142,7 +139,7 @@ def staged_rows() -> dict[sa.Table, list[dict]]:
             + _finance("B01", "2025-10", [("district", "equipment", yuan("7,000,000.00"))])
             + _finance("B02", "2026-06", [("district", "equipment", yuan("3,000,000.00"))])
         ),
-        warehouse.stg_survey: (
+        warehouse.raw_survey: (
             _survey("S01", "2025-09", (10, 10), (2, 2)) + _survey("S01", "2026-06", (19, 20), (4, 4))
             + _survey("S02", "2025-09", (8, 10), (1, 2)) + _survey("S02", "2026-06", (18, 20), (4, 4))
             + _survey("S03", "2025-09", (9, 10), (2, 2)) + _survey("S03", "2026-06", (19, 20), (3, 4))
@@ -150,7 +147,7 @@ def staged_rows() -> dict[sa.Table, list[dict]]:
             + _survey("B01", "2025-12", (15, 16), (4, 4)) + _survey("B01", "2026-06", (28, 30), (9, 10))
             + _survey("B02", "2026-06", (13, 16), (4, 4))
         ),
-        warehouse.stg_outcomes: _outcomes("V01", 2025, 10, 8) + _outcomes("V01", 2026, 10, 9),
+        warehouse.raw_outcomes: _outcomes("V01", 2025, 10, 8) + _outcomes("V01", 2026, 10, 9),
     }
 
 
@@ -172,13 +169,13 @@ def scenario(warehouse_url, scenario_plan, tmp_path):
     engine = warehouse.make_engine(warehouse_url)
     migrate(engine)
     staged = staged_rows()
-    keys = sorted({(r["site_code"], r["period"], t.name.removeprefix("stg_")) for t, rows in staged.items() for r in rows})
+    keys = sorted({(r["site_code"], r["period"], t.name.removeprefix("raw_")) for t, rows in staged.items() for r in rows})
     with engine.begin() as conn:
         conn.execute(warehouse.submissions.insert(), [_submission(*k) for k in keys])
         for table, rows in staged.items():
             conn.execute(table.insert(), rows)
     models.load_reference(engine, scenario_plan)
-    models.build_models(engine, SQL_DIR)
+    layers.build_models(engine, SQL_DIR)
     path = tmp_path / "rectifications.csv"
     path.write_text(RECTIFICATIONS, encoding="utf-8")
     decisions = load_decisions(path, scenario_plan)

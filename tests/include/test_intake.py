@@ -56,7 +56,7 @@ FINANCE_AFTER_DAYS = PLAN.policy.intake.tolerance("finance").after
 MAX_HOURS = float(PLAN.policy.intake.max_class_hours)
 TODAY = dt.date(2026, 6, 5)  # the intake's "today": every class below lies in the past
 PERIOD = "2026-03"
-INTAKE_TABLES = ("submissions", "quarantine", "validation_runs", *(t.name for t in warehouse.STAGING_TABLES.values()))
+INTAKE_TABLES = ("submissions", "quarantine", "validation_runs", *(t.name for t in warehouse.RAW_TABLES.values()))
 BLANK = None  # a blank line / empty row in a written file
 
 
@@ -259,7 +259,7 @@ def all_text(engine: sa.Engine) -> list[tuple[str, str, str]]:
     """(table, column, value) of every non-null value of every table in the warehouse, as text."""
     found = []
     names = sa.inspect(engine).get_table_names()
-    assert {"submissions", "quarantine", "stg_roster"} <= set(names)
+    assert {"submissions", "quarantine", "raw_roster"} <= set(names)
     with engine.connect() as conn:
         for name in names:
             table = sa.Table(name, sa.MetaData(), autoload_with=conn)
@@ -370,7 +370,7 @@ class Box:
         return q[q["source_file"] == rel].reset_index(drop=True)
 
     def staged(self, kind: str, rel: str | None = None) -> pd.DataFrame:
-        stg = self.tables[f"stg_{kind}"]
+        stg = self.tables[f"raw_{kind}"]
         if rel is not None:
             stg = stg[stg["submission_id"] == self.sub(rel)["submission_id"]]
         return stg.sort_values(["submission_id", "source_row"]).reset_index(drop=True)
@@ -401,8 +401,8 @@ class Box:
             if sub["status"] == "rejected":
                 assert sub["rows_staged"] == 0, name
                 assert len(mine) > 0, f"{name}: rejected without any reason in quarantine"
-            if sub["kind"] in warehouse.STAGING_TABLES:
-                stg = self.tables[f"stg_{sub['kind']}"]
+            if sub["kind"] in warehouse.RAW_TABLES:
+                stg = self.tables[f"raw_{sub['kind']}"]
                 in_staging = int((stg["submission_id"] == sub["submission_id"]).sum())
                 assert in_staging == (sub["rows_staged"] if sub["is_current"] else 0), name
 
@@ -1339,7 +1339,7 @@ def test_archive_is_content_addressed(shared_run):
 def test_submission_ids_fit_the_warehouse(box):
     """The longest submission_id (an outcomes file) fits every column that holds it; PostgreSQL
     enforces the declared width, SQLite does not (found while writing these tests: it was String(80))."""
-    for table in (warehouse.submissions, warehouse.quarantine, warehouse.validation_runs, *warehouse.STAGING_TABLES.values()):
+    for table in (warehouse.submissions, warehouse.quarantine, warehouse.validation_runs, *warehouse.RAW_TABLES.values()):
         assert table.c.submission_id.type.length >= LONGEST_SUBMISSION_ID, table.name
     rel = box.bystander("outcomes")
     box.run()

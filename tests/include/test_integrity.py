@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from yuhang_skills.indicators import integrity
-from yuhang_skills.indicators import models
+from yuhang_skills.indicators import layers, models
 from yuhang_skills.core import warehouse
 from yuhang_skills.core.migrations import migrate
 from yuhang_skills.core.policy import Plan
@@ -226,11 +226,11 @@ def checked(request, tmp_path_factory):
     with engine.begin() as conn:
         conn.execute(warehouse.submissions.insert(), [{k: v for k, v in f.items() if k != "next_row"}
                                                       for f in world.files.values()])
-        conn.execute(warehouse.stg_roster.insert(), world.roster)
-        conn.execute(warehouse.stg_finance.insert(), world.finance)
+        conn.execute(warehouse.raw_roster.insert(), world.roster)
+        conn.execute(warehouse.raw_finance.insert(), world.finance)
     models.load_reference(engine, plan)
     results = integrity.run_checks(engine, plan, SQL_DIR)
-    models.build_models(engine, SQL_DIR)
+    layers.build_models(engine, SQL_DIR)
     yield engine, plan, truth, results
     engine.dispose()
 
@@ -289,8 +289,9 @@ def test_exclusions_leave_the_indicators_with_both_figures(checked):
     engine, *_ = checked
     with engine.connect() as conn:
         rows = {(r.site_code, r.year): r for r in conn.execute(sa.text(
-            "select site_code, year, person_times, person_times_reported, spend_total_fen, spend_total_fen_reported "
-            "from ind_site_year"))}
+            "select c.site_code, c.year, c.person_times, r.person_times as person_times_reported, c.spend_total_fen, "
+            "r.spend_total_fen as spend_total_fen_reported from ind_site_year as c join ind_site_year as r "
+            "on r.site_code = c.site_code and r.year = c.year and r.basis = 'reported' where c.basis = 'counted'"))}
     # S02 2026: ov1's and dup's overlapping classes, y4's fourth training and rep's repeat are left out.
     assert (rows[("S02", 2026)].person_times_reported - rows[("S02", 2026)].person_times) == 4
     assert (rows[("S04", 2026)].person_times_reported - rows[("S04", 2026)].person_times) == 3  # 2 ages, chain B
@@ -336,7 +337,7 @@ def test_a_class_filed_again_under_another_period_is_found_and_its_repeat_exclud
     with engine.begin() as conn:
         conn.execute(warehouse.submissions.insert(), [{k: v for k, v in f.items() if k != "next_row"}
                                                       for f in w.files.values()])
-        conn.execute(warehouse.stg_roster.insert(), w.roster)
+        conn.execute(warehouse.raw_roster.insert(), w.roster)
     models.load_reference(engine, plan)
     integrity.run_checks(engine, plan, SQL_DIR)
     found = _findings(engine)

@@ -112,8 +112,26 @@ def test_a_warehouse_of_the_previous_release_upgrades_with_every_row(warehouse_u
     assert migrate(engine) == head_revision()
 
     assert current_revision(engine) == head_revision()
-    assert snapshot(engine, columns) == before
+    # 0002: the intake's tables are raw_* now (stg_* are the models' views), rows untouched
+    renamed = {name: name.replace("stg_", "raw_", 1) if name.startswith("stg_") else name for name in columns}
+    after = snapshot(engine, {renamed[name]: cols for name, cols in columns.items()})
+    assert {name: after[renamed[name]] for name in columns} == before
     assert differences(engine) == []
+    engine.dispose()
+
+
+def test_reference_targets_keep_their_rows_with_the_target_as_an_exact_fraction(warehouse_url):
+    engine = warehouse.make_engine(warehouse_url)
+    previous_release_warehouse(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("insert into ref_targets (programme, indicator, target, per_year) values "
+                             "('station', 'pass_rate', 0.9000, false), ('village', 'person_times', 150, true)"))
+    migrate(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("select programme, indicator, target, per_year, target_numerator, "
+                                    "target_denominator from ref_targets order by programme")).all()
+    assert [(r[0], r[1], Decimal(str(r[2])).normalize(), bool(r[3]), r[4], r[5]) for r in rows] == [
+        ("station", "pass_rate", Decimal("0.9"), False, 9, 10), ("village", "person_times", Decimal(150).normalize(), True, 150, 1)]
     engine.dispose()
 
 
@@ -204,13 +222,17 @@ def test_the_models_match_the_migrations(warehouse_url):
 
 
 def test_the_baseline_is_the_previous_release(warehouse_url):
-    """An empty database migrated and one made by the previous release's DDL have the same schema."""
+    """The previous release's warehouse, migrated, differs only by the revisions after the baseline
+    (0002: the intake's stg_* tables renamed raw_*, ref_targets' exact fraction)."""
     engine = warehouse.make_engine(warehouse_url)
     previous_release_warehouse(engine)
     previous = {name: _columns(engine, name) for name in sa.inspect(engine).get_table_names()}
     migrate(engine)
-    assert {name: _columns(engine, name) for name in previous} == previous
-    assert set(sa.inspect(engine).get_table_names()) == set(previous) | {migrations.VERSION_TABLE}
+    expected = {name.replace("stg_", "raw_", 1) if name.startswith("stg_") else name: cols
+                for name, cols in previous.items()}
+    expected["ref_targets"] = [*previous["ref_targets"], "target_numerator", "target_denominator"]
+    assert {name: _columns(engine, name) for name in expected} == expected
+    assert set(sa.inspect(engine).get_table_names()) == set(expected) | {migrations.VERSION_TABLE}
     engine.dispose()
 
 

@@ -8,10 +8,12 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from yuhang_skills.indicators import models
+from yuhang_skills.indicators import layers, models
 from yuhang_skills.core import warehouse
 from yuhang_skills.core.migrations import migrate
-from yuhang_skills.evaluation import evaluate, points_for, release_fen, write_evaluation
+from yuhang_skills.evaluation.outputs import evaluate, write_evaluation
+from yuhang_skills.evaluation.release import release_fen
+from yuhang_skills.evaluation.score import points_for
 from yuhang_skills.core.settings import SQL_DIR
 
 
@@ -49,49 +51,93 @@ def loaded(warehouse_url, plan):
     engine = warehouse.make_engine(warehouse_url)
     migrate(engine)
     staged = {
-        warehouse.stg_roster: _roster("S01", "2025-09", 249, 200) + _roster("S01", "2026-03", 500, 450, start=1000)
+        warehouse.raw_roster: _roster("S01", "2025-09", 249, 200) + _roster("S01", "2026-03", 500, 450, start=1000)
         + _roster("B01", "2026-05", 1000, 899, group="other", industry="other", start=5000)
         + _roster("B02", "2026-05", 834, 834, start=9000),
-        warehouse.stg_finance: _finance("B01", "2026-05", [("district", "equipment", 700_000_000),
+        warehouse.raw_finance: _finance("B01", "2026-05", [("district", "equipment", 700_000_000),
                                                             ("provincial", "other", 12_345)])
         + _finance("S01", "2026-03", [("provincial", "project_training", 30_000_000)]),
     }
     with engine.begin() as conn:
-        keys = {(r["site_code"], r["period"], t.name.removeprefix("stg_")) for t, rows in staged.items() for r in rows}
+        keys = {(r["site_code"], r["period"], t.name.removeprefix("raw_")) for t, rows in staged.items() for r in rows}
         conn.execute(warehouse.submissions.insert(), [_submission(*k) for k in sorted(keys)])
         for table, rows in staged.items():
             conn.execute(table.insert(), rows)
     models.load_reference(engine, plan)
-    counts = models.build_models(engine, SQL_DIR)
+    counts = layers.build_models(engine, SQL_DIR)
     yield engine, counts
     engine.dispose()
 
 
-def _site_year(engine, site, year):
+def _site_year(engine, site, year, basis="counted"):
     with engine.connect() as conn:
-        return conn.execute(sa.text("select * from ind_site_year where site_code = :s and year = :y"),
-                            {"s": site, "y": year}).mappings().one()
+        return conn.execute(sa.text("select * from ind_site_year where site_code = :s and year = :y and basis = :b"),
+                            {"s": site, "y": year, "b": basis}).mappings().one()
+
+
+def _target(engine, site, year, indicator, basis="counted"):
+    with engine.connect() as conn:
+        return conn.execute(sa.text("select * from int_site_year_targets where site_code = :s and year = :y"
+                                    " and indicator = :i and basis = :b"),
+                            {"s": site, "y": year, "i": indicator, "b": basis}).mappings().one()
 
 
 def test_first_year_targets_are_pro_rated_and_met_exactly(loaded):
     engine, counts = loaded
-    assert counts["ind_site_year"] == 60  # 19 site-years in 2025, 41 in 2026
-    s01_2025 = _site_year(engine, "S01", 2025)
-    assert float(s01_2025["person_times_target"]) == 250.0  # 6/12 of 500
-    assert s01_2025["person_times"] == 249 and s01_2025["person_times_met"] == 0
-    assert float(s01_2025["person_times_shortfall"]) == 1.0
-    s01_2026 = _site_year(engine, "S01", 2026)
-    assert s01_2026["person_times"] == 500 and s01_2026["person_times_met"] == 1
-    b02 = _site_year(engine, "B02", 2026)
-    assert round(float(b02["person_times_target"]), 4) == round(1000 * 10 / 12, 4)
-    assert b02["person_times_met"] == 1  # 834 >= 833.33
+    assert counts["ind_site_year"] == 2 * 60  # 19 site-years in 2025, 41 in 2026, on two bases
+    s01_2025 = _target(engine, "S01", 2025, "person_times")
+    assert float(s01_2025["target"]) == 250.0  # 6/12 of 500
+    assert (s01_2025["target_numerator"], s01_2025["target_denominator"]) == (500 * 6, 12)
+    assert s01_2025["numerator"] == 249 and s01_2025["met"] == 0
+    assert float(s01_2025["shortfall"]) == 1.0 and float(s01_2025["attainment"]) == 249 / 250
+    s01_2026 = _target(engine, "S01", 2026, "person_times")
+    assert s01_2026["numerator"] == 500 and s01_2026["met"] == 1 and float(s01_2026["shortfall"]) == 0
+    b02 = _target(engine, "B02", 2026, "person_times")
+    assert round(float(b02["target"]), 4) == round(1000 * 10 / 12, 4)
+    assert b02["met"] == 1  # 834 >= 833.33
+    b02_pass = _target(engine, "B02", 2026, "pass_rate")  # rates are not pro-rated
+    assert (b02_pass["target_numerator"], b02_pass["target_denominator"]) == (9, 10)
+    assert (b02_pass["numerator"], b02_pass["denominator"], b02_pass["met"]) == (834, 834, 1)
+    b02_survey = _target(engine, "B02", 2026, "satisfaction_rate")  # no answers: nothing attained
+    assert b02_survey["actual"] is None and b02_survey["met"] == 0 and float(b02_survey["attainment"]) == 0
+
+
+def test_a_rate_exactly_at_its_target_is_met_on_every_database(warehouse_url, plan):
+    # 63 / 70 = 0.9 exactly; in binary floating point 0.9 x 70 is 63.00000000000001
+    engine = warehouse.make_engine(warehouse_url)
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(warehouse.submissions.insert(), [_submission("B01", "2026-05", "roster")])
+        conn.execute(warehouse.raw_roster.insert(), _roster("B01", "2026-05", 70, 63))
+    models.load_reference(engine, plan)
+    layers.build_models(engine, SQL_DIR)
+    b01 = _target(engine, "B01", 2026, "pass_rate")
+    assert (b01["numerator"], b01["denominator"], b01["met"]) == (63, 70, 1)
+    assert float(b01["shortfall"]) == 0 and float(b01["attainment"]) == 1
+    engine.dispose()
+
+
+def test_counted_and_reported_are_rows_of_one_model(loaded):
+    engine, _ = loaded
+    with engine.begin() as conn:  # one of S01's 2026 rows excluded by an integrity check
+        sid = conn.execute(sa.text("select submission_id from submissions where site_code = 'S01'"
+                                   " and period = '2026-03' and kind = 'roster'")).scalar_one()
+        conn.execute(warehouse.integrity_exclusions.insert(), [
+            {"kind": "roster", "submission_id": sid, "source_row": 2, "check_name": "overlapping_classes",
+             "finding_id": 1}])
+    layers.build_models(engine, SQL_DIR)
+    assert _site_year(engine, "S01", 2026, "counted")["person_times"] == 499
+    assert _site_year(engine, "S01", 2026, "reported")["person_times"] == 500
+    assert _target(engine, "S01", 2026, "person_times", "counted")["met"] == 0
+    assert _target(engine, "S01", 2026, "person_times", "reported")["met"] == 1
+    assert float(_target(engine, "S01", 2026, "person_times", "counted")["shortfall"]) == 1.0
 
 
 def test_pass_rate_just_below_target_is_not_met(loaded):
     engine, _ = loaded
     b01 = _site_year(engine, "B01", 2026)
     assert (b01["assessed"], b01["passed"]) == (1000, 899)
-    assert b01["pass_rate_met"] == 0
+    assert _target(engine, "B01", 2026, "pass_rate")["met"] == 0
     assert b01["key_group_person_times"] == 0 and b01["key_industry_person_times"] == 0
     assert float(b01["key_group_share"]) == 0.0
     b02 = _site_year(engine, "B02", 2026)
@@ -130,7 +176,7 @@ def test_rebuilding_models_is_idempotent(loaded):
             return sorted(map(tuple, conn.execute(sa.text("select * from ind_site_year")).all()))
 
     first = dump()
-    models.build_models(engine, SQL_DIR)
+    layers.build_models(engine, SQL_DIR)
     assert dump() == first
 
 

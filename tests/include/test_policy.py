@@ -13,7 +13,7 @@ import pydantic
 import pytest
 import yaml
 
-from yuhang_skills import evaluation
+from yuhang_skills.evaluation import score
 from yuhang_skills.core.policy import Measure, Plan, Policy, PolicyError, load_contract, load_sites
 from yuhang_skills.core.settings import POLICY_DIR
 
@@ -220,7 +220,7 @@ def test_the_policy_is_frozen_and_loaded_once_per_content(tmp_path):
 
 
 def test_every_measure_the_policy_may_name_is_registered():
-    assert set(evaluation.MEASURES) == set(typing.get_args(Measure))
+    assert set(score.MEASURES) == set(typing.get_args(Measure))
 
 
 def test_a_misspelt_measure_is_named_with_its_file_line_and_key(tmp_path):

@@ -7,7 +7,7 @@ base, with a few shortfalls so the score lands between the release bands, plus a
 through the real intake whose bad rows carry formula-like and markup text
 (``=HYPERLINK(...)``, ``+1+1``, ``-2+3``, ``@SUM(1+1)``, ``<script>``) and a wrong ID number:
 all of it reaches the quarantine summary and must come out literally (and the ID masked).
-Then ``models.load_reference``, ``models.build_models``, ``evaluate`` and ``write_evaluation``.
+Then ``models.load_reference``, ``layers.build_models``, ``evaluate`` and ``write_evaluation``.
 
 LibreOffice and Chromium come from Debian (``apt-get install -y --no-install-recommends
 libreoffice-calc chromium fonts-noto-cjk``). Without them these tests skip, unless ``CI`` is
@@ -42,12 +42,12 @@ import sqlalchemy as sa
 from yuhang_skills.intake.discover import discover
 from yuhang_skills.intake.ingest import Intake
 from yuhang_skills.intake.publish import publish, reconcile
-from yuhang_skills.indicators import models
+from yuhang_skills.indicators import layers, models
 from yuhang_skills.evaluation import report_html
 from yuhang_skills.evaluation import reporting
 from yuhang_skills.core import warehouse
 from yuhang_skills.core.migrations import migrate
-from yuhang_skills.evaluation import evaluate, write_evaluation
+from yuhang_skills.evaluation.outputs import evaluate, write_evaluation
 from yuhang_skills.intake.identity import check_character
 from yuhang_skills.core.policy import Plan
 from yuhang_skills.core.settings import SQL_DIR, load_settings
@@ -186,8 +186,8 @@ def staged_rows() -> dict[sa.Table, list[dict[str, Any]]]:
                 "voucher_no": "v1", "pay_date": dt.date(2026, 6, 10), "amount_fen": 300_000_000,
                 "fund_source": "provincial", "category": "project_training", "payee": "p", "invoice_no": None,
                 "description": None}]
-    return {warehouse.submissions: [*submissions, spending], warehouse.stg_roster: rosters,
-            warehouse.stg_finance: finance}
+    return {warehouse.submissions: [*submissions, spending], warehouse.raw_roster: rosters,
+            warehouse.raw_finance: finance}
 
 
 def write_site_csv(path: Path, kind: str, rows: list[dict[str, str]]) -> None:
@@ -245,7 +245,7 @@ def ingest(engine: sa.Engine, root: Path) -> None:
         return
     with target.connect() as source, engine.begin() as conn:
         for table in (warehouse.submissions, warehouse.quarantine, warehouse.validation_runs,
-                      *warehouse.STAGING_TABLES.values()):
+                      *warehouse.RAW_TABLES.values()):
             rows = [dict(r._mapping) for r in source.execute(sa.select(table))]
             for row in rows:
                 sha, rest = row["submission_id"].split(":", 1)
@@ -265,7 +265,7 @@ def build_warehouse(url: str, root: Path) -> sa.Engine:
     publish(engine)
     assert reconcile(engine) == []
     models.load_reference(engine, PLAN)
-    models.build_models(engine, SQL_DIR)
+    layers.build_models(engine, SQL_DIR)
     write_evaluation(engine, evaluate(engine, PLAN, YEAR, AS_OF), pii_key_is_demo=True)
     return engine
 

@@ -14,7 +14,7 @@ from test_models_and_evaluation import loaded  # noqa: F401 - the shared warehou
 from yuhang_skills.evaluation import runs
 from yuhang_skills.core import warehouse
 from yuhang_skills.core.migrations import migrate
-from yuhang_skills.evaluation import evaluate, write_evaluation
+from yuhang_skills.evaluation.outputs import evaluate, write_evaluation
 from yuhang_skills.watchdog.calendar import WorkingDays
 
 AS_OF = dt.date(2027, 2, 15)
@@ -115,11 +115,11 @@ def test_diff_names_added_files_and_changed_indicators(loaded, plan):  # noqa: F
         from test_models_and_evaluation import _roster, _submission
 
         conn.execute(warehouse.submissions.insert(), [_submission("S02", "2025-10", "roster")])
-        conn.execute(warehouse.stg_roster.insert(), _roster("S02", "2025-10", 250, 250, start=20000))
-    from yuhang_skills.indicators import models
+        conn.execute(warehouse.raw_roster.insert(), _roster("S02", "2025-10", 250, 250, start=20000))
+    from yuhang_skills.indicators import layers
     from yuhang_skills.core.settings import SQL_DIR
 
-    models.build_models(engine, SQL_DIR)
+    layers.build_models(engine, SQL_DIR)
     second = write_evaluation(engine, evaluate(engine, plan, 2027, AS_OF), pii_key_is_demo=True)["run_id"]
     rows = runs.diff(engine, first, second)
     assert {"section": "input", "subject": "2025-10/S02/roster.csv", "change": "added", "value_a": None,

@@ -229,6 +229,9 @@ def _seed_warehouse(url: str) -> None:
     people and passes too few of them."""
     from yuhang_skills.core import warehouse
     from yuhang_skills.core.migrations import migrate
+    from yuhang_skills.core.policy import Plan
+    from yuhang_skills.core.settings import SQL_DIR, load_settings
+    from yuhang_skills.indicators import layers, models
 
     subs, roster, quarantine = [], [], []
     for month, received in (("2026-07", "2026-08-05 10:00"), ("2026-08", "2026-09-08 10:00")):
@@ -274,8 +277,12 @@ def _seed_warehouse(url: str) -> None:
     migrate(engine)
     with engine.begin() as conn:
         conn.execute(warehouse.submissions.insert(), subs)
-        conn.execute(warehouse.stg_roster.insert(), roster)
+        conn.execute(warehouse.raw_roster.insert(), roster)
         conn.execute(warehouse.quarantine.insert(), quarantine)
+    # the indicators built from them, as yuhang_indicators leaves them: the early warnings read
+    # their targets from int_site_year_targets
+    models.load_reference(engine, Plan.from_settings(load_settings()))
+    layers.build_models(engine, SQL_DIR)
     engine.dispose()
 
 
@@ -410,6 +417,11 @@ def test_watchdog_alerts_escalates_deduplicates_and_recovers(channels, watchdog_
     warnings = {(r["site_code"], r["indicator"]): r for r in _table(engine, "early_warnings")}
     assert warnings[("B02", "person_times")]["at_risk"] and not warnings[("S01", "person_times")]["at_risk"]
     assert Decimal(warnings[("B02", "person_times")]["projected"]) == Decimal("200")
+    with engine.connect() as conn:  # the target is the site-year's, pro-rated once in SQL
+        target = conn.execute(sa.text(
+            "select target from int_site_year_targets where site_code = 'B02' and year = 2026"
+            " and indicator = 'person_times' and basis = 'counted'")).scalar_one()
+    assert Decimal(warnings[("B02", "person_times")]["target"]) == Decimal(str(target)).quantize(Decimal("0.0001"))
 
     # --- the same day again: nothing new is sent ----------------------------------------------
     before = len(_table(engine, "alerts"))

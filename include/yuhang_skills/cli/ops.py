@@ -227,7 +227,7 @@ def status_report(warehouse_url: str, plan: Any, today: dt.date, metadata_url: s
                 "submissions": submissions,
                 "last_received": scalar("select max(received_at) from submissions", "submissions"),
                 "last_ingested": scalar("select max(ingested_at) from submissions", "submissions"),
-                "indicator_rows": scalar("select count(*) from ind_site_year", "ind_site_year"),
+                "indicator_rows": scalar("select count(*) from ind_site_year where basis = 'counted'", "ind_site_year"),
                 "evaluation": (dict(conn.execute(sa.text(
                     "select evaluation_year, as_of, score, grade, created_at as evaluated_at, run_id,"
                     " status from eval_runs order by created_at desc, run_id desc limit 1")).mappings().first() or {}) or None)
@@ -298,7 +298,7 @@ def format_status(report: dict[str, Any]) -> str:
     data = report.get("data") or {}
     evidence = {
         "yuhang_intake": f"{data.get('submissions') or 0:,} file(s), last received {_plain(data.get('last_received'))}",
-        "yuhang_indicators": f"{data.get('indicator_rows') or 0:,} ind_site_year row(s)",
+        "yuhang_indicators": f"{data.get('indicator_rows') or 0:,} site-year(s) in ind_site_year",
         "yuhang_evaluation": (f"{data['evaluation']['evaluation_year']}: score {data['evaluation']['score']}, grade "
                               f"{data['evaluation']['grade']}, as of {_plain(data['evaluation']['as_of'])}"
                               + (f", run {data['evaluation']['run_id']} ({data['evaluation']['status']})"

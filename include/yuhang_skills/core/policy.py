@@ -31,7 +31,7 @@ WAN = 10_000  # yuan in one 万元
 Programme = Literal["village", "station", "base"]
 PROGRAMMES: tuple[str, ...] = get_args(Programme)
 SubmissionKind = Literal["roster", "finance", "survey", "outcomes"]  # the contract's kinds
-# Measures an evaluation indicator may name: yuhang_skills.evaluation.MEASURES computes each one.
+# Measures an evaluation indicator may name: yuhang_skills.evaluation.score.MEASURES computes each one.
 Measure = Literal["provincial_execution_rate", "mean_site_year_attainment", "village_outcome_reporting_rate",
                   "share_of_person_times", "village_skill_coverage", "satisfaction_rate"]
 # The keys each measure reads from its indicator (besides code, dimension, name_zh, weight, target).

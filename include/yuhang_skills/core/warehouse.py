@@ -65,6 +65,9 @@ ref_targets = sa.Table(
     sa.Column("indicator", sa.String(40), primary_key=True),
     sa.Column("target", sa.Numeric(14, 4), nullable=False),
     sa.Column("per_year", sa.Boolean, nullable=False),
+    # the target as an exact fraction of integers, so SQL decides "met" exactly on every database
+    sa.Column("target_numerator", sa.BigInteger, nullable=False),
+    sa.Column("target_denominator", sa.BigInteger, nullable=False),
 )
 ref_codes = sa.Table(  # code lists the SQL needs: key groups, key industries, eligible uses, ratings
     "ref_codes", metadata,
@@ -151,13 +154,15 @@ validation_runs = sa.Table(
 )
 
 
-# Staging rows are keyed by (submission_id, source_row). On SQLite the tables are WITHOUT ROWID:
+# Raw rows: every data row of an accepted file, as intake wrote it, keyed by (submission_id,
+# source_row). The models read them through the staging views (include/yuhang_skills/sql/staging,
+# stg_<kind>: the rows of current submissions). On SQLite the tables are WITHOUT ROWID:
 # the key is the table's own b-tree instead of a second index beside it, which makes loading a
 # million roster rows about a third cheaper and the file smaller. PostgreSQL ignores the option.
-STAGING_TABLE_OPTIONS: dict[str, Any] = {"sqlite_with_rowid": False}
+RAW_TABLE_OPTIONS: dict[str, Any] = {"sqlite_with_rowid": False}
 
 
-def _staging_keys() -> list[sa.Column]:
+def _raw_keys() -> list[sa.Column]:
     return [
         sa.Column("submission_id", sa.String(120), primary_key=True),
         sa.Column("source_row", sa.Integer, primary_key=True),
@@ -166,8 +171,8 @@ def _staging_keys() -> list[sa.Column]:
     ]
 
 
-stg_roster = sa.Table(
-    "stg_roster", metadata, *_staging_keys(),
+raw_roster = sa.Table(
+    "raw_roster", metadata, *_raw_keys(),
     sa.Column("class_id", sa.String(80), nullable=False),
     sa.Column("course", sa.String(200), nullable=False),
     sa.Column("occupation", sa.String(100), nullable=False),
@@ -188,10 +193,10 @@ stg_roster = sa.Table(
     sa.Column("passed", sa.Boolean),
     sa.Column("certificate_no", sa.String(80)),
     sa.Column("satisfaction", sa.String(24)),
-    **STAGING_TABLE_OPTIONS,
+    **RAW_TABLE_OPTIONS,
 )
-stg_finance = sa.Table(
-    "stg_finance", metadata, *_staging_keys(),
+raw_finance = sa.Table(
+    "raw_finance", metadata, *_raw_keys(),
     sa.Column("voucher_no", sa.String(80), nullable=False),
     sa.Column("pay_date", sa.Date, nullable=False),
     sa.Column("amount_fen", sa.BigInteger, nullable=False),
@@ -200,25 +205,25 @@ stg_finance = sa.Table(
     sa.Column("payee", sa.String(200), nullable=False),
     sa.Column("invoice_no", sa.String(80)),
     sa.Column("description", sa.Text),
-    **STAGING_TABLE_OPTIONS,
+    **RAW_TABLE_OPTIONS,
 )
-stg_survey = sa.Table(
-    "stg_survey", metadata, *_staging_keys(),
+raw_survey = sa.Table(
+    "raw_survey", metadata, *_raw_keys(),
     sa.Column("respondent_type", sa.String(16), nullable=False),
     sa.Column("survey_date", sa.Date, nullable=False),
     sa.Column("rating", sa.String(24), nullable=False),
-    **STAGING_TABLE_OPTIONS,
+    **RAW_TABLE_OPTIONS,
 )
-stg_outcomes = sa.Table(
-    "stg_outcomes", metadata, *_staging_keys(),
+raw_outcomes = sa.Table(
+    "raw_outcomes", metadata, *_raw_keys(),
     sa.Column("year", sa.Integer, nullable=False),
     sa.Column("low_income_households", sa.Integer, nullable=False),
     sa.Column("households_with_skill", sa.Integer, nullable=False),
     sa.Column("trainees", sa.Integer, nullable=False),
     sa.Column("avg_income_gain_fen", sa.BigInteger, nullable=False),
-    **STAGING_TABLE_OPTIONS,
+    **RAW_TABLE_OPTIONS,
 )
-STAGING_TABLES = {"roster": stg_roster, "finance": stg_finance, "survey": stg_survey, "outcomes": stg_outcomes}
+RAW_TABLES = {"roster": raw_roster, "finance": raw_finance, "survey": raw_survey, "outcomes": raw_outcomes}
 
 # Integrity checks (include/yuhang_skills/sql/integrity) -------------------------------------------------------
 ref_integrity_params = sa.Table(  # each check's severity and thresholds, from the policy file

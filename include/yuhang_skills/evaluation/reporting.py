@@ -234,8 +234,6 @@ HIDDEN_COLUMNS = frozenset({"evaluation_year", "gap_id", "run_id", "item", "name
 DIMENSIONS: dict[str, tuple[str, str]] = {
     code: (e.zh, e.en) for code, e in catalogue.family("evaluation.dimension.").items()}
 
-EXAMPLES_PER_GROUP = 3
-
 
 @dataclass(frozen=True)
 class ReportColumn:
@@ -286,53 +284,28 @@ def sort_indicators(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def quarantine_summary(engine: sa.Engine) -> pd.DataFrame | None:
-    """Quarantine by site, kind, column and reason: files, distinct rows (a rejected file's
-    whole-file reason counts no row), rows still in the current version of their file, and a
-    few example values (masked where personal)."""
-    if _columns(engine, "quarantine") is None or _columns(engine, "submissions") is None:
+    """Quarantine by site, kind, column and reason (the quarantine_summary mart), most rows first,
+    its example values joined."""
+    if _columns(engine, "quarantine_summary") is None:
         return None
-    rows = pd.read_sql(sa.text(
-        "select q.submission_id, q.site_code, q.kind, q.source_row, q.column_name, q.value, q.reason_zh,"
-        " q.reason_en, s.is_current from quarantine q left join submissions s on s.submission_id = q.submission_id"
-        " order by q.site_code, q.kind, q.submission_id, q.source_row, q.column_name"), engine)
+    rows = pd.read_sql(sa.text("select * from quarantine_summary"), engine)
     keys = ["site_code", "kind", "column_name", "reason_zh", "reason_en"]
-    row_key = rows["submission_id"] + ":" + rows["source_row"].astype("Int64").astype("string")
-    current = rows["is_current"].fillna(False).astype(bool)
-    rows = rows.assign(row_key=row_key, current_row_key=row_key.where(current))
-
-    def examples(values: pd.Series) -> str | None:
-        distinct = list(dict.fromkeys(str(v) for v in values.dropna() if str(v) != ""))[:EXAMPLES_PER_GROUP]
-        return "、".join(distinct) or None
-
-    summary = rows.groupby(keys, sort=True, dropna=False).agg(
-        files=("submission_id", "nunique"), rows=("row_key", "nunique"),
-        current_rows=("current_row_key", "nunique"), examples=("value", examples)).reset_index()
+    examples = rows[["example_1", "example_2", "example_3"]]
+    joined = pd.Series(["、".join(v for v in values if isinstance(v, str)) or None
+                        for values in examples.itertuples(index=False)], index=rows.index, dtype=object)
+    summary = rows[[*keys, "files", "rows", "current_rows"]].assign(examples=joined)
+    summary = summary.sort_values(keys, na_position="last", kind="stable")
     return summary.sort_values("rows", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def submissions_summary(engine: sa.Engine) -> pd.DataFrame | None:
-    """The submissions manifest by site and kind: file versions, current files, outcome
-    counts, rows read / staged / quarantined and the latest receipt."""
-    if _columns(engine, "submissions") is None:
+    """The submissions manifest by site and kind (the submissions_summary mart)."""
+    if _columns(engine, "submissions_summary") is None:
         return None
-    files = pd.read_sql(sa.text(
-        "select site_code, kind, is_current, status, rows_read, rows_staged, rows_quarantined, received_at"
-        " from submissions"), engine)
+    files = pd.read_sql(sa.text("select * from submissions_summary order by site_code, kind"), engine)
     if files.empty:
         return pd.DataFrame(columns=[c for c, _, _ in SHEETS["submissions_summary"][1]])
-    files = files.assign(
-        current=files["is_current"].astype(bool).astype(int),
-        accepted=(files["status"] == "accepted").astype(int),
-        partially_accepted=(files["status"] == "partially_accepted").astype(int),
-        rejected=files["status"].isin(["rejected", "no_rows_accepted"]).astype(int),  # the site must send it again
-        received_at=pd.to_datetime(files["received_at"]),
-    )
-    return files.groupby(["site_code", "kind"], sort=True).agg(
-        files=("status", "size"), current_files=("current", "sum"), accepted=("accepted", "sum"),
-        partially_accepted=("partially_accepted", "sum"), rejected=("rejected", "sum"),
-        rows_read=("rows_read", "sum"), rows_staged=("rows_staged", "sum"),
-        rows_quarantined=("rows_quarantined", "sum"), last_received_at=("received_at", "max"),
-    ).reset_index()
+    return files.assign(last_received_at=pd.to_datetime(files["last_received_at"]))
 
 
 WEAKEST_PER_INDICATOR = 5  # site-years listed per indicator in "weakest sites"
@@ -378,7 +351,8 @@ def town_rollup(engine: sa.Engine, year: int, run_id: str | None) -> pd.DataFram
         return None
     ref = pd.read_sql(sa.text("select site_code, town from ref_sites"), engine)
     years = sorted({int(y) for y in sites["year"]})
-    volume = pd.read_sql(sa.text("select site_code, year, person_times from ind_site_year"), engine) \
+    volume = pd.read_sql(sa.text("select site_code, year, person_times from ind_site_year where basis = 'counted'"),
+                         engine) \
         if _columns(engine, "ind_site_year") is not None else pd.DataFrame(columns=["site_code", "year", "person_times"])
     volume = volume[volume["year"].isin(years)].merge(ref, on="site_code")
     villages = _run_frame(engine, "eval_village", year, run_id)
@@ -408,21 +382,12 @@ def quarterly_trend(engine: sa.Engine, year: int, run_id: str | None) -> pd.Data
     """Per quarter of the evaluated years and programme: person-times, assessments and passes as
     the rosters reported them, and spending (all sources and provincial)."""
     sites = _run_frame(engine, "eval_site", year, run_id)
-    if sites is None or _columns(engine, "stg_roster") is None or _columns(engine, "ref_sites") is None:
+    if sites is None or _columns(engine, "ind_site_period") is None or _columns(engine, "ref_sites") is None:
         return None
     years = {str(int(y)) for y in sites["year"]}
-    roster = pd.read_sql(sa.text(
-        "select r.site_code, r.period, count(*) as person_times,"
-        " sum(case when r.assessed then 1 else 0 end) as assessed,"
-        " sum(case when r.passed then 1 else 0 end) as passed"
-        " from stg_roster r group by r.site_code, r.period"), engine)
-    money = pd.read_sql(sa.text(
-        "select site_code, period, sum(amount_fen) as spend_fen,"
-        " sum(case when fund_source = 'provincial' then amount_fen else 0 end) as provincial_fen"
-        " from stg_finance group by site_code, period"), engine) if _columns(engine, "stg_finance") is not None \
-        else pd.DataFrame(columns=["site_code", "period", "spend_fen", "provincial_fen"])
+    periods = pd.read_sql(sa.text("select * from ind_site_period"), engine)
     ref = pd.read_sql(sa.text("select site_code, programme from ref_sites"), engine)
-    frame = roster.merge(money, on=["site_code", "period"], how="outer").merge(ref, on="site_code")
+    frame = periods.merge(ref, on="site_code")
     frame = frame[frame["period"].str[:4].isin(years)]
     if frame.empty:
         return None

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from yuhang_skills.core import catalogue, warehouse
 from yuhang_skills.core.policy import Plan
+from yuhang_skills.indicators import layers
 from yuhang_skills.intake import identity
 
 log = logging.getLogger(__name__)
@@ -103,12 +104,14 @@ def reference_rows(plan: Plan) -> dict[sa.Table, list[dict[str, Any]] | pd.DataF
 
 
 # Running the checks ------------------------------------------------------------------------
-INDEXES = (  # what the checks look rows up by; created once, kept up to date by the database
-    ("ix_stg_roster_person", "stg_roster", "person_key, start_date"),
-    ("ix_stg_roster_class", "stg_roster", "site_code, class_id"),
-    ("ix_stg_roster_end", "stg_roster", "site_code, end_date"),
-    ("ix_stg_finance_invoice", "stg_finance", "invoice_no"),
-    ("ix_stg_finance_site", "stg_finance", "site_code, category"),
+# What the checks look rows up by, on the raw tables under the staging views they read; created
+# once, kept up to date by the database.
+INDEXES = (
+    ("ix_raw_roster_person", "raw_roster", "person_key, start_date"),
+    ("ix_raw_roster_class", "raw_roster", "site_code, class_id"),
+    ("ix_raw_roster_end", "raw_roster", "site_code, end_date"),
+    ("ix_raw_finance_invoice", "raw_finance", "invoice_no"),
+    ("ix_raw_finance_site", "raw_finance", "site_code, category"),
 )
 
 
@@ -125,8 +128,10 @@ def run_checks(engine: sa.Engine, plan: Plan, sql_dir: Path) -> list[CheckResult
     """Run every check in the policy's order and replace ``integrity_findings`` and
     ``integrity_exclusions``, in one transaction. Each excluding check's rows are recorded before
     the next check runs, so a row an earlier check excluded does not count toward a later check's
-    limit (a duplicate person-time does not also use up one of the person's yearly subsidies)."""
+    limit (a duplicate person-time does not also use up one of the person's yearly subsidies).
+    The checks read the staging layer (``stg_*``), rebuilt first."""
     verify_checks(plan, sql_dir)
+    layers.build_models(engine, sql_dir, ["staging"])
     policy = plan.policy
     shown = policy.integrity.evidence_rows_shown
     texts = {"share": f"{policy.base_subsidy_share * 100:g}%", "cap": f"{policy.base_subsidy_cap_yuan:,}"}
@@ -137,7 +142,7 @@ def run_checks(engine: sa.Engine, plan: Plan, sql_dir: Path) -> list[CheckResult
         for name, table, columns in INDEXES:
             conn.execute(sa.text(f"create index if not exists {name} on {table} ({columns})"))
         if conn.dialect.name == "postgresql":  # fresh statistics, or the planner guesses after a big intake
-            for table in ("stg_roster", "stg_finance", "integrity_exclusions"):
+            for table in ("raw_roster", "raw_finance", "integrity_exclusions"):
                 conn.execute(sa.text(f"analyze {table}"))
         names: dict[str, str] = dict(conn.execute(sa.text("select submission_id, original_name from submissions")).all())
         conn.execute(warehouse.integrity_exclusions.delete())

@@ -1,14 +1,11 @@
-"""Reference data from the policy folder, and the SQL models under ``include/yuhang_skills/sql``.
-
-The SQL files are plain SELECT statements, one model per file, named after the table they
-build; layers run in order (intermediate, then marts; files in a layer by the order given in
-``LAYERS``). Each model is rebuilt whole on every run, so reruns give identical tables.
+"""Reference data from the policy folder: the ``ref_*`` tables the SQL models and integrity
+checks read (sites, site-years, targets, code lists, money received, the base subsidy rule).
+The models themselves and their build order are in ``layers``.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
@@ -18,18 +15,6 @@ from yuhang_skills.core.policy import Plan
 from yuhang_skills.indicators import integrity
 
 WAN_FEN = 10_000 * 100
-
-# Build order. A model may read staging, reference tables and models listed before it.
-LAYERS: dict[str, list[str]] = {
-    "intermediate": [
-        "int_roster_site_year",
-        "int_finance_site_year",
-        "int_survey_site_year",
-        "int_outcomes_site_year",
-        "int_submissions_site_year",
-    ],
-    "marts": ["ind_site_year", "ind_site_year_spending", "ind_programme_year", "base_subsidy"],
-}
 
 
 def reference_rows(plan: Plan) -> dict[sa.Table, list[dict] | pd.DataFrame]:
@@ -77,7 +62,9 @@ def reference_rows(plan: Plan) -> dict[sa.Table, list[dict] | pd.DataFrame]:
         warehouse.ref_sites: sites,
         warehouse.ref_site_years: site_years,
         warehouse.ref_targets: [
-            {**r, "target": Decimal(r["target"])} for r in policy.target_rows()
+            {**r, "target": Decimal(r["target"]), "target_numerator": Decimal(r["target"]).as_integer_ratio()[0],
+             "target_denominator": Decimal(r["target"]).as_integer_ratio()[1]}
+            for r in policy.target_rows()
         ],
         warehouse.ref_codes: codes,
         warehouse.ref_provincial_received: [
@@ -99,21 +86,4 @@ def load_reference(engine: sa.Engine, plan: Plan) -> dict[str, int]:
                 counts[table.name] = warehouse.bulk_insert(conn, table, rows)
             else:
                 counts[table.name] = warehouse.replace_rows(conn, table, rows)
-    return counts
-
-
-def model_sql(sql_dir: Path, layer: str, name: str) -> str:
-    return (sql_dir / layer / f"{name}.sql").read_text(encoding="utf-8").strip().rstrip(";")
-
-
-def build_models(engine: sa.Engine, sql_dir: Path, layers: list[str] | None = None) -> dict[str, int]:
-    """Rebuild each model table from its SQL file; returns row counts."""
-    counts: dict[str, int] = {}
-    for layer in layers or list(LAYERS):
-        for name in LAYERS[layer]:
-            sql = model_sql(sql_dir, layer, name)
-            with engine.begin() as conn:
-                conn.execute(sa.text(f"drop table if exists {name}"))
-                conn.execute(sa.text(f"create table {name} as {sql}"))
-                counts[name] = conn.execute(sa.text(f"select count(*) from {name}")).scalar_one()
     return counts

@@ -3,10 +3,10 @@
 Guarantees, each checked by tests:
 - every file is copied into a content-addressed archive (sha256) before anything reads it,
   and recorded in ``submissions`` whatever happens to it;
-- every data row of a file ends in exactly one place: ``stg_<kind>`` or ``quarantine``
+- every data row of a file ends in exactly one place: ``raw_<kind>`` or ``quarantine``
   (rows read = rows staged + rows quarantined, recorded per file);
 - ingesting the same file again changes nothing; a later file for the same site, period and
-  kind supersedes the earlier one in staging, both staying in the archive and the manifest;
+  kind supersedes the earlier one in the raw tables, both staying in the archive and the manifest;
 - personal data never reaches a table in clear: ID numbers and names become keyed hashes, the
   birth date, sex and age are derived first, and quarantine shows masked values only.
 """
@@ -339,12 +339,12 @@ class Intake:
         """One transaction per file: a crash leaves either all of it or none of it."""
         sid = record["submission_id"]
         with self.engine.begin() as conn:
-            for table in (*warehouse.STAGING_TABLES.values(), warehouse.quarantine, warehouse.validation_runs,
+            for table in (*warehouse.RAW_TABLES.values(), warehouse.quarantine, warehouse.validation_runs,
                           warehouse.submissions):
                 conn.execute(table.delete().where(table.c.submission_id == sid))
             conn.execute(warehouse.submissions.insert(), [record])
             if stage is not None and len(stage):
-                warehouse.bulk_insert(conn, warehouse.STAGING_TABLES[kind], stage)
+                warehouse.bulk_insert(conn, warehouse.RAW_TABLES[kind], stage)
             if quarantine_rows is not None and len(quarantine_rows):
                 warehouse.bulk_insert(conn, warehouse.quarantine, quarantine_rows)
             if validation is not None:

@@ -49,7 +49,7 @@ def publish(engine: sa.Engine) -> dict[str, int]:
         for sid, version, current in frame[["submission_id", "version", "is_current"]].itertuples(index=False):
             conn.execute(s.update().where(s.c.submission_id == sid).values(version=int(version), is_current=bool(current)))
         stale = frame.loc[~frame["is_current"], "submission_id"].tolist()
-        for table in warehouse.STAGING_TABLES.values():
+        for table in warehouse.RAW_TABLES.values():
             for start in range(0, len(stale), 500):
                 conn.execute(table.delete().where(table.c.submission_id.in_(stale[start:start + 500])))
     return {"submissions": len(frame), "current": len(current_ids), "superseded": len(stale)}

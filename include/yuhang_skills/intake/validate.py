@@ -39,7 +39,7 @@ def expectation_parameters(plan: Plan) -> dict[str, Any]:
     params: dict[str, Any] = {f"{name}_codes": sorted(str(c) for c in codes) for name, codes in enums.items()}
     params["max_class_hours"] = float(plan.policy.intake.max_class_hours)
     # Text longer than its warehouse column is a row problem, not a database error.
-    for table in warehouse.STAGING_TABLES.values():
+    for table in warehouse.RAW_TABLES.values():
         for column in table.columns:
             length = getattr(column.type, "length", None)
             if length and column.name not in ("submission_id", "site_code", "period"):

@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 from yuhang_skills.core import warehouse
 from yuhang_skills.core.policy import Plan
 from yuhang_skills.core.settings import SQL_DIR, Settings, load_settings
-from yuhang_skills.evaluation import evaluate, write_evaluation
+from yuhang_skills.evaluation.outputs import evaluate, write_evaluation
 from yuhang_skills.evaluation.rectification import load_decisions
 from yuhang_skills.evaluation.report_html import write_html_report
 from yuhang_skills.evaluation.reporting import write_workbook
-from yuhang_skills.indicators import models
+from yuhang_skills.indicators import layers, models
 from yuhang_skills.intake import archive, discover, ingest, publish
 from yuhang_skills.orchestration.operations import PrerequisiteMissing
 
@@ -241,7 +241,7 @@ def build_models() -> dict[str, int]:
     """Rebuild the SQL models (indicators), leaving out what the integrity checks excluded."""
     settings, _ = _context()
     require_staged_data(warehouse.make_engine(settings.warehouse_url))
-    return models.build_models(warehouse.make_engine(settings.warehouse_url), SQL_DIR)
+    return layers.build_models(warehouse.make_engine(settings.warehouse_url), SQL_DIR)
 
 
 def run_evaluation(evaluation_year: int | None, as_of: str, provisional: bool = False) -> dict[str, Any]:

@@ -73,10 +73,11 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
     """What the migrations own, for autogenerate and the test that the models match them: the tables
     of the warehouse's metadata. Tables only in the database (the SQL models' ``int_*``, ``ind_*``
     and ``base_subsidy``, ``*_before_runs`` set aside, the version table) are left alone."""
+    if reflected and compare_to is None:
+        # only in the database: the models' tables and views, the integrity checks' indexes
+        return False
     if type_ != "table":
         return True
-    if reflected and compare_to is None:
-        return False
     return not (name or "").startswith(MODEL_TABLE_PREFIXES) and name not in MODEL_TABLES
 
 

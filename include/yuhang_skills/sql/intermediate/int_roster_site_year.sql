@@ -1,8 +1,9 @@
--- Training person-times per site and year from the current roster submissions.
+-- Training person-times per site, year and basis from the current roster submissions.
 -- A person-time is one person in one class (unique person x class); the year is the year of
 -- the submitted period. Key groups and key industries come from ref_codes (policy file).
--- Rows an integrity check excludes (integrity_exclusions) are not counted; the *_reported
--- columns count every staged row, so the evaluation can show both.
+-- Two rows per site-year: basis 'counted' leaves out the rows an integrity check excludes
+-- (integrity_exclusions), basis 'reported' counts every staged row, so the evaluation can
+-- show both.
 with roster as (
     select
         r.*,
@@ -36,6 +37,7 @@ rows_flagged as (
 ),
 
 -- a person-time counts when any of its rows counts; its flags come from the rows that count
+-- (counted) or from all its rows (reported)
 person_times as (
     select
         site_code,
@@ -60,18 +62,29 @@ person_times as (
 select
     site_code,
     year,
+    'counted' as basis,
     sum(counted) as person_times,
     count(distinct case when counted = 1 then person_key end) as distinct_trainees,
     sum(is_key_group) as key_group_person_times,
     sum(is_key_industry) as key_industry_person_times,
     sum(was_assessed) as assessed,
     sum(has_passed) as passed,
-    sum(source_rows) as roster_rows,
-    count(*) as person_times_reported,
-    sum(is_key_group_reported) as key_group_person_times_reported,
-    sum(is_key_industry_reported) as key_industry_person_times_reported,
-    sum(was_assessed_reported) as assessed_reported,
-    sum(has_passed_reported) as passed_reported,
-    sum(source_rows_reported) as roster_rows_reported
+    sum(source_rows) as roster_rows
+from person_times
+group by site_code, year
+
+union all
+
+select
+    site_code,
+    year,
+    'reported' as basis,
+    count(*) as person_times,
+    count(distinct person_key) as distinct_trainees,
+    sum(is_key_group_reported) as key_group_person_times,
+    sum(is_key_industry_reported) as key_industry_person_times,
+    sum(was_assessed_reported) as assessed,
+    sum(has_passed_reported) as passed,
+    sum(source_rows_reported) as roster_rows
 from person_times
 group by site_code, year

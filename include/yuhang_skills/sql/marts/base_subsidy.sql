@@ -1,11 +1,12 @@
 -- Practical training bases: eligible equipment cost over the implementation period, the
 -- entitlement min(share x cost, cap) with share and cap from the policy (ref_base_rule), the
 -- plan money paid to the base, and the difference (paid - entitlement; > 0 means overpaid).
--- Bases active in the implementation period only; fen amounts are floored to whole fen.
+-- Bases active in the implementation period only; fen amounts are floored to whole fen. Equipment
+-- is what counts after integrity exclusions (basis 'counted').
 with equipment as (
     select site_code, cast(sum(equipment_fen) as bigint) as equipment_fen
     from ind_site_year
-    where programme = 'base'
+    where programme = 'base' and basis = 'counted'
     group by site_code
 ),
 

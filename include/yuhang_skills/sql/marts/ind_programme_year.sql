@@ -1,21 +1,37 @@
--- Programme and district roll-ups per year ('all' is the district), with budget execution:
--- provincial money spent on eligible uses against the provincial money received
--- (ref_provincial_received, from the policy's tranches).
+-- Programme and district roll-ups per year and basis ('all' is the district), with budget
+-- execution: provincial money spent on eligible uses against the provincial money received
+-- (ref_provincial_received, from the policy's tranches), and the person-time targets of the
+-- site-years (int_site_year_targets).
 with sites as (
     select * from ind_site_year
 ),
 
+person_time_targets as (
+    select * from int_site_year_targets where indicator = 'person_times'
+),
+
+measured as (
+    select
+        sites.*,
+        pt.target as person_times_target,
+        pt.met as person_times_met
+    from sites
+    left join person_time_targets as pt
+        on pt.site_code = sites.site_code and pt.year = sites.year and pt.basis = sites.basis
+),
+
 -- every site-year counted twice: once for its programme, once for the district
 rollups as (
-    select programme as rollup, sites.* from sites
+    select programme as rollup, measured.* from measured
     union all
-    select 'all' as rollup, sites.* from sites
+    select 'all' as rollup, measured.* from measured
 ),
 
 totals as (
     select
         rollup as programme,
         year,
+        basis,
         count(*) as site_years,
         sum(person_times) as person_times,
         sum(person_times_target) as person_times_target,
@@ -31,11 +47,9 @@ totals as (
         cast(sum(spend_provincial_fen) as bigint) as spend_provincial_fen,
         cast(sum(provincial_eligible_fen) as bigint) as provincial_eligible_fen,
         cast(sum(provincial_ineligible_fen) as bigint) as provincial_ineligible_fen,
-        cast(sum(spend_total_fen) as bigint) as spend_total_fen,
-        sum(person_times_reported) as person_times_reported,
-        cast(sum(provincial_eligible_fen_reported) as bigint) as provincial_eligible_fen_reported
+        cast(sum(spend_total_fen) as bigint) as spend_total_fen
     from rollups
-    group by rollup, year
+    group by rollup, year, basis
 )
 
 select

@@ -1,7 +1,7 @@
 -- Spending per site, year, fund source and category (integer fen), with the finance rows and
 -- current submissions it came from. eligible_use says whether the category is one provincial
 -- money may pay for (ref_codes 'eligible_provincial_categories', from the policy); summed over
--- sources and categories a site-year gives ind_site_year.spend_total_fen.
+-- sources and categories a site-year gives ind_site_year.spend_total_fen of basis 'reported'.
 with finance as (
     select * from stg_finance
 ),

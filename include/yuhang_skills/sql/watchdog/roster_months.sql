@@ -1,10 +1,10 @@
--- Person-times per site and month of one year, from the roster rows of files received by the
+-- Person-times per site and month of one year, from the raw roster rows of files received by the
 -- cutoff (the end of the watchdog's as-of day). A person-time is one person in one class, counted
 -- in the first month it is reported (as int_roster_site_year counts it once per year), so the
 -- months add up to the yearly count the evaluation uses. Parameters: year, cutoff.
 with roster as (
     select r.*
-    from stg_roster as r
+    from raw_roster as r
     join submissions as s on s.submission_id = r.submission_id
     where s.received_at < :cutoff
       and cast(substr(r.period, 1, 4) as integer) = :year
