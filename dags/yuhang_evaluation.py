@@ -40,16 +40,29 @@ from yuhang_skills.orchestration.assets import DEFAULT_ARGS, EVALUATION, ON_FAIL
     doc_md=__doc__,
     on_failure_callback=ON_FAILURE,
     params={
-        "evaluation_year": Param(None, type=["null", "integer"], title="评估年度 / Evaluation year",
-                                 description="评估年度，默认取政策文件的 evaluation_year / "
-                                             "Year of the evaluation; default: evaluation_year in the policy"),
-        "as_of": Param(None, type=["null", "string"], format="date", title="截止日期 / As-of date",
-                       description="截止日期（YYYY-MM-DD），默认为本次运行的逻辑日期 / "
-                                   "As-of date (YYYY-MM-DD); default: the run's logical date"),
-        "provisional": Param(False, type="boolean", title="预评估 / Provisional",
-                             description="截止日期早于评价期数据齐全之日时，生成标注“预评估”的运行而不是拒绝 / "
-                                         "Before the evaluated period's data can be complete, write a run marked "
-                                         "provisional instead of refusing"),
+        "evaluation_year": Param(
+            None,
+            type=["null", "integer"],
+            title="评估年度 / Evaluation year",
+            description="评估年度，默认取政策文件的 evaluation_year / "
+            "Year of the evaluation; default: evaluation_year in the policy",
+        ),
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="截止日期 / As-of date",
+            description="截止日期（YYYY-MM-DD），默认为本次运行的逻辑日期 / "
+            "As-of date (YYYY-MM-DD); default: the run's logical date",
+        ),
+        "provisional": Param(
+            False,
+            type="boolean",
+            title="预评估 / Provisional",
+            description="截止日期早于评价期数据齐全之日时，生成标注“预评估”的运行而不是拒绝 / "
+            "Before the evaluated period's data can be complete, write a run marked "
+            "provisional instead of refusing",
+        ),
     },
 )
 def yuhang_evaluation():
@@ -66,8 +79,9 @@ def yuhang_evaluation():
 
         context = get_current_context()
         params = context["params"]
-        return tasks.run_evaluation(params["evaluation_year"], tasks.as_of_from_context(context),
-                                       bool(params.get("provisional")))
+        return tasks.run_evaluation(
+            params["evaluation_year"], tasks.as_of_from_context(context), bool(params.get("provisional"))
+        )
 
     @task(outlets=[EVALUATION])
     def write_outputs(headline: dict) -> dict:

@@ -34,15 +34,30 @@ from yuhang_skills.orchestration.assets import DEFAULT_ARGS, ON_FAILURE, SIGNOFF
     doc_md=__doc__,
     on_failure_callback=ON_FAILURE,
     params={
-        "run": Param("", type="string", minLength=1, title="评价运行 / Run",
-                     description="评价运行编号，如 2027-20270215-01 / The run id, e.g. 2027-20270215-01"),
-        "role": Param(SIGNOFF_ROLES[0], type="string", enum=SIGNOFF_ROLES, title="签署角色 / Role",
-                      description="签署角色（政策文件 evaluation_runs.signoff_roles） / "
-                                  "Signing role (the policy's evaluation_runs.signoff_roles)"),
-        "name": Param("", type="string", minLength=1, title="签署人 / Name",
-                      description="签署人姓名 / The signer's name"),
-        "comment": Param(None, type=["null", "string"], title="意见 / Comment",
-                         description="签署意见（可空） / The signer's comment (optional)"),
+        "run": Param(
+            "",
+            type="string",
+            minLength=1,
+            title="评价运行 / Run",
+            description="评价运行编号，如 2027-20270215-01 / The run id, e.g. 2027-20270215-01",
+        ),
+        "role": Param(
+            SIGNOFF_ROLES[0],
+            type="string",
+            enum=SIGNOFF_ROLES,
+            title="签署角色 / Role",
+            description="签署角色（政策文件 evaluation_runs.signoff_roles） / "
+            "Signing role (the policy's evaluation_runs.signoff_roles)",
+        ),
+        "name": Param(
+            "", type="string", minLength=1, title="签署人 / Name", description="签署人姓名 / The signer's name"
+        ),
+        "comment": Param(
+            None,
+            type=["null", "string"],
+            title="意见 / Comment",
+            description="签署意见（可空） / The signer's comment (optional)",
+        ),
     },
 )
 def yuhang_evaluation_signoff():
@@ -61,8 +76,9 @@ def yuhang_evaluation_signoff():
         params = context["params"]
         dag_run = context.get("dag_run")
         triggered_by = getattr(dag_run, "triggering_user_name", None) or "airflow"
-        return tasks.sign_evaluation(params["run"], params["role"], params["name"], params.get("comment"),
-                                        signed_by=f"airflow:{triggered_by}")
+        return tasks.sign_evaluation(
+            params["run"], params["role"], params["name"], params.get("comment"), signed_by=f"airflow:{triggered_by}"
+        )
 
     migrate() >> sign()
 

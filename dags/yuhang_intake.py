@@ -46,12 +46,21 @@ from yuhang_skills.orchestration.assets import (
     on_failure_callback=ON_FAILURE,
     deadline=intake_deadline(),
     params={
-        "inbox": Param(None, type=["null", "string"], title="收件箱 / Inbox",
-                       description="收件箱目录，默认取变量 yuhang_inbox / Inbox folder; default: variable yuhang_inbox"),
-        "as_of": Param(None, type=["null", "string"], format="date", title="截止日期 / As-of date",
-                       description="截止日期（YYYY-MM-DD），此日之后收到的文件留待以后处理；默认为本次运行的逻辑日期 / "
-                                   "As-of date (YYYY-MM-DD): files received later wait for a later run; "
-                                   "default: the run's logical date"),
+        "inbox": Param(
+            None,
+            type=["null", "string"],
+            title="收件箱 / Inbox",
+            description="收件箱目录，默认取变量 yuhang_inbox / Inbox folder; default: variable yuhang_inbox",
+        ),
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="截止日期 / As-of date",
+            description="截止日期（YYYY-MM-DD），此日之后收到的文件留待以后处理；默认为本次运行的逻辑日期 / "
+            "As-of date (YYYY-MM-DD): files received later wait for a later run; "
+            "default: the run's logical date",
+        ),
     },
 )
 def yuhang_intake():

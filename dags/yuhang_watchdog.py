@@ -44,16 +44,30 @@ from yuhang_skills.orchestration.assets import DEFAULT_ARGS, ON_FAILURE, TAGS, a
     doc_md=__doc__,
     on_failure_callback=ON_FAILURE,
     params={
-        "as_of": Param(None, type=["null", "string"], format="date", title="截止日期 / As-of date",
-                       description="截止日期（YYYY-MM-DD），默认为本次运行的逻辑日期 / "
-                                   "As-of date (YYYY-MM-DD); default: the run's logical date"),
-        "today": Param(None, type=["null", "string"], format="date", title="今天 / Today",
-                       description="用来判断本次运行是否为当日运行（是否发送提醒），默认为上海时间今天 / "
-                                   "Today (YYYY-MM-DD) for deciding whether the run is live; default: "
-                                   "today in Asia/Shanghai"),
-        "send_alerts": Param(True, type="boolean", title="发送提醒 / Send alerts",
-                             description="当日运行时发送提醒；false 只重建表，不发送 / "
-                                         "Send alerts when the run is live; false rebuilds the tables only"),
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="截止日期 / As-of date",
+            description="截止日期（YYYY-MM-DD），默认为本次运行的逻辑日期 / "
+            "As-of date (YYYY-MM-DD); default: the run's logical date",
+        ),
+        "today": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="今天 / Today",
+            description="用来判断本次运行是否为当日运行（是否发送提醒），默认为上海时间今天 / "
+            "Today (YYYY-MM-DD) for deciding whether the run is live; default: "
+            "today in Asia/Shanghai",
+        ),
+        "send_alerts": Param(
+            True,
+            type="boolean",
+            title="发送提醒 / Send alerts",
+            description="当日运行时发送提醒；false 只重建表，不发送 / "
+            "Send alerts when the run is live; false rebuilds the tables only",
+        ),
     },
 )
 def yuhang_watchdog():

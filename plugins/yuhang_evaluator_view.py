@@ -12,10 +12,12 @@ from yuhang_skills.evaluator_view.app import URL_PREFIX, app
 class YuhangEvaluatorView(AirflowPlugin):
     name = "yuhang_evaluator_view"
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Yuhang evaluation (evaluator view)"}]
-    external_views = [{
-        "name": "绩效评价 Evaluation",
-        "href": URL_PREFIX.lstrip("/") + "/",  # relative: works under a base URL or a proxy prefix
-        "url_route": "yuhang-evaluation",  # shown inside the UI at <base>/plugin/yuhang-evaluation
-        "destination": "nav",
-        "nav_top_level": True,  # a button of its own in the nav bar, not under "Plugins"
-    }]
+    external_views = [
+        {
+            "name": "绩效评价 Evaluation",
+            "href": URL_PREFIX.lstrip("/") + "/",  # relative: works under a base URL or a proxy prefix
+            "url_route": "yuhang-evaluation",  # shown inside the UI at <base>/plugin/yuhang-evaluation
+            "destination": "nav",
+            "nav_top_level": True,  # a button of its own in the nav bar, not under "Plugins"
+        }
+    ]

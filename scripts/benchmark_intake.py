@@ -51,10 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inbox", type=Path, help="existing inbox (default: generate one with --scale)")
     parser.add_argument("--scale", type=float, default=115.0, help="generator scale when no --inbox (default 115)")
-    parser.add_argument("--warehouse", help="warehouse URL (default: $YUHANG_WAREHOUSE_URL, else a new SQLite file in --workdir)")
+    parser.add_argument(
+        "--warehouse", help="warehouse URL (default: $YUHANG_WAREHOUSE_URL, else a new SQLite file in --workdir)"
+    )
     parser.add_argument("--workdir", type=Path, help="where to put the warehouse and archive (default: temp)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="parallel mapped tasks, as an executor would run them (default: CPU count)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="parallel mapped tasks, as an executor would run them (default: CPU count)",
+    )
     args = parser.parse_args(argv)
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="yuhang-bench-"))
@@ -83,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     migrate(engine)  # as every DAG's first task does
     files = discover(inbox, plan)
     groups = site_batches(files, plan.policy.intake.task_bytes, plan.policy.intake.task_max_sites)
-    with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn"),
-                             initializer=_warm_up) as pool:
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn"), initializer=_warm_up) as pool:
         warm = time.perf_counter()
         list(pool.map(time.sleep, [0.5] * args.workers * 2))  # every worker started and warmed up
         print(f"worker warm-up      {time.perf_counter() - warm:.1f} s (Great Expectations import, suites; not timed)")
@@ -97,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     with engine.connect() as conn:
         import sqlalchemy as sa
 
-        roster_read = conn.execute(sa.text(
-            "select coalesce(sum(rows_read), 0) from submissions where kind = 'roster'")).scalar_one()
+        roster_read = conn.execute(
+            sa.text("select coalesce(sum(rows_read), 0) from submissions where kind = 'roster'")
+        ).scalar_one()
         all_read = conn.execute(sa.text("select coalesce(sum(rows_read), 0) from submissions")).scalar_one()
     worker_peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     parent_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -107,10 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"roster rows        {roster_read:,} (all kinds {all_read:,})")
     print(f"intake seconds     {elapsed:.1f}")
     print(f"roster rows/s      {roster_read / elapsed:,.0f}")
-    print(f"workers            {args.workers} ({cpu_seconds:.1f} CPU seconds in all, "
-          f"{roster_read / cpu_seconds:,.0f} roster rows per CPU second)")
-    print(f"peak RSS           {worker_peak_mb:,.0f} MB largest worker, {parent_mb:,.0f} MB coordinator, "
-          f"{worker_peak_mb * args.workers + parent_mb:,.0f} MB all together at most")
+    print(
+        f"workers            {args.workers} ({cpu_seconds:.1f} CPU seconds in all, "
+        f"{roster_read / cpu_seconds:,.0f} roster rows per CPU second)"
+    )
+    print(
+        f"peak RSS           {worker_peak_mb:,.0f} MB largest worker, {parent_mb:,.0f} MB coordinator, "
+        f"{worker_peak_mb * args.workers + parent_mb:,.0f} MB all together at most"
+    )
     print(f"rows reconcile     {'yes' if not lost else f'NO: {lost}'}")
     return 0 if not lost else 1
 

@@ -46,11 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         results = integrity.run_checks(engine, plan, SQL_DIR)
         total = time.perf_counter() - started
-        print(f"run {run}: {total:.1f} s in all"
-              + (" (includes building the check indexes)" if run == 1 else ""))
+        print(f"run {run}: {total:.1f} s in all" + (" (includes building the check indexes)" if run == 1 else ""))
         for r in results:
-            print(f"  {r.name:<30} {r.seconds:6.1f} s  {r.findings:>7,} finding(s)  {r.excluded_rows:>7,} row(s) "
-                  f"excluded ({r.severity})")
+            print(
+                f"  {r.name:<30} {r.seconds:6.1f} s  {r.findings:>7,} finding(s)  {r.excluded_rows:>7,} row(s) "
+                f"excluded ({r.severity})"
+            )
     started = time.perf_counter()
     layers.build_models(engine, SQL_DIR)
     print(f"models             {time.perf_counter() - started:.1f} s (indicators without the excluded rows)")

@@ -182,8 +182,10 @@ _ORIGIN_WEIGHTS = {
 _ADDRESS_CODES = np.array([c for origin in _ADDRESS.values() for c, _ in origin])
 _ADDRESS_P = {
     programme: np.concatenate(
-        [np.array([w for _, w in _ADDRESS[o]], dtype=float) / sum(w for _, w in _ADDRESS[o]) * share
-         for o, share in zip(_ADDRESS, shares, strict=True)]
+        [
+            np.array([w for _, w in _ADDRESS[o]], dtype=float) / sum(w for _, w in _ADDRESS[o]) * share
+            for o, share in zip(_ADDRESS, shares, strict=True)
+        ]
     )
     for programme, shares in _ORIGIN_WEIGHTS.items()
 }
@@ -200,8 +202,16 @@ _SURNAMES = (
 _SURNAME = np.array(_SURNAMES[0::2])
 _SURNAME_P = np.array(_SURNAMES[1::2], dtype=float) / sum(_SURNAMES[1::2])
 _GIVEN = {
-    "male": np.array(list("伟强磊军勇杰涛斌超明刚平辉鹏华飞鑫波宇浩凯健俊帆旭宁龙林洋峰建国文志海东亮成兵锋晨阳博毅彬振家庆忠德良永荣祥春江树立新天子豪睿泽轩然")),
-    "female": np.array(list("芳娜敏静丽艳娟霞燕玲萍红梅琳莉雪婷慧倩颖洁佳琴云兰凤英华秀月丹璐瑶欣怡萱悦彤晶蕾薇琪露妍雯菲宁春晓珍美青玉娇")),
+    "male": np.array(
+        list(
+            "伟强磊军勇杰涛斌超明刚平辉鹏华飞鑫波宇浩凯健俊帆旭宁龙林洋峰建国文志海东亮成兵锋晨阳博毅彬振家庆忠德良永荣祥春江树立新天子豪睿泽轩然"
+        )
+    ),
+    "female": np.array(
+        list(
+            "芳娜敏静丽艳娟霞燕玲萍红梅琳莉雪婷慧倩颖洁佳琴云兰凤英华秀月丹璐瑶欣怡萱悦彤晶蕾薇琪露妍雯菲宁春晓珍美青玉娇"
+        )
+    ),
 }
 
 _MONTH_WEIGHTS = np.array([0.9, 0.45, 1.1, 1.1, 1.05, 1.0, 0.95, 0.9, 1.1, 0.9, 1.25, 1.3])  # mean 1
@@ -223,11 +233,20 @@ _SURVEY_WORKER_SHARE = (0.60, 0.85)
 # Finance: share of the provincial allocation spent, and how it splits by category.
 _SPENT_SHARE = (0.86, 0.97)
 _PROVINCIAL_SPLIT = {
-    "village": {"training_subsidy": (0.35, 2, 4), "project_training": (0.30, 1, 3),
-                "equipment": (0.25, 1, 2), "teacher_training": (0.10, 1, 1)},
-    "station": {"equipment": (0.35, 2, 4), "project_training": (0.28, 3, 6), "training_subsidy": (0.20, 3, 6),
-                "teacher_training": (0.08, 1, 2), "standard_development": (0.05, 1, 1),
-                "high_skill_subsidy": (0.04, 1, 2)},
+    "village": {
+        "training_subsidy": (0.35, 2, 4),
+        "project_training": (0.30, 1, 3),
+        "equipment": (0.25, 1, 2),
+        "teacher_training": (0.10, 1, 1),
+    },
+    "station": {
+        "equipment": (0.35, 2, 4),
+        "project_training": (0.28, 3, 6),
+        "training_subsidy": (0.20, 3, 6),
+        "teacher_training": (0.08, 1, 2),
+        "standard_development": (0.05, 1, 1),
+        "high_skill_subsidy": (0.04, 1, 2),
+    },
 }  # fmt: skip  (category: share, fewest payments, most payments)
 _BASE_EQUIPMENT_MULTIPLE = (2.05, 2.4)  # total equipment cost / subsidy allocation
 _ROUTINE = {  # per month: probability of routine payments, how many at most, sources, categories, yuan
@@ -253,8 +272,30 @@ _SUPPLIER_BUSINESS = {
     "other": ("教学设备", "商贸", "厨房设备"),
 }
 _BRANDS = (
-    "华睿", "启航", "鼎新", "翼飞", "智联", "恒达", "云帆", "中钰", "博远", "天晟", "良辰", "星驰", "远景", "嘉禾", "众诚", "和鑫",
-    "汇通", "瑞丰", "蓝海", "新禾", "晨曦", "明途", "禾益", "卓远",
+    "华睿",
+    "启航",
+    "鼎新",
+    "翼飞",
+    "智联",
+    "恒达",
+    "云帆",
+    "中钰",
+    "博远",
+    "天晟",
+    "良辰",
+    "星驰",
+    "远景",
+    "嘉禾",
+    "众诚",
+    "和鑫",
+    "汇通",
+    "瑞丰",
+    "蓝海",
+    "新禾",
+    "晨曦",
+    "明途",
+    "禾益",
+    "卓远",
 )
 _COLLEGES = ("杭州职业技术学院", "浙江育英职业技术学院", "杭州市余杭区职业高级中学", "浙江长征职业技术学院")
 _PERSONS_PAYEE = "学员(批量发放)"
@@ -266,7 +307,9 @@ _CHECK_ALPHABET = np.array(list("0123456789X"))
 # fraud patterns draw from streams of their own (_PLANT, then a number per pattern), so turning
 # one on leaves what the others draw unchanged.
 _ROSTER, _PERSONS, _FINANCE, _SURVEY, _OUTCOMES, _ROW_MESS, _FILE, _MISSING, _GLOBAL, _PLANT = range(10)
-_P_OVER_YEARLY, _P_REPEAT, _P_NEAR, _P_LEDGER, _P_VOUCHER, _P_INVOICE, _P_PERIOD, _P_FIX, _P_BURST, _P_UNIFORM = range(10)
+_P_OVER_YEARLY, _P_REPEAT, _P_NEAR, _P_LEDGER, _P_VOUCHER, _P_INVOICE, _P_PERIOD, _P_FIX, _P_BURST, _P_UNIFORM = range(
+    10
+)
 
 # Fraud patterns: what a planted row or class is (``_Roster.row_plant`` / ``cls_plant``; 0 = none).
 _ROW_OVER_YEARLY, _ROW_REPEAT, _ROW_BURST = 1, 2, 3
@@ -476,7 +519,9 @@ def _occupation_weights(site: Site, rng: np.random.Generator) -> np.ndarray:
     else:  # a base: its focus industry, a little of the other key industries, nothing else
         key = np.array([0.0 if o.industry == "other" else float(o.station_weight) for o in OCCUPATIONS])
         focus = site.industry_focus == _OCC_INDUSTRY
-        w = np.where(focus, key / key[focus].sum() * _BASE_FOCUS_SHARE, key / key[~focus].sum() * (1 - _BASE_FOCUS_SHARE))
+        w = np.where(
+            focus, key / key[focus].sum() * _BASE_FOCUS_SHARE, key / key[~focus].sum() * (1 - _BASE_FOCUS_SHARE)
+        )
     w = w * rng.gamma(1.5, 1.0, len(w))
     return w / w.sum()
 
@@ -504,7 +549,11 @@ def _class_sizes(
         if site.site_code == options.underperforming_station and year == focus_year:
             lo, hi = _UNDERPERFORMING_PERSON_TIMES
         per_year = rng.uniform(lo, hi) * len(year_months) / 12 * options.scale
-        lo, hi = _LOW_PASS_RATE if site.site_code == options.low_pass_base and year == focus_year else _PASS_RATE[site.programme]
+        lo, hi = (
+            _LOW_PASS_RATE
+            if site.site_code == options.low_pass_base and year == focus_year
+            else _PASS_RATE[site.programme]
+        )
         pass_rate[year] = float(rng.uniform(lo, hi))
         weights = _MONTH_WEIGHTS[[_month_no(m) - 1 for m in year_months]]
         if site.programme == "village":
@@ -524,7 +573,12 @@ def _class_sizes(
 
 
 def _build_roster(
-    site: Site, site_no: int, months: list[int], options: SampleOptions, focus_year: int, rng: np.random.Generator,
+    site: Site,
+    site_no: int,
+    months: list[int],
+    options: SampleOptions,
+    focus_year: int,
+    rng: np.random.Generator,
     burst_rule: tuple[int, float, int] = (3, 5.0, 100),
 ) -> _Roster:
     occ_weights = _occupation_weights(site, rng)
@@ -541,7 +595,9 @@ def _build_roster(
     start = _first_day(cls_month) + offset
     end = start + duration - 1
     seq = np.arange(n_cls) - np.searchsorted(cls_month, cls_month, side="left") + 1
-    cls_id = np.array([f"{site.site_code}-{_month_text(m).replace('-', '')}-{k:03d}" for m, k in zip(cls_month, seq, strict=True)])
+    cls_id = np.array(
+        [f"{site.site_code}-{_month_text(m).replace('-', '')}-{k:03d}" for m, k in zip(cls_month, seq, strict=True)]
+    )
     cls_course = _course_names(site, occ, level, rng)
 
     row_class = np.repeat(np.arange(n_cls), cls_size)
@@ -551,13 +607,19 @@ def _build_roster(
     )
     assessed = rng.random(n) < _ASSESSED_SHARE[site.programme]
     passed = assessed & (rng.random(n) < cls_pass[row_class])
-    rating = np.where(
-        rng.random(n) < _ROW_RATING_BLANK, -1, rng.choice(len(RATINGS), size=n, p=_ROW_RATING_P)
-    ).astype(np.int64)
+    rating = np.where(rng.random(n) < _ROW_RATING_BLANK, -1, rng.choice(len(RATINGS), size=n, p=_ROW_RATING_P)).astype(
+        np.int64
+    )
     cert = _certificate_serials(cls_month[row_class], passed)
     _spread_class_ends(site, cls_month, start, end, np.bincount(row_class, weights=passed, minlength=n_cls), burst_rule)
-    serial, first_row = _assign_persons(site, cls_month[row_class], start[row_class], end[row_class],
-                                        occ[row_class] * len(LEVELS) + level[row_class], rng)
+    serial, first_row = _assign_persons(
+        site,
+        cls_month[row_class],
+        start[row_class],
+        end[row_class],
+        occ[row_class] * len(LEVELS) + level[row_class],
+        rng,
+    )
     return _Roster(
         site=site, site_no=site_no, cls_month=cls_month, cls_start=start, cls_end=end, cls_occ=occ,
         cls_level=level, cls_hours=hours, cls_id=cls_id, cls_course=cls_course, row_class=row_class,
@@ -603,12 +665,14 @@ def _spread_class_ends(
     counts = np.bincount(day, weights=passes, minlength=n_days + window)
     ones = np.ones(window)
     for _ in range(4 * len(passes)):
-        excess = np.convolve(counts, ones)[window - 1:][: len(allowed)] - allowed  # windows starting on each day
+        excess = np.convolve(counts, ones)[window - 1 :][: len(allowed)] - allowed  # windows starting on each day
         worst = int(np.argmax(excess))
         if excess[worst] <= 0:
             break
         best = None
-        for c in sorted(np.flatnonzero((day >= worst) & (day < worst + window) & (passes > 0)), key=lambda c: -passes[c]):
+        for c in sorted(
+            np.flatnonzero((day >= worst) & (day < worst + window) & (passes > 0)), key=lambda c: -passes[c]
+        ):
             counts[day[c]] -= passes[c]
             targets = np.arange((lowest[c] - origin).astype(np.int64), (last[c] - origin).astype(np.int64) + 1)
             after = [_worst_with(counts, allowed, int(t), float(passes[c]), window) for t in targets]
@@ -629,10 +693,10 @@ def _spread_class_ends(
 def _worst_with(counts: np.ndarray, allowed: np.ndarray, day: int, passes: float, window: int) -> float:
     """The largest excess over ``allowed`` of the windows holding ``day`` once ``passes`` end on it."""
     lo = max(0, day - window + 1)
-    part = counts[lo:day + window].copy()
+    part = counts[lo : day + window].copy()
     part[day - lo] += passes
     sums = np.convolve(part, np.ones(window), mode="valid")  # windows starting on lo, lo + 1, ...
-    return float(np.max(sums - allowed[lo:lo + len(sums)]))
+    return float(np.max(sums - allowed[lo : lo + len(sums)]))
 
 
 def _certificate_serials(row_month: np.ndarray, passed: np.ndarray) -> np.ndarray:
@@ -701,9 +765,7 @@ def _assign_persons(
     return serial, first_row
 
 
-def _plant_cross_site(
-    rosters: list[_Roster], rate: float, rng: np.random.Generator
-) -> list[dict[str, Any]]:
+def _plant_cross_site(rosters: list[_Roster], rate: float, rng: np.random.Generator) -> list[dict[str, Any]]:
     """Put trainees of stations/bases into an overlapping class at another site, same ID."""
     if rate <= 0 or len(rosters) < 2:
         return []
@@ -814,7 +876,7 @@ def _pick_compatible(
         if all(skill[k] != skill[c] and (start[k] > end[c] or end[k] < start[c]) for c in picks):
             picks.append(k)
             if len(picks) == len(chosen) + wanted:
-                return picks[len(chosen):]
+                return picks[len(chosen) :]
     return None
 
 
@@ -853,13 +915,15 @@ def _plant_extra_classes(
     keyed = np.concatenate([np.full(len(r.cls_month), r.site.programme != "village") for r in rosters])
     lo = np.concatenate([np.searchsorted(r.row_class, np.arange(len(r.cls_month))) for r in rosters])
     hi = np.concatenate([np.searchsorted(r.row_class, np.arange(len(r.cls_month)), side="right") for r in rosters])
-    free_count = np.concatenate([np.bincount(r.row_class[f], minlength=len(r.cls_month)) for r, f in zip(rosters, free, strict=True)])
+    free_count = np.concatenate(
+        [np.bincount(r.row_class[f], minlength=len(r.cls_month)) for r, f in zip(rosters, free, strict=True)]
+    )
 
     def take(k: int, tag: int, person: tuple[int, int] | None, rng: np.random.Generator) -> tuple[int, int]:
         """A free row of class ``k``, now ``person``'s (home site_no, serial) or kept as the subject."""
         j = int(cj[k])
         r = rosters[j]
-        rows = lo[k] + np.flatnonzero(free[j][lo[k]:hi[k]])
+        rows = lo[k] + np.flatnonzero(free[j][lo[k] : hi[k]])
         row = int(rows[int(rng.integers(len(rows)))])
         free[j][row] = False
         free_count[k] -= 1
@@ -870,7 +934,9 @@ def _plant_extra_classes(
         return j, row
 
     def described(classes: list[int]) -> list[list[str]]:
-        named = [(start[k], rosters[cj[k]].site.site_code, str(rosters[cj[k]].cls_id[k - offset[cj[k]]])) for k in classes]
+        named = [
+            (start[k], rosters[cj[k]].site.site_code, str(rosters[cj[k]].cls_id[k - offset[cj[k]]])) for k in classes
+        ]
         return [[site, class_id] for _, site, class_id in sorted(named)]
 
     def subjects(keep: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -891,7 +957,7 @@ def _plant_extra_classes(
         fits = keyed & (year == y) & (start_year == y) & (free_count > 0)
         home = cj == cj[c]
         picks = None
-        for scope in ((home, None) if rng.random() < 0.5 else (None,)):
+        for scope in (home, None) if rng.random() < 0.5 else (None,):
             candidates = np.flatnonzero(fits if scope is None else fits & scope)
             picks = _pick_compatible(candidates, _YEARLY_LIMIT, [c], start, end, skill, rng)
             if picks is not None:
@@ -1073,7 +1139,9 @@ def _person_pool(
     given = np.where(rng.random(p) < 0.8, np.strings.add(given, second), given)
     low_income = (group == _LOW_INCOME) | (rng.random(p) < _LOW_INCOME_OTHER_GROUPS[programme])
     months = birth.astype("datetime64[M]").astype(np.int64)
-    yyyymmdd = (1970 + months // 12) * 10000 + (months % 12 + 1) * 100 + (birth - _first_day(months)).astype(np.int64) + 1
+    yyyymmdd = (
+        (1970 + months // 12) * 10000 + (months % 12 + 1) * 100 + (birth - _first_day(months)).astype(np.int64) + 1
+    )
     first17 = np.strings.add(np.strings.add(address, _zfill(yyyymmdd, 8)), _zfill(seq, 3))
     return {"name": np.strings.add(surname, given), "first17": first17, "group": group, "low_income": low_income,
             "out_of_age": out, "male": male, "near_retirement": near}  # fmt: skip
@@ -1115,8 +1183,12 @@ def _plant_invalid_ids(rosters: list[_Roster], people: _People, options: SampleO
         rng = _rng(options.seed, r.site_no, _ROW_MESS)
         n = len(r.row_class)
         # Rows of planted patterns keep their ID valid, so the pattern stays visible.
-        bad = (rng.random(n) < options.invalid_id_rate) & ~r.row_cross & (r.row_plant == 0) \
+        bad = (
+            (rng.random(n) < options.invalid_id_rate)
+            & ~r.row_cross
+            & (r.row_plant == 0)
             & ~people.near_retirement[r.row_person]
+        )
         correct = np.searchsorted(_CHECK_ALPHABET, people.check[r.row_person])
         wrong = _CHECK_ALPHABET[(correct + rng.integers(1, len(_CHECK_ALPHABET), n)) % len(_CHECK_ALPHABET)]
         r.row_bad_check = np.where(bad, wrong, "")
@@ -1173,7 +1245,9 @@ def _build_ledger(
     partners = [p for p in re.split(r"[;；、,]", site.partners) if "学院" in p or "学校" in p] or list(_COLLEGES[:1])
     payments: list[dict[str, Any]] = []
 
-    def pay(month: int, source: str, category: str, fen: int, payee: str, description: str, ineligible: bool = False) -> None:
+    def pay(
+        month: int, source: str, category: str, fen: int, payee: str, description: str, ineligible: bool = False
+    ) -> None:
         payments.append({"month": month, "fund_source": source, "category": category, "fen": fen, "payee": payee,
                          "description": description, "ineligible": ineligible})  # fmt: skip
 
@@ -1212,7 +1286,9 @@ def _build_ledger(
         if site.site_code == options.base_over_claim:  # planted: equipment worth less than twice the subsidy
             equipment_total = int(subsidised * rng.uniform(*_OVER_CLAIM_MULTIPLE))
         else:
-            equipment_total = int((alloc["provincial"] + alloc["district"]) * 100 * rng.uniform(*_BASE_EQUIPMENT_MULTIPLE))
+            equipment_total = int(
+                (alloc["provincial"] + alloc["district"]) * 100 * rng.uniform(*_BASE_EQUIPMENT_MULTIPLE)
+            )
         if equipment_total > subsidised:
             schedule(equipment_total - subsidised, int(rng.integers(4, 11)), "self", "equipment")
     elif alloc["provincial"]:
@@ -1239,7 +1315,8 @@ def _build_ledger(
     ledger["pay_date"] = _random_weekdays(ledger["month"].to_numpy(np.int64), rng)
     ledger = ledger.sort_values(["month", "pay_date"], kind="stable").reset_index(drop=True)
     ledger["voucher_no"] = [
-        f"记{_month_text(m).replace('-', '')}-{k:03d}" for m, k in zip(ledger["month"], ledger.groupby("month").cumcount() + 1, strict=True)
+        f"记{_month_text(m).replace('-', '')}-{k:03d}"
+        for m, k in zip(ledger["month"], ledger.groupby("month").cumcount() + 1, strict=True)
     ]
     digits = rng.integers(0, 10, (len(ledger), 16)).astype(str)
     ledger["invoice_no"] = [
@@ -1253,7 +1330,9 @@ def _build_ledger(
     focus = [m for m in months if _year(m) == focus_year and m not in skip]
     if site.site_code == options.training_overpaid_site and focus and person_times.get(focus_year, 0):
         # Planted: one or two large training subsidies take the year's training money over the limit.
-        paid = int(ledger.loc[(ledger["month"] // 12 + 1970 == focus_year) & ledger["category"].isin(training), "fen"].sum())
+        paid = int(
+            ledger.loc[(ledger["month"] // 12 + 1970 == focus_year) & ledger["category"].isin(training), "fen"].sum()
+        )
         wanted = int(person_times[focus_year] * limit * 100 * plant_rng.uniform(*_OVERPAID_MULTIPLE))
         extra = []
         for fen in _split_fen(max(wanted - paid, 10_000), int(plant_rng.integers(1, 3)), plant_rng, 10_000):
@@ -1278,9 +1357,15 @@ def _append_payments(ledger: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
         extra["voucher_no"] = ""
     for i in np.flatnonzero(extra["voucher_no"].to_numpy(dtype=str) == ""):
         month = int(extra["month"].iloc[i])
-        taken = set(ledger.loc[ledger["month"] == month, "voucher_no"]) | set(extra.loc[extra["month"] == month, "voucher_no"])
-        seq = next(k for k in range(len(taken) + 1, 10_000) if f"记{_month_text(month).replace('-', '')}-{k:03d}" not in taken)
-        extra.iloc[int(i), extra.columns.tolist().index("voucher_no")] = f"记{_month_text(month).replace('-', '')}-{seq:03d}"
+        taken = set(ledger.loc[ledger["month"] == month, "voucher_no"]) | set(
+            extra.loc[extra["month"] == month, "voucher_no"]
+        )
+        seq = next(
+            k for k in range(len(taken) + 1, 10_000) if f"记{_month_text(month).replace('-', '')}-{k:03d}" not in taken
+        )
+        extra.iloc[int(i), extra.columns.tolist().index("voucher_no")] = (
+            f"记{_month_text(month).replace('-', '')}-{seq:03d}"
+        )
     merged = pd.concat([ledger, extra[ledger.columns]], ignore_index=True)
     return merged.sort_values("month", kind="stable").reset_index(drop=True)
 
@@ -1362,7 +1447,9 @@ def _plant_payments(
                 break
             src = frame.iloc[row]
             m, v = int(src["month"]), str(src["voucher_no"])
-            targets = [t for t in range(len(ledgers)) if t != src["_site"] and m in open_months[t] and (t, m, v) not in used]
+            targets = [
+                t for t in range(len(ledgers)) if t != src["_site"] and m in open_months[t] and (t, m, v) not in used
+            ]
             if not targets:
                 continue
             t = targets[int(rng.integers(len(targets)))]
@@ -1387,8 +1474,11 @@ def _plant_payments(
     rng = _rng(options.seed, 0, _PLANT, _P_INVOICE)
     invoice = frame["invoice_no"].to_numpy(dtype=object, copy=True)
     has_invoice = invoice != ""
-    wanted = int(rng.binomial(int(has_invoice.sum()), options.duplicate_invoice_rate)) \
-        if options.duplicate_invoice_rate > 0 else 0
+    wanted = (
+        int(rng.binomial(int(has_invoice.sum()), options.duplicate_invoice_rate))
+        if options.duplicate_invoice_rate > 0
+        else 0
+    )
     if wanted:
         fen = frame["fen"].to_numpy(np.int64)
         payee = frame["payee"].to_numpy(dtype=str)
@@ -1440,7 +1530,9 @@ def _plant_payments(
     while True:
         key = frame["voucher_no"].astype(str) + "|" + frame["fen"].astype(str) + "|" + frame["payee"].astype(str)
         order = np.lexsort((np.arange(len(frame)), ~copied))  # a planted pair owns its key
-        first_site = pd.Series(frame["_site"].to_numpy(np.int64)[order]).groupby(key.to_numpy()[order]).transform("first")
+        first_site = (
+            pd.Series(frame["_site"].to_numpy(np.int64)[order]).groupby(key.to_numpy()[order]).transform("first")
+        )
         first = np.empty(len(frame), dtype=np.int64)
         first[order] = first_site.to_numpy(np.int64)
         clash = (frame["_site"].to_numpy(np.int64) != first) & ~copied
@@ -1525,8 +1617,10 @@ def _roster_frame(
     g = r.row_person[rows]
     bad = r.row_bad_check[rows]
     year2 = ((1970 + r.cls_month[c] // 12) % 100).astype(str)
-    cert_prefix = np.strings.add(np.strings.add(
-        np.where(r.cls_level[c] == LEVELS.index("special_skill"), "Z", "S"), f"330110{r.site_no:03d}"), year2)
+    cert_prefix = np.strings.add(
+        np.strings.add(np.where(r.cls_level[c] == LEVELS.index("special_skill"), "Z", "S"), f"330110{r.site_no:03d}"),
+        year2,
+    )
     cert = np.where(r.row_cert[rows] >= 0, np.strings.add(np.strings.add(cert_prefix, _LEVEL_DIGIT[r.cls_level[c]]),
                     _zfill(r.row_cert[rows], 6)), "")  # fmt: skip
     rating = r.row_rating[rows]
@@ -1604,7 +1698,9 @@ def _outcomes_frame(site: Site, year: int, trainees: int, rng: np.random.Generat
 
 def _write_csv(path: Path, frame: pd.DataFrame, header: list[str], encoding: str) -> None:
     # Excel-saved files (BOM, GBK) end lines with CRLF; plain UTF-8 exports with LF.
-    frame.to_csv(path, index=False, header=header, encoding=encoding, lineterminator="\n" if encoding == "utf-8" else "\r\n")
+    frame.to_csv(
+        path, index=False, header=header, encoding=encoding, lineterminator="\n" if encoding == "utf-8" else "\r\n"
+    )
 
 
 def _write_xlsx(
@@ -1657,8 +1753,7 @@ class _Writer:
         self.tz = ZoneInfo(plan.policy.timezone)
         self.kinds = list(plan.contract.kinds)
         self.column_types: dict[str, dict[str, str]] = {
-            kind: {c: spec.type for c, spec in plan.contract.kind(kind).columns.items()}
-            for kind in self.kinds
+            kind: {c: spec.type for c, spec in plan.contract.kind(kind).columns.items()} for kind in self.kinds
         }
         self.files: list[dict[str, Any]] = []
         self.missing: list[dict[str, str]] = []
@@ -1685,7 +1780,9 @@ class _Writer:
 
     def at(self, day: dt.date, rng: np.random.Generator) -> dt.datetime:
         minute = int(rng.integers(9 * 60, 18 * 60))
-        return dt.datetime(day.year, day.month, day.day, minute // 60, minute % 60, int(rng.integers(60)), tzinfo=self.tz)
+        return dt.datetime(
+            day.year, day.month, day.day, minute // 60, minute % 60, int(rng.integers(60)), tzinfo=self.tz
+        )
 
     def title(self, site: Site, month: int, kind: str) -> str:
         cadence = self.plan.policy.submission_rule(kind).cadence
@@ -1697,7 +1794,15 @@ class _Writer:
         o = self.options
         u = rng.random(6)
         xlsx = o.scale < _SCALE_XLSX_LIMIT and u[0] < o.xlsx_rate
-        encoding = "" if xlsx else "gb18030" if u[1] < o.gbk_rate else "utf-8-sig" if u[1] < o.gbk_rate + o.bom_rate else "utf-8"
+        encoding = (
+            ""
+            if xlsx
+            else "gb18030"
+            if u[1] < o.gbk_rate
+            else "utf-8-sig"
+            if u[1] < o.gbk_rate + o.bom_rate
+            else "utf-8"
+        )
         date_style = ("slash" if u[4] < 0.5 else "zh") if u[3] < o.date_style_rate else "iso"
         return _Style(fmt="xlsx" if xlsx else "csv", encoding=encoding,
                       header="en" if u[2] < o.english_header_rate else "zh", date_style=date_style,
@@ -1735,10 +1840,14 @@ class _Writer:
                     frame = _survey_frame(site, survey, self.vocab, style)
                     self.count_survey(site, survey, month)
                 else:
-                    frame = _outcomes_frame(site, _year(month), int((row_month // 12 == month // 12).sum()), outcome_rng)
+                    frame = _outcomes_frame(
+                        site, _year(month), int((row_month // 12 == month // 12).sum()), outcome_rng
+                    )
                 self.submit(site, month, kind, style, frame, rng)
 
-    def submit(self, site: Site, month: int, kind: str, style: _Style, frame: pd.DataFrame, rng: np.random.Generator) -> None:
+    def submit(
+        self, site: Site, month: int, kind: str, style: _Style, frame: pd.DataFrame, rng: np.random.Generator
+    ) -> None:
         o = self.options
         late = rng.random() < o.late_rate
         monthly = self.plan.policy.submission_rule(kind).cadence == "monthly"
@@ -1846,7 +1955,12 @@ class _Writer:
             for year in np.unique(years):
                 mine = years == year
                 busiest = int(in_window[mine].max())
-                usual = int(mine.sum()) * 12 / (365 * (self.plan.sites_by_code[code].months_active(int(year)) or 12)) * window
+                usual = (
+                    int(mine.sum())
+                    * 12
+                    / (365 * (self.plan.sites_by_code[code].months_active(int(year)) or 12))
+                    * window
+                )
                 best["passed_in_window"] = max(best["passed_in_window"], busiest)
                 if busiest >= least:
                     top = max(top, busiest / usual)
@@ -1874,9 +1988,13 @@ class _Writer:
         under = lookup.get((o.underperforming_station, focus_year)) if o.underperforming_station else None
         low = lookup.get((o.low_pass_base, focus_year)) if o.low_pass_base else None
         superseded = {(f["site_code"], f["period"], f["kind"]) for f in self.files if f["version"] == 2}
-        effective = [f for f in self.files if f["version"] == 2 or (f["site_code"], f["period"], f["kind"]) not in superseded]
+        effective = [
+            f for f in self.files if f["version"] == 2 or (f["site_code"], f["period"], f["kind"]) not in superseded
+        ]
         ineligible = per_site("ineligible_spending")
-        ineligible["amount_yuan_by_site"] = {k: money(v) for k, v in sorted(self.by_site["ineligible_spending_fen"].items()) if v}
+        ineligible["amount_yuan_by_site"] = {
+            k: money(v) for k, v in sorted(self.by_site["ineligible_spending_fen"].items()) if v
+        }
         written_pairs = [p for p in pairs if (p["site_a"], p["period"]) in self.written_rosters
                          and (p["site_b"], p["period"]) in self.written_rosters]  # fmt: skip
 
@@ -1928,13 +2046,25 @@ class _Writer:
                 "resubmission": per_site("resubmission"),
                 "late": per_site("late"),
                 "ineligible_spending": ineligible,
-                "underperforming_station": None if under is None else {
-                    "site_code": o.underperforming_station, "year": focus_year, "person_times": under.get("person_times", 0)},
-                "low_pass_base": None if low is None else {
-                    "site_code": o.low_pass_base, "year": focus_year, "assessed": low.get("assessed", 0),
-                    "passed": low.get("passed", 0)},
-                "format_noise": {**{k: int(v) for k, v in sorted(self.noise.items())},
-                                 "non_iso_date_files": sum(f["date_style"] != "iso" for f in self.files)},
+                "underperforming_station": None
+                if under is None
+                else {
+                    "site_code": o.underperforming_station,
+                    "year": focus_year,
+                    "person_times": under.get("person_times", 0),
+                },
+                "low_pass_base": None
+                if low is None
+                else {
+                    "site_code": o.low_pass_base,
+                    "year": focus_year,
+                    "assessed": low.get("assessed", 0),
+                    "passed": low.get("passed", 0),
+                },
+                "format_noise": {
+                    **{k: int(v) for k, v in sorted(self.noise.items())},
+                    "non_iso_date_files": sum(f["date_style"] != "iso" for f in self.files),
+                },
                 "over_yearly_limit": listed(planted["over_yearly_limit"], lambda p: p["site_code"]),
                 "repeat_occupation_level": listed(planted["repeat_occupation_level"], lambda p: p[-1][0]),
                 "near_retirement": {**per_site("near_retirement"), "list": self.lists["near_retirement"]},
@@ -1943,8 +2073,10 @@ class _Writer:
                 "uniform_class": {**per_site("uniform_class"), "list": self.lists["uniform_class"]},
                 "duplicate_invoice": listed(planted["duplicate_invoice"], lambda p: p["sites"][-1]),
                 "duplicate_voucher": listed(planted["duplicate_voucher"], lambda p: p["sites"][-1]),
-                "out_of_period_payment": {**per_site("out_of_period_payment"),
-                                          "list": self.lists["out_of_period_payment"]},
+                "out_of_period_payment": {
+                    **per_site("out_of_period_payment"),
+                    "list": self.lists["out_of_period_payment"],
+                },
                 "base_over_claim": base,
                 "training_overpaid": overpaid,
                 "training_money_per_person_time_max_yuan": money(max(ratios)) if ratios else None,
@@ -2002,8 +2134,7 @@ def generate(inbox: Path, options: SampleOptions, plan: Plan | None = None, *, c
     window = range(_month_index(options.start), _month_index(options.end) + 1)
     focus_year = plan.policy.implementation_years[-1]
     active = [
-        (no, site, [m for m in window if m >= _active_month(site)])
-        for no, site in enumerate(plan.sites, start=1)
+        (no, site, [m for m in window if m >= _active_month(site)]) for no, site in enumerate(plan.sites, start=1)
     ]
     active = [(no, site, months) for no, site, months in active if months]
     skip = {no: _missing_months(no, months, options) for no, _, months in active}
@@ -2022,7 +2153,9 @@ def generate(inbox: Path, options: SampleOptions, plan: Plan | None = None, *, c
                                              _rng(options.seed, no, _PLANT, _P_BURST))  # fmt: skip
     over, repeat = _plant_extra_classes(rosters, options, skip)
     min_size = int(_integrity_parameter(plan, "uniform_class", "min_class_size"))
-    _plant_uniform_classes(rosters, options.uniform_class_rate, min_size, skip, _rng(options.seed, 0, _PLANT, _P_UNIFORM))
+    _plant_uniform_classes(
+        rosters, options.uniform_class_rate, min_size, skip, _rng(options.seed, 0, _PLANT, _P_UNIFORM)
+    )
     for r in rosters:
         _break_uniform_classes(r, min_size)
         r.row_cert = _certificate_serials(r.row_month, r.row_passed)
@@ -2056,10 +2189,15 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Rates are probabilities in [0, 1]. --clean turns every planted pattern off; options given "
         "explicitly still apply on top of it.",
     )
-    parser.add_argument("--inbox", type=Path, required=True, help="folder to write (created; must be new or empty unless --clear)")
+    parser.add_argument(
+        "--inbox", type=Path, required=True, help="folder to write (created; must be new or empty unless --clear)"
+    )
     parser.add_argument("--truth", type=Path, help="also write the truth summary (what was planted) as JSON here")
-    parser.add_argument("--clear", action="store_true",
-                        help="delete an earlier sample's submissions in --inbox first (refuses if it holds other files)")
+    parser.add_argument(
+        "--clear",
+        action="store_true",
+        help="delete an earlier sample's submissions in --inbox first (refuses if it holds other files)",
+    )
     parser.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
     parser.add_argument("--start", help=f"first month, YYYY-MM (default {d.start})")
     parser.add_argument("--end", help=f"last month, YYYY-MM (default {d.end})")

@@ -26,35 +26,56 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="yuhang-pipeline",
         description="Run the Yuhang skill-fund pipeline (intake → indicators → evaluation) through "
-                    "the real Airflow DAGs, without a scheduler; rebuild the missing-submission list "
-                    "(watchdog) and show where things stand (status).",
+        "the real Airflow DAGs, without a scheduler; rebuild the missing-submission list "
+        "(watchdog) and show where things stand (status).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--as-of", default=None, metavar="YYYY-MM-DD",
-                       help="as-of date (Asia/Shanghai): files received after that day are left for later "
-                            "(default: today; 'demo' uses 2027-02-15)")
-        p.add_argument("--warehouse", default=None, metavar="URL",
-                       help="SQLAlchemy URL of the warehouse, e.g. postgresql+psycopg2://user@host/db "
-                            "(default: $YUHANG_WAREHOUSE_URL or sqlite:///<var-dir>/warehouse.sqlite)")
-        p.add_argument("--var-dir", type=Path, default=None,
-                       help=f"folder for the SQLite warehouse, archive, outputs and Airflow metadata "
-                            f"(default: $YUHANG_VAR_DIR or {DEFAULT_VAR_DIR}; 'demo' works in <var-dir>/demo, "
-                            f"which it rebuilds on every run)")
-        p.add_argument("--output-dir", type=Path, default=None,
-                       help="where the workbook is written (default: <var-dir>/outputs)")
-        p.add_argument("--evaluation-year", type=int, default=None,
-                       help="evaluation year (default: evaluation_year in the policy file)")
+        p.add_argument(
+            "--as-of",
+            default=None,
+            metavar="YYYY-MM-DD",
+            help="as-of date (Asia/Shanghai): files received after that day are left for later "
+            "(default: today; 'demo' uses 2027-02-15)",
+        )
+        p.add_argument(
+            "--warehouse",
+            default=None,
+            metavar="URL",
+            help="SQLAlchemy URL of the warehouse, e.g. postgresql+psycopg2://user@host/db "
+            "(default: $YUHANG_WAREHOUSE_URL or sqlite:///<var-dir>/warehouse.sqlite)",
+        )
+        p.add_argument(
+            "--var-dir",
+            type=Path,
+            default=None,
+            help=f"folder for the SQLite warehouse, archive, outputs and Airflow metadata "
+            f"(default: $YUHANG_VAR_DIR or {DEFAULT_VAR_DIR}; 'demo' works in <var-dir>/demo, "
+            f"which it rebuilds on every run)",
+        )
+        p.add_argument(
+            "--output-dir", type=Path, default=None, help="where the workbook is written (default: <var-dir>/outputs)"
+        )
+        p.add_argument(
+            "--evaluation-year",
+            type=int,
+            default=None,
+            help="evaluation year (default: evaluation_year in the policy file)",
+        )
         p.add_argument("--json", action="store_true", help="print the headline as JSON")
         p.add_argument("--verbose", action="store_true", help="show Airflow's task logs (default: warnings only)")
 
     run = sub.add_parser("run", help="run the pipeline over an inbox folder")
-    run.add_argument("--inbox", type=Path, required=True,
-                     help="inbox folder laid out as <YYYY-MM>/<site code>/<kind>.csv|xlsx")
-    run.add_argument("--provisional", action="store_true",
-                     help="as-of date before the evaluated period's data can be complete: write a run marked "
-                          "provisional (预评估) instead of refusing")
+    run.add_argument(
+        "--inbox", type=Path, required=True, help="inbox folder laid out as <YYYY-MM>/<site code>/<kind>.csv|xlsx"
+    )
+    run.add_argument(
+        "--provisional",
+        action="store_true",
+        help="as-of date before the evaluated period's data can be complete: write a run marked "
+        "provisional (预评估) instead of refusing",
+    )
     common(run)
     demo = sub.add_parser("demo", help="generate the sample inbox (seeded) and run the pipeline over it")
     demo.add_argument("--seed", type=int, default=20251218, help="generator seed (default: 20251218)")
@@ -69,8 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_environment(var_dir: Path, warehouse: str | None, inbox: Path | None, output_dir: Path | None,
-                          airflow_home: Path) -> None:
+def configure_environment(
+    var_dir: Path, warehouse: str | None, inbox: Path | None, output_dir: Path | None, airflow_home: Path
+) -> None:
     """Point this process's Airflow and the pipeline at the run folder (before Airflow is imported)."""
     var_dir = var_dir.resolve()
     os.environ["YUHANG_VAR_DIR"] = str(var_dir)
@@ -123,8 +145,11 @@ def run_dags(as_of: dt.date, evaluation_year: int | None, inbox: Path | None, pr
     confs = {
         "yuhang_intake": {"inbox": str(inbox.resolve()) if inbox else None, "as_of": as_of.isoformat()},
         "yuhang_indicators": {},
-        "yuhang_evaluation": {"evaluation_year": evaluation_year, "as_of": as_of.isoformat(),
-                              "provisional": provisional},
+        "yuhang_evaluation": {
+            "evaluation_year": evaluation_year,
+            "as_of": as_of.isoformat(),
+            "provisional": provisional,
+        },
     }
     timings = {}
     headline: dict = {}
@@ -139,7 +164,9 @@ def run_dags(as_of: dt.date, evaluation_year: int | None, inbox: Path | None, pr
         timings[dag_id] = round(time.monotonic() - started, 1)
         if dag_run is None or str(dag_run.state) != "success":
             failed = [ti.task_id for ti in dag_run.get_task_instances() if str(ti.state) == "failed"] if dag_run else []
-            raise RuntimeError(f"{dag_id} did not succeed (state {getattr(dag_run, 'state', None)}; failed tasks {failed})")
+            raise RuntimeError(
+                f"{dag_id} did not succeed (state {getattr(dag_run, 'state', None)}; failed tasks {failed})"
+            )
         if dag_id == "yuhang_evaluation":
             ti = dag_run.get_task_instance("write_outputs")
             headline = ti.xcom_pull(task_ids="write_outputs") if ti else {}
@@ -160,16 +187,27 @@ def format_headline(result: dict, warehouse_url: str) -> str:
         f"(rule: {h['release_rule']}, policy {h['policy_version']})",
         f"  recoveries   {_yuan(h['recoveries_yuan'])} yuan (sites not rectified by their deadline)",
         f"  net release  {_yuan(h['net_released_yuan'])} yuan",
-        *([f"  run          {h['run_id']} ({h['status']}), input fingerprint {h['input_fingerprint'][:12]}…"]
-          if h.get("run_id") else []),
-        *([f"  integrity    {h['integrity_findings']:,} finding(s); "
-           f"person-times {h['person_times_reported']:,} reported, {h['person_times_counted']:,} counted; "
-           f"score before exclusions {h['score_before_exclusions']}"]
-          if h.get("score_before_exclusions") is not None else []),
+        *(
+            [f"  run          {h['run_id']} ({h['status']}), input fingerprint {h['input_fingerprint'][:12]}…"]
+            if h.get("run_id")
+            else []
+        ),
+        *(
+            [
+                f"  integrity    {h['integrity_findings']:,} finding(s); "
+                f"person-times {h['person_times_reported']:,} reported, {h['person_times_counted']:,} counted; "
+                f"score before exclusions {h['score_before_exclusions']}"
+            ]
+            if h.get("score_before_exclusions") is not None
+            else []
+        ),
         f"  workbook     {h['workbook']}",
         *([f"  report       {h['report']}"] if h.get("report") else []),
-        *([f"  official     {h['official_docx']}" + (" (+ .pdf)" if h.get("official_pdf") else "")]
-          if h.get("official_docx") else []),
+        *(
+            [f"  official     {h['official_docx']}" + (" (+ .pdf)" if h.get("official_pdf") else "")]
+            if h.get("official_docx")
+            else []
+        ),
         f"  tables       eval_runs, eval_* (district, indicator, release, site, rectification, plan_2027, "
         f"excellent_station, gap, integrity, village, submissions), integrity_findings, ind_site_year, quarantine … "
         f"in {warehouse_url}",
@@ -195,8 +233,14 @@ def main(argv: list[str] | None = None) -> int:
         # mixes with the warehouse, archive or outputs of real runs.
         var_dir = var_dir / "demo"
         shutil.rmtree(var_dir, ignore_errors=True)
-        for name in ("YUHANG_WAREHOUSE_URL", "YUHANG_INBOX", "YUHANG_OUTPUT_DIR", "YUHANG_ARCHIVE_DIR",
-                     "YUHANG_DATA_DOCS_DIR", "YUHANG_RECTIFICATIONS_PATH"):
+        for name in (
+            "YUHANG_WAREHOUSE_URL",
+            "YUHANG_INBOX",
+            "YUHANG_OUTPUT_DIR",
+            "YUHANG_ARCHIVE_DIR",
+            "YUHANG_DATA_DOCS_DIR",
+            "YUHANG_RECTIFICATIONS_PATH",
+        ):
             os.environ.pop(name, None)  # settings of real runs never point the demo elsewhere
         # Its runs go to Airflow metadata of its own too, so they never show in the local UI
         # (var/airflow) beside runs over the real warehouse.

@@ -25,20 +25,30 @@ from yuhang_skills.core.settings import DEFAULT_VAR_DIR
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--warehouse", default=None, metavar="URL",
-                   help="SQLAlchemy URL of the warehouse (default: $YUHANG_WAREHOUSE_URL or "
-                        "sqlite:///<var-dir>/warehouse.sqlite)")
-    p.add_argument("--var-dir", type=Path, default=None,
-                   help=f"the pipeline's folder (default: $YUHANG_VAR_DIR or {DEFAULT_VAR_DIR})")
-    p.add_argument("--output-dir", type=Path, default=None,
-                   help="where the run's files are (default: <var-dir>/outputs)")
+    p.add_argument(
+        "--warehouse",
+        default=None,
+        metavar="URL",
+        help="SQLAlchemy URL of the warehouse (default: $YUHANG_WAREHOUSE_URL or sqlite:///<var-dir>/warehouse.sqlite)",
+    )
+    p.add_argument(
+        "--var-dir",
+        type=Path,
+        default=None,
+        help=f"the pipeline's folder (default: $YUHANG_VAR_DIR or {DEFAULT_VAR_DIR})",
+    )
+    p.add_argument(
+        "--output-dir", type=Path, default=None, help="where the run's files are (default: <var-dir>/outputs)"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def add_commands(sub: Any) -> None:
-    evaluation = sub.add_parser("evaluation", help="evaluation runs: list, sign, supersede, diff",
-                                description="Evaluation runs: list them, sign one off, supersede the final one, "
-                                            "compare two.")
+    evaluation = sub.add_parser(
+        "evaluation",
+        help="evaluation runs: list, sign, supersede, diff",
+        description="Evaluation runs: list them, sign one off, supersede the final one, compare two.",
+    )
     commands = evaluation.add_subparsers(dest="evaluation_command", required=True)
     listing = commands.add_parser("list", help="every run with its status, headline and signatures")
     listing.add_argument("--year", type=int, default=None, help="only this evaluation year")
@@ -49,8 +59,11 @@ def add_commands(sub: Any) -> None:
     sign.add_argument("--role", required=True, help="a role of the policy's evaluation_runs.signoff_roles")
     sign.add_argument("--name", required=True, help="the signer's name")
     sign.add_argument("--comment", default=None, help="the signer's comment")
-    sign.add_argument("--supersede-reason", default=None,
-                      help="when the year has a final run already: replace it with this run, for this reason")
+    sign.add_argument(
+        "--supersede-reason",
+        default=None,
+        help="when the year has a final run already: replace it with this run, for this reason",
+    )
     _common(sign)
     sign.set_defaults(handler=sign_command)
     supersede = commands.add_parser("supersede", help="make a fully signed draft final in place of the final run")
@@ -110,22 +123,44 @@ def sign_command(args: argparse.Namespace) -> int:
     engine = _engine(args)
     if tasks.signed_edition_missing(engine, args.run):  # the last signature's edition failed: publish it now
         files = tasks.publish_final(args.run, use_airflow=False)
-        _print(args, {"run_id": args.run, "status": "final", "files": files},
-               f"{args.run} is final; its signed edition is now written" + "".join(
-                   f"\n  {kind:<8} {path}" for kind, path in files.items()))
+        _print(
+            args,
+            {"run_id": args.run, "status": "final", "files": files},
+            f"{args.run} is final; its signed edition is now written"
+            + "".join(f"\n  {kind:<8} {path}" for kind, path in files.items()),
+        )
         return 0
     try:
-        result = runs.sign(engine, args.run, args.role, args.name, args.comment, signed_by=f"cli:{_signer()}",
-                           supersede_reason=args.supersede_reason)
+        result = runs.sign(
+            engine,
+            args.run,
+            args.role,
+            args.name,
+            args.comment,
+            signed_by=f"cli:{_signer()}",
+            supersede_reason=args.supersede_reason,
+        )
     except runs.EvaluationRefused as exc:
         return _refused(exc)
     files = tasks.publish_final(args.run, use_airflow=False) if result.became_final else {}
-    text = (f"{args.run}: {args.role} {args.name} signed; status {result.status}"
-            + (f", still to sign: {'、'.join(result.missing_roles)}" if result.missing_roles else "")
-            + (f"; replaces {result.superseded}" if result.superseded else "")
-            + "".join(f"\n  {kind:<8} {path}" for kind, path in files.items()))
-    _print(args, {"run_id": args.run, "role": args.role, "status": result.status,
-                  "missing_roles": result.missing_roles, "superseded": result.superseded, "files": files}, text)
+    text = (
+        f"{args.run}: {args.role} {args.name} signed; status {result.status}"
+        + (f", still to sign: {'、'.join(result.missing_roles)}" if result.missing_roles else "")
+        + (f"; replaces {result.superseded}" if result.superseded else "")
+        + "".join(f"\n  {kind:<8} {path}" for kind, path in files.items())
+    )
+    _print(
+        args,
+        {
+            "run_id": args.run,
+            "role": args.role,
+            "status": result.status,
+            "missing_roles": result.missing_roles,
+            "superseded": result.superseded,
+            "files": files,
+        },
+        text,
+    )
     return 0
 
 
@@ -139,9 +174,11 @@ def supersede_command(args: argparse.Namespace) -> int:
     except runs.EvaluationRefused as exc:
         return _refused(exc)
     files = tasks.publish_final(args.run, use_airflow=False)
-    text = (f"{args.run} is final in place of {replaced} ({args.reason})" if replaced
-            else f"{args.run} is final (the year had no final run)") + "".join(
-        f"\n  {kind:<8} {path}" for kind, path in files.items())
+    text = (
+        f"{args.run} is final in place of {replaced} ({args.reason})"
+        if replaced
+        else f"{args.run} is final (the year had no final run)"
+    ) + "".join(f"\n  {kind:<8} {path}" for kind, path in files.items())
     _print(args, {"run_id": args.run, "superseded": replaced, "files": files}, text)
     return 0
 

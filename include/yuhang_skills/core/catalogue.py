@@ -121,7 +121,7 @@ def text(code: str, **fields: Any) -> tuple[str, str]:
 def family(prefix: str) -> dict[str, Entry]:
     """The entries whose code starts with ``prefix`` (``evaluation.unit.``), by the rest of their
     code, in the catalogue's order."""
-    return {code[len(prefix):]: e for code, e in entries().items() if code.startswith(prefix)}
+    return {code[len(prefix) :]: e for code, e in entries().items() if code.startswith(prefix)}
 
 
 def labels(prefix: str) -> dict[str, str]:

@@ -32,8 +32,14 @@ Programme = Literal["village", "station", "base"]
 PROGRAMMES: tuple[str, ...] = get_args(Programme)
 SubmissionKind = Literal["roster", "finance", "survey", "outcomes"]  # the contract's kinds
 # Measures an evaluation indicator may name: yuhang_skills.evaluation.score.MEASURES computes each one.
-Measure = Literal["provincial_execution_rate", "mean_site_year_attainment", "village_outcome_reporting_rate",
-                  "share_of_person_times", "village_skill_coverage", "satisfaction_rate"]
+Measure = Literal[
+    "provincial_execution_rate",
+    "mean_site_year_attainment",
+    "village_outcome_reporting_rate",
+    "share_of_person_times",
+    "village_skill_coverage",
+    "satisfaction_rate",
+]
 # The keys each measure reads from its indicator (besides code, dimension, name_zh, weight, target).
 MEASURE_PARAMETERS: dict[str, frozenset[str]] = {
     "provincial_execution_rate": frozenset(),
@@ -256,9 +262,13 @@ class Programmes(Frozen):
 
     @model_validator(mode="after")
     def _money(self) -> Programmes:
-        for name, key in (("village", "grant_per_site_yuan"), ("station", "grant_per_site_yuan"),
-                          ("station", "excellent_bonus_yuan"), ("base", "equipment_subsidy_share"),
-                          ("base", "equipment_subsidy_cap_yuan")):
+        for name, key in (
+            ("village", "grant_per_site_yuan"),
+            ("station", "grant_per_site_yuan"),
+            ("station", "excellent_bonus_yuan"),
+            ("base", "equipment_subsidy_share"),
+            ("base", "equipment_subsidy_cap_yuan"),
+        ):
             if getattr(getattr(self, name), key) is None:
                 raise Problem((name, key), "missing key")
         return self
@@ -365,8 +375,11 @@ class Indicator(Frozen):
     @model_validator(mode="after")
     def _parameters(self) -> Indicator:
         wanted = MEASURE_PARAMETERS[self.measure]
-        given = {k for k in ("programme", "indicator", "column", "programmes", "respondent_type")
-                 if getattr(self, k) is not None}
+        given = {
+            k
+            for k in ("programme", "indicator", "column", "programmes", "respondent_type")
+            if getattr(self, k) is not None
+        }
         for key in sorted(wanted - given):
             raise Problem((key,), f"missing key (measure {self.measure} reads it)")
         for key in sorted(given - wanted):
@@ -386,7 +399,9 @@ class EvaluationRules(Frozen):
             raise Problem(("dimensions",), f"dimension weights sum to {total}, not 100")
         for i, ind in enumerate(self.indicators):
             if ind.dimension not in self.dimensions:
-                raise Problem(("indicators", i, "dimension"), f"{ind.dimension!r} is not one of {list(self.dimensions)}")
+                raise Problem(
+                    ("indicators", i, "dimension"), f"{ind.dimension!r} is not one of {list(self.dimensions)}"
+                )
         codes = [i.code for i in self.indicators]
         for i, code in enumerate(codes):
             if codes.index(code) != i:
@@ -394,8 +409,10 @@ class EvaluationRules(Frozen):
         for name, dim in self.dimensions.items():
             weight = sum(i.weight for i in self.indicators if i.dimension == name)
             if weight != dim.weight:
-                raise Problem(("dimensions", name, "weight"),
-                         f"indicators of dimension {name} weigh {weight}, the dimension {dim.weight}")
+                raise Problem(
+                    ("dimensions", name, "weight"),
+                    f"indicators of dimension {name} weigh {weight}, the dimension {dim.weight}",
+                )
         scores = [b.min_score for b in self.grades]
         if scores != sorted(scores, reverse=True) or len(set(scores)) != len(scores):
             raise Problem(("grades",), "grade bands must be listed highest first, each with its own min_score")
@@ -500,8 +517,9 @@ class EvaluationRuns(Frozen):
         try:
             dt.date(2001, *map(int, self.early_warning_as_of.split("-")))
         except ValueError:
-            raise Problem(("early_warning_as_of",), f"{self.early_warning_as_of!r} is not a MM-DD day of every year") \
-                from None
+            raise Problem(
+                ("early_warning_as_of",), f"{self.early_warning_as_of!r} is not a MM-DD day of every year"
+            ) from None
         if len(set(self.signoff_roles)) != len(self.signoff_roles):
             raise Problem(("signoff_roles",), "a role is listed twice")
         missing = [r for r in self.signoff_roles if r not in self.role_names_en]
@@ -540,14 +558,21 @@ class IntegrityCheck(Frozen):
 
     def thresholds(self) -> dict[str, int | Decimal]:
         """The numeric thresholds the file sets for this check, by name (table ref_integrity_params)."""
-        return {k: getattr(self, k) for k in type(self).model_fields
-                if k in self.model_fields_set and isinstance(getattr(self, k), (int, Decimal))
-                and not isinstance(getattr(self, k), bool)}
+        return {
+            k: getattr(self, k)
+            for k in type(self).model_fields
+            if k in self.model_fields_set
+            and isinstance(getattr(self, k), (int, Decimal))
+            and not isinstance(getattr(self, k), bool)
+        }
 
     def code_lists(self) -> dict[str, tuple[str, ...]]:
         """The code lists the file sets for this check, by name (table ref_codes)."""
-        return {k: getattr(self, k) for k in type(self).model_fields
-                if k in self.model_fields_set and isinstance(getattr(self, k), tuple)}
+        return {
+            k: getattr(self, k)
+            for k in type(self).model_fields
+            if k in self.model_fields_set and isinstance(getattr(self, k), tuple)
+        }
 
 
 class Integrity(Frozen):
@@ -571,13 +596,16 @@ class SubmissionRule(Frozen):
     @model_validator(mode="after")
     def _due(self) -> SubmissionRule:
         if (self.cadence == "yearly") != (self.due_month is not None):
-            raise Problem(("due_month",) if self.due_month is not None else ("cadence",),
-                     "due_month is required for yearly kinds only")
+            raise Problem(
+                ("due_month",) if self.due_month is not None else ("cadence",),
+                "due_month is required for yearly kinds only",
+            )
         try:
             dt.date(2001, self.due_month or 1, self.due_day)  # a day every year has (29 February is not)
         except ValueError:
-            raise Problem(("due_day",), f"due day {self.due_month or '*'}/{self.due_day} is not a day of every year") \
-                from None
+            raise Problem(
+                ("due_day",), f"due day {self.due_month or '*'}/{self.due_day} is not a day of every year"
+            ) from None
         return self
 
 
@@ -604,20 +632,29 @@ class WorkingDayPolicy(Frozen):
         for year, spec in self.provisional.items():
             for i, span in enumerate(spec.holidays):
                 if span.to < span.from_ or span.from_.year != year or span.to.year != year:
-                    raise Problem(("provisional", year, "holidays", i),
-                             f"holiday {span.name} {span.from_}..{span.to} is not a span inside {year}")
+                    raise Problem(
+                        ("provisional", year, "holidays", i),
+                        f"holiday {span.name} {span.from_}..{span.to} is not a span inside {year}",
+                    )
             days = self.provisional_holidays[year]
             for i, d in enumerate(spec.make_up_workdays):
                 if d.year != year or d.weekday() < 5 or d in days:
-                    raise Problem(("provisional", year, "make_up_workdays", i),
-                             f"make-up working days must be weekend days of {year} outside its holidays ({d})")
+                    raise Problem(
+                        ("provisional", year, "make_up_workdays", i),
+                        f"make-up working days must be weekend days of {year} outside its holidays ({d})",
+                    )
         return self
 
     @cached_property
     def provisional_holidays(self) -> dict[int, frozenset[dt.date]]:
-        return {year: frozenset(span.from_ + dt.timedelta(days=i) for span in spec.holidays
-                                for i in range((span.to - span.from_).days + 1))
-                for year, spec in self.provisional.items()}
+        return {
+            year: frozenset(
+                span.from_ + dt.timedelta(days=i)
+                for span in spec.holidays
+                for i in range((span.to - span.from_).days + 1)
+            )
+            for year, spec in self.provisional.items()
+        }
 
     @cached_property
     def provisional_workdays(self) -> dict[int, frozenset[dt.date]]:
@@ -652,8 +689,10 @@ class RetryPolicy(Frozen):
 
     def waits(self) -> list[float]:
         """The waits between consecutive attempts (one fewer than attempts)."""
-        return [min(self.max_backoff_seconds, self.initial_backoff_seconds * self.backoff_factor ** i)
-                for i in range(self.attempts - 1)]
+        return [
+            min(self.max_backoff_seconds, self.initial_backoff_seconds * self.backoff_factor**i)
+            for i in range(self.attempts - 1)
+        ]
 
 
 class EarlyWarningPolicy(Frozen):
@@ -695,10 +734,11 @@ class AlertPolicy(Frozen):
         for r in self.recipients.values():
             for i, name in enumerate(r.channels):
                 if name not in self.channels:
-                    raise Problem(("recipients", r.role, "channels", i), f"unknown channels [{name!r}]: not one of "
-                                                                    f"{list(self.channels)}")
-            if r.role == "district_team" and any(self.channels[c].kind == "smtp" for c in r.channels) \
-                    and not r.emails:
+                    raise Problem(
+                        ("recipients", r.role, "channels", i),
+                        f"unknown channels [{name!r}]: not one of {list(self.channels)}",
+                    )
+            if r.role == "district_team" and any(self.channels[c].kind == "smtp" for c in r.channels) and not r.emails:
                 raise Problem(("recipients", r.role), "e-mail channel without emails")
         return self
 
@@ -729,7 +769,7 @@ class Operations(Frozen):
     @classmethod
     def _hh_mm(cls, value: Any) -> Any:
         if isinstance(value, int):  # YAML 1.1 reads an unquoted 08:00 as sexagesimal minutes
-            raise ValueError("write the time quoted, e.g. \"08:00\"")
+            raise ValueError('write the time quoted, e.g. "08:00"')
         return value
 
     @model_validator(mode="after")
@@ -792,14 +832,18 @@ class Policy(Frozen):
             if ind.measure == "mean_site_year_attainment" and ind.programme and ind.indicator:
                 targets = self.targets.of(ind.programme).model_fields_set
                 if ind.indicator not in targets and f"{ind.indicator}_per_year" not in targets:
-                    raise Problem(("evaluation", "indicators", i, "indicator"),
-                             f"targets.{ind.programme} sets no yearly target {ind.indicator!r}")
+                    raise Problem(
+                        ("evaluation", "indicators", i, "indicator"),
+                        f"targets.{ind.programme} sets no yearly target {ind.indicator!r}",
+                    )
         self._check_dli()
         order = self.plan_2027.programme_order
         funded = [p for p in PROGRAMMES if self.plan_cell(year, p).provincial > 0]
         if set(funded) - set(order):
-            raise Problem(("plan_2027", "programme_order"),
-                     f"{list(order)} must list every programme with provincial money in {year} ({funded})")
+            raise Problem(
+                ("plan_2027", "programme_order"),
+                f"{list(order)} must list every programme with provincial money in {year} ({funded})",
+            )
         for i, programme in enumerate(self.alerts.early_warning.programmes):
             if self.targets.of(programme).person_times_per_year is None:
                 raise Problem(("alerts", "early_warning", "programmes", i), f"{programme} has no person-time target")
@@ -812,18 +856,25 @@ class Policy(Frozen):
             return
         total = sum(t.amount_yuan for t in tranches)
         if total != self.performance_tranche_yuan:
-            raise Problem(("release", "rules", "dli", "tranches"),
-                     f"release.rules.dli tranches sum to {total} yuan, the performance tranche is "
-                     f"{self.performance_tranche_yuan}")
+            raise Problem(
+                ("release", "rules", "dli", "tranches"),
+                f"release.rules.dli tranches sum to {total} yuan, the performance tranche is "
+                f"{self.performance_tranche_yuan}",
+            )
         indicators = self.evaluation.indicators
         site_year = {(i.programme, i.indicator) for i in indicators if i.measure == "mean_site_year_attainment"}
         codes = {i.code for i in indicators}
         for n, t in enumerate(tranches):
-            ok = ((t.programme, t.indicator) in site_year if t.result == "share_of_site_years_met"
-                  else t.indicator in codes)
+            ok = (
+                (t.programme, t.indicator) in site_year
+                if t.result == "share_of_site_years_met"
+                else t.indicator in codes
+            )
             if not ok:
-                raise Problem(("release", "rules", "dli", "tranches", n, "indicator"),
-                         f"dli tranche {t.code} is tied to a result no evaluation indicator measures")
+                raise Problem(
+                    ("release", "rules", "dli", "tranches", n, "indicator"),
+                    f"dli tranche {t.code} is tied to a result no evaluation indicator measures",
+                )
 
     # --- loading ------------------------------------------------------------------------------
     @classmethod
@@ -870,13 +921,21 @@ class Policy(Frozen):
             allowed = list(contract.enums[enum])
             for i, code in enumerate(node):
                 if code not in allowed:
-                    problems.append(self.error((*loc, i), f"{code!r} is not a code of the contract's enumeration "
-                                                          f"{enum} ({', '.join(allowed)})"))
+                    problems.append(
+                        self.error(
+                            (*loc, i),
+                            f"{code!r} is not a code of the contract's enumeration {enum} ({', '.join(allowed)})",
+                        )
+                    )
         for name, check in self.integrity.checks.items():
             for i, code in enumerate(check.categories or ()):
                 if code not in contract.enums["category"]:
-                    problems.append(self.error(("integrity", "checks", name, "categories", i),
-                                               f"{code!r} is not a code of the contract's enumeration category"))
+                    problems.append(
+                        self.error(
+                            ("integrity", "checks", name, "categories", i),
+                            f"{code!r} is not a code of the contract's enumeration category",
+                        )
+                    )
         for kind in self.submissions:
             if kind not in contract.kinds:
                 problems.append(self.error(("submissions", kind), f"the contract has no kind {kind!r}"))
@@ -959,8 +1018,11 @@ class Policy(Frozen):
 
     def provincial_received_yuan(self, through_year: int) -> int:
         """Unconditional provincial money received up to and including ``through_year``."""
-        return sum(t.amount for y, t in self.provincial_tranches_yuan.items()
-                   if y <= through_year and t.condition == "unconditional")
+        return sum(
+            t.amount
+            for y, t in self.provincial_tranches_yuan.items()
+            if y <= through_year and t.condition == "unconditional"
+        )
 
     # --- targets and rules ------------------------------------------------------------------
     @property
@@ -1028,8 +1090,14 @@ class Policy(Frozen):
             for indicator in [f for f in ProgrammeTargets.model_fields if f in targets.model_fields_set]:
                 value = getattr(targets, indicator)
                 name = indicator.removesuffix("_per_year")
-                rows.append({"programme": programme, "indicator": name, "target": str(value),
-                             "per_year": indicator.endswith("_per_year")})
+                rows.append(
+                    {
+                        "programme": programme,
+                        "indicator": name,
+                        "target": str(value),
+                        "per_year": indicator.endswith("_per_year"),
+                    }
+                )
         return rows
 
 
@@ -1102,8 +1170,10 @@ class Contract(Frozen):
                 return spellings
             return [("true" if s else "false") if isinstance(s, bool) else s for s in spellings]
 
-        return {name: {code: text(spellings) for code, spellings in codes.items()} if isinstance(codes, dict)
-                else codes for name, codes in value.items()}
+        return {
+            name: {code: text(spellings) for code, spellings in codes.items()} if isinstance(codes, dict) else codes
+            for name, codes in value.items()
+        }
 
     @model_validator(mode="after")
     def _column_types(self) -> Contract:
@@ -1111,20 +1181,25 @@ class Contract(Frozen):
             for name, column in spec.columns.items():
                 if column.enum is not None:
                     if column.enum not in self.enums:
-                        raise Problem(("kinds", kind, "columns", name, "type"),
-                                 f"{column.type!r}: the contract has no enumeration {column.enum!r} "
-                                 f"(enums: {', '.join(self.enums)})")
+                        raise Problem(
+                            ("kinds", kind, "columns", name, "type"),
+                            f"{column.type!r}: the contract has no enumeration {column.enum!r} "
+                            f"(enums: {', '.join(self.enums)})",
+                        )
                 elif column.type not in COLUMN_TYPES:
-                    raise Problem(("kinds", kind, "columns", name, "type"),
-                             f"{column.type!r} is not one of {', '.join(COLUMN_TYPES)} or enum:<enumeration>")
+                    raise Problem(
+                        ("kinds", kind, "columns", name, "type"),
+                        f"{column.type!r} is not one of {', '.join(COLUMN_TYPES)} or enum:<enumeration>",
+                    )
                 if column.invalid == "warning" and column.required:
                     raise Problem(("kinds", kind, "columns", name, "invalid"), "a required column cannot be a warning")
         return self
 
     def enum_spellings(self) -> dict[str, dict[str, list[str]]]:
         """The enumerations as plain lists (what the expectation suites' parameters carry)."""
-        return {name: {code: list(spellings) for code, spellings in codes.items()} for name, codes in self.enums.items()}
-
+        return {
+            name: {code: list(spellings) for code, spellings in codes.items()} for name, codes in self.enums.items()
+        }
 
     @property
     def source(self) -> dict[str, Any]:
@@ -1167,19 +1242,34 @@ def load_sites(path: Path) -> list[Site]:
             except ValidationError as exc:
                 err = exc.errors()[0]
                 column = err["loc"][0] if err["loc"] else ""
-                message = (f"{err['input']!r} is not one of {err['ctx']['expected']}" if err["type"] == "literal_error"
-                           else "missing" if err["type"] == "missing" else err["msg"])
+                message = (
+                    f"{err['input']!r} is not one of {err['ctx']['expected']}"
+                    if err["type"] == "literal_error"
+                    else "missing"
+                    if err["type"] == "missing"
+                    else err["msg"]
+                )
                 raise PolicyError(f"{path}:{line}: {column}: {message}") from None
             if row.site_code in lines:
-                raise PolicyError(f"{path}:{line}: site_code: duplicate site codes ({row.site_code!r} is on line "
-                                  f"{lines[row.site_code]} too)")
+                raise PolicyError(
+                    f"{path}:{line}: site_code: duplicate site codes ({row.site_code!r} is on line "
+                    f"{lines[row.site_code]} too)"
+                )
             lines[row.site_code] = line
-            sites.append(Site(
-                site_code=row.site_code, programme=row.programme, name_zh=row.name_zh, town=row.town,
-                batch_year=row.batch_year, active_from=row.active_from,
-                industry_focus=cells.get("industry_focus", ""), contact_name=cells.get("contact_name", ""),
-                contact_email=cells.get("contact_email", ""), partners=cells.get("partners", ""),
-            ))
+            sites.append(
+                Site(
+                    site_code=row.site_code,
+                    programme=row.programme,
+                    name_zh=row.name_zh,
+                    town=row.town,
+                    batch_year=row.batch_year,
+                    active_from=row.active_from,
+                    industry_focus=cells.get("industry_focus", ""),
+                    contact_name=cells.get("contact_name", ""),
+                    contact_email=cells.get("contact_email", ""),
+                    partners=cells.get("partners", ""),
+                )
+            )
     return sites
 
 

@@ -96,9 +96,9 @@ class Settings:
 def normalise_warehouse_url(url: str) -> str:
     """Airflow connection URIs say ``postgres://``; SQLAlchemy wants ``postgresql+psycopg2://``."""
     if url.startswith("postgres://"):
-        url = "postgresql+psycopg2://" + url[len("postgres://"):]
+        url = "postgresql+psycopg2://" + url[len("postgres://") :]
     elif url.startswith("postgresql://"):
-        url = "postgresql+psycopg2://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg2://" + url[len("postgresql://") :]
     return url
 
 
@@ -126,7 +126,8 @@ def load_settings(use_airflow: bool = False) -> Settings:
         policy_path=Path(setting("YUHANG_POLICY_PATH", "yuhang_policy_path") or POLICY_DIR / "yuhang.yaml"),
         sites_path=Path(setting("YUHANG_SITES_PATH", "yuhang_sites_path") or POLICY_DIR / "sites.csv"),
         contract_path=Path(setting("YUHANG_CONTRACT_PATH", "yuhang_contract_path") or POLICY_DIR / "contract.yaml"),
-        rectifications_path=Path(setting("YUHANG_RECTIFICATIONS_PATH", "yuhang_rectifications_path")
-                                 or var_dir / "rectifications.csv"),
+        rectifications_path=Path(
+            setting("YUHANG_RECTIFICATIONS_PATH", "yuhang_rectifications_path") or var_dir / "rectifications.csv"
+        ),
         pii_key=setting("YUHANG_PII_KEY", "yuhang_pii_key") or DEMO_PII_KEY,
     )

@@ -27,7 +27,8 @@ metadata = sa.MetaData()
 
 # Reference data loaded from the policy folder on every run ------------------------------------
 ref_sites = sa.Table(
-    "ref_sites", metadata,
+    "ref_sites",
+    metadata,
     sa.Column("site_code", sa.String(8), primary_key=True),
     sa.Column("programme", sa.String(16), nullable=False),
     sa.Column("name_zh", sa.String(200), nullable=False),
@@ -41,7 +42,8 @@ ref_sites = sa.Table(
     sa.Column("plan_district_fen", sa.BigInteger, nullable=False),
 )
 ref_site_years = sa.Table(
-    "ref_site_years", metadata,
+    "ref_site_years",
+    metadata,
     sa.Column("site_code", sa.String(8), primary_key=True),
     sa.Column("year", sa.Integer, primary_key=True),
     sa.Column("programme", sa.String(16), nullable=False),
@@ -49,18 +51,21 @@ ref_site_years = sa.Table(
     sa.Column("target_months", sa.Integer, nullable=False),  # months the yearly target counts
 )
 ref_provincial_received = sa.Table(
-    "ref_provincial_received", metadata,
+    "ref_provincial_received",
+    metadata,
     sa.Column("year", sa.Integer, primary_key=True),
     sa.Column("received_fen", sa.BigInteger, nullable=False),
 )
 ref_base_rule = sa.Table(
-    "ref_base_rule", metadata,
+    "ref_base_rule",
+    metadata,
     sa.Column("share_numerator", sa.BigInteger, nullable=False),
     sa.Column("share_denominator", sa.BigInteger, nullable=False),
     sa.Column("cap_fen", sa.BigInteger, nullable=False),
 )
 ref_targets = sa.Table(
-    "ref_targets", metadata,
+    "ref_targets",
+    metadata,
     sa.Column("programme", sa.String(16), primary_key=True),
     sa.Column("indicator", sa.String(40), primary_key=True),
     sa.Column("target", sa.Numeric(14, 4), nullable=False),
@@ -70,14 +75,16 @@ ref_targets = sa.Table(
     sa.Column("target_denominator", sa.BigInteger, nullable=False),
 )
 ref_codes = sa.Table(  # code lists the SQL needs: key groups, key industries, eligible uses, ratings
-    "ref_codes", metadata,
+    "ref_codes",
+    metadata,
     sa.Column("code_list", sa.String(40), primary_key=True),
     sa.Column("code", sa.String(40), primary_key=True),
 )
 
 # Intake ---------------------------------------------------------------------------------------
 submissions = sa.Table(
-    "submissions", metadata,
+    "submissions",
+    metadata,
     sa.Column("submission_id", sa.String(120), primary_key=True),  # <sha256>:<site>:<period>:<kind>, up to 85
     sa.Column("sha256", sa.String(64), nullable=False, index=True),
     sa.Column("site_code", sa.String(16), nullable=False),
@@ -101,7 +108,8 @@ submissions = sa.Table(
     sa.Column("message", sa.Text),
 )
 quarantine = sa.Table(
-    "quarantine", metadata,
+    "quarantine",
+    metadata,
     sa.Column("quarantine_id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("submission_id", sa.String(120), nullable=False, index=True),
     sa.Column("sha256", sa.String(64), nullable=False),
@@ -122,7 +130,8 @@ quarantine = sa.Table(
 # of arrival (a file's modification time is evidence, not authority), and a resend of earlier
 # bytes is a new arrival that makes that content current again.
 submission_arrivals = sa.Table(
-    "submission_arrivals", metadata,
+    "submission_arrivals",
+    metadata,
     sa.Column("arrival_id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("relative_path", sa.Text, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False, index=True),
@@ -133,7 +142,8 @@ submission_arrivals = sa.Table(
 # Files the intake saw but did not process in a run, and why (received after the as-of day, a link,
 # a path outside the inbox, a name that is not valid text ...). Rebuilt by every run.
 intake_not_processed = sa.Table(
-    "intake_not_processed", metadata,
+    "intake_not_processed",
+    metadata,
     sa.Column("relative_path", sa.Text, nullable=False),
     sa.Column("reason_code", sa.String(40), nullable=False),
     sa.Column("reason_zh", sa.Text, nullable=False),
@@ -142,7 +152,8 @@ intake_not_processed = sa.Table(
     sa.Column("seen_at", sa.DateTime, nullable=False),
 )
 validation_runs = sa.Table(
-    "validation_runs", metadata,
+    "validation_runs",
+    metadata,
     sa.Column("submission_id", sa.String(120), primary_key=True),
     sa.Column("suite", sa.String(60), nullable=False),
     sa.Column("expectations", sa.Integer, nullable=False),
@@ -172,7 +183,9 @@ def _raw_keys() -> list[sa.Column]:
 
 
 raw_roster = sa.Table(
-    "raw_roster", metadata, *_raw_keys(),
+    "raw_roster",
+    metadata,
+    *_raw_keys(),
     sa.Column("class_id", sa.String(80), nullable=False),
     sa.Column("course", sa.String(200), nullable=False),
     sa.Column("occupation", sa.String(100), nullable=False),
@@ -196,7 +209,9 @@ raw_roster = sa.Table(
     **RAW_TABLE_OPTIONS,
 )
 raw_finance = sa.Table(
-    "raw_finance", metadata, *_raw_keys(),
+    "raw_finance",
+    metadata,
+    *_raw_keys(),
     sa.Column("voucher_no", sa.String(80), nullable=False),
     sa.Column("pay_date", sa.Date, nullable=False),
     sa.Column("amount_fen", sa.BigInteger, nullable=False),
@@ -208,14 +223,18 @@ raw_finance = sa.Table(
     **RAW_TABLE_OPTIONS,
 )
 raw_survey = sa.Table(
-    "raw_survey", metadata, *_raw_keys(),
+    "raw_survey",
+    metadata,
+    *_raw_keys(),
     sa.Column("respondent_type", sa.String(16), nullable=False),
     sa.Column("survey_date", sa.Date, nullable=False),
     sa.Column("rating", sa.String(24), nullable=False),
     **RAW_TABLE_OPTIONS,
 )
 raw_outcomes = sa.Table(
-    "raw_outcomes", metadata, *_raw_keys(),
+    "raw_outcomes",
+    metadata,
+    *_raw_keys(),
     sa.Column("year", sa.Integer, nullable=False),
     sa.Column("low_income_households", sa.Integer, nullable=False),
     sa.Column("households_with_skill", sa.Integer, nullable=False),
@@ -227,30 +246,35 @@ RAW_TABLES = {"roster": raw_roster, "finance": raw_finance, "survey": raw_survey
 
 # Integrity checks (include/yuhang_skills/sql/integrity) -------------------------------------------------------
 ref_integrity_params = sa.Table(  # each check's severity and thresholds, from the policy file
-    "ref_integrity_params", metadata,
+    "ref_integrity_params",
+    metadata,
     sa.Column("check_name", sa.String(40), primary_key=True),
     sa.Column("parameter", sa.String(40), primary_key=True),
     sa.Column("value", sa.Numeric(18, 4), nullable=False),
 )
 ref_implementation_period = sa.Table(
-    "ref_implementation_period", metadata,
+    "ref_implementation_period",
+    metadata,
     sa.Column("start_date", sa.Date, nullable=False),
     sa.Column("end_date", sa.Date, nullable=False),
 )
 ref_calendar = sa.Table(  # day numbers, so the SQL can count days the same way on every database
-    "ref_calendar", metadata,
+    "ref_calendar",
+    metadata,
     sa.Column("day", sa.Date, primary_key=True),
     sa.Column("day_number", sa.Integer, nullable=False, unique=True),
     sa.Column("year", sa.Integer, nullable=False),
 )
 ref_retirement = sa.Table(  # statutory retirement date per sex and birth date (2025 reform, policy base)
-    "ref_retirement", metadata,
+    "ref_retirement",
+    metadata,
     sa.Column("sex", sa.String(1), primary_key=True),
     sa.Column("birth_date", sa.Date, primary_key=True),
     sa.Column("retirement_date", sa.Date, nullable=False),
 )
 integrity_findings = sa.Table(
-    "integrity_findings", metadata,
+    "integrity_findings",
+    metadata,
     sa.Column("finding_id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("check_name", sa.String(40), nullable=False, index=True),
     sa.Column("severity", sa.String(10), nullable=False),  # exclude / review (policy)
@@ -269,7 +293,8 @@ integrity_findings = sa.Table(
     sa.Column("explanation_en", sa.Text, nullable=False),
 )
 integrity_exclusions = sa.Table(  # staged rows left out of the indicators, and the first check why
-    "integrity_exclusions", metadata,
+    "integrity_exclusions",
+    metadata,
     sa.Column("kind", sa.String(16), primary_key=True),  # roster, finance
     sa.Column("submission_id", sa.String(120), primary_key=True),
     sa.Column("source_row", sa.Integer, primary_key=True),
@@ -303,6 +328,7 @@ def make_engine(url: str, exclusive_transactions: bool = False) -> Engine:
             cur.close()
 
         if exclusive_transactions:
+
             @sa.event.listens_for(engine, "begin")
             def _begin_immediate(conn: sa.Connection) -> None:
                 conn.exec_driver_sql("begin immediate")
@@ -330,7 +356,8 @@ def shanghai_now() -> dt.datetime:
 # Evaluation runs: every evaluation is a run with its own id (runs.py); its rows in the eval_*
 # tables carry that id and are never changed or replaced once written --------------------------
 eval_runs = sa.Table(
-    "eval_runs", metadata,
+    "eval_runs",
+    metadata,
     sa.Column("run_id", sa.String(40), primary_key=True),  # <year>-<as-of yyyymmdd>-<nn>, sortable
     sa.Column("evaluation_year", sa.Integer, nullable=False),
     sa.Column("as_of", sa.Date, nullable=False),
@@ -350,10 +377,16 @@ eval_runs = sa.Table(
     sa.Column("outputs", sa.Text),  # JSON: the run's files by kind (xlsx, html, docx, pdf)
 )
 # Exactly one final run per year, held by the database too (two sign-offs finishing at once).
-eval_runs_one_final = sa.Index("uq_eval_runs_one_final_per_year", eval_runs.c.evaluation_year, unique=True,
-                               postgresql_where=sa.text("status = 'final'"), sqlite_where=sa.text("status = 'final'"))
+eval_runs_one_final = sa.Index(
+    "uq_eval_runs_one_final_per_year",
+    eval_runs.c.evaluation_year,
+    unique=True,
+    postgresql_where=sa.text("status = 'final'"),
+    sqlite_where=sa.text("status = 'final'"),
+)
 eval_signoffs = sa.Table(  # who signed which run in which role, and when
-    "eval_signoffs", metadata,
+    "eval_signoffs",
+    metadata,
     sa.Column("run_id", sa.String(40), primary_key=True),
     sa.Column("role", sa.String(20), primary_key=True),  # a role of the policy's evaluation_runs.signoff_roles
     sa.Column("name", sa.String(100), nullable=False),
@@ -372,7 +405,10 @@ def _run_key() -> sa.Column:
 
 
 eval_indicator = sa.Table(
-    "eval_indicator", metadata, _run_key(), _eval_key(),
+    "eval_indicator",
+    metadata,
+    _run_key(),
+    _eval_key(),
     sa.Column("indicator", sa.String(60), primary_key=True),
     sa.Column("dimension", sa.String(30), nullable=False),
     sa.Column("name_zh", sa.String(200), nullable=False),
@@ -388,7 +424,10 @@ eval_indicator = sa.Table(
     sa.Column("margin_actual", sa.Numeric(14, 4)),  # percentage points the actual can fall before the release drops
 )
 eval_site = sa.Table(
-    "eval_site", metadata, _run_key(), _eval_key(),
+    "eval_site",
+    metadata,
+    _run_key(),
+    _eval_key(),
     sa.Column("site_code", sa.String(8), primary_key=True),
     sa.Column("year", sa.Integer, primary_key=True),
     sa.Column("programme", sa.String(16), nullable=False),
@@ -406,7 +445,10 @@ eval_site = sa.Table(
     sa.Column("actual_reported", sa.Numeric(14, 4)),  # actual before integrity exclusions
 )
 eval_district = sa.Table(
-    "eval_district", metadata, _run_key(), _eval_key(),
+    "eval_district",
+    metadata,
+    _run_key(),
+    _eval_key(),
     sa.Column("as_of", sa.Date, nullable=False),
     sa.Column("score", sa.Numeric(6, 2), nullable=False),
     sa.Column("grade", sa.String(4), nullable=False),
@@ -427,7 +469,10 @@ eval_district = sa.Table(
     sa.Column("evaluated_at", sa.DateTime, nullable=False),
 )
 eval_gap = sa.Table(
-    "eval_gap", metadata, _run_key(), _eval_key(),
+    "eval_gap",
+    metadata,
+    _run_key(),
+    _eval_key(),
     sa.Column("gap_id", sa.Integer, primary_key=True),
     sa.Column("indicator", sa.String(60), nullable=False),
     sa.Column("site_code", sa.String(8)),
@@ -441,7 +486,10 @@ eval_gap = sa.Table(
     sa.Column("release_gain_fen", sa.BigInteger, nullable=False),
 )
 eval_release = sa.Table(  # how the release was computed: one line per score rule, one per DLI tranche
-    "eval_release", metadata, _run_key(), _eval_key(),
+    "eval_release",
+    metadata,
+    _run_key(),
+    _eval_key(),
     sa.Column("component", sa.String(40), primary_key=True),
     sa.Column("rule", sa.String(20), nullable=False),
     sa.Column("name_zh", sa.String(200), nullable=False),
@@ -455,7 +503,10 @@ eval_release = sa.Table(  # how the release was computed: one line per score rul
     sa.Column("basis", sa.Text, nullable=False),
 )
 eval_rectification = sa.Table(  # every missed site-year target, its deadline, status and recovery
-    "eval_rectification", metadata, _run_key(), _eval_key(),
+    "eval_rectification",
+    metadata,
+    _run_key(),
+    _eval_key(),
     sa.Column("site_code", sa.String(8), primary_key=True),
     sa.Column("year", sa.Integer, primary_key=True),
     sa.Column("indicator", sa.String(40), primary_key=True),
@@ -473,7 +524,10 @@ eval_rectification = sa.Table(  # every missed site-year target, its deadline, s
     sa.Column("source_rows", sa.Integer, nullable=False),
 )
 eval_plan_2027 = sa.Table(  # the tranche year's build plan: which sites keep provincial funding
-    "eval_plan_2027", metadata, _run_key(), _eval_key(),
+    "eval_plan_2027",
+    metadata,
+    _run_key(),
+    _eval_key(),
     sa.Column("site_code", sa.String(8), primary_key=True),
     sa.Column("programme", sa.String(16), nullable=False),
     sa.Column("priority_rank", sa.Integer, nullable=False),
@@ -483,7 +537,10 @@ eval_plan_2027 = sa.Table(  # the tranche year's build plan: which sites keep pr
     sa.Column("remaining_after_fen", sa.BigInteger, nullable=False),  # net release left after this site
 )
 eval_excellent_station = sa.Table(
-    "eval_excellent_station", metadata, _run_key(), _eval_key(),
+    "eval_excellent_station",
+    metadata,
+    _run_key(),
+    _eval_key(),
     sa.Column("site_code", sa.String(8), primary_key=True),
     sa.Column("qualifies", sa.Boolean, nullable=False),
     sa.Column("bonus_fen", sa.BigInteger, nullable=False),
@@ -492,7 +549,10 @@ eval_excellent_station = sa.Table(
     sa.Column("source_rows", sa.Integer, nullable=False),  # roster and survey rows behind it
 )
 eval_integrity = sa.Table(  # integrity findings per check and what they took out of the score
-    "eval_integrity", metadata, _run_key(), _eval_key(),
+    "eval_integrity",
+    metadata,
+    _run_key(),
+    _eval_key(),
     sa.Column("check_name", sa.String(40), primary_key=True),
     sa.Column("severity", sa.String(10), nullable=False),
     sa.Column("findings", sa.Integer, nullable=False),
@@ -502,7 +562,10 @@ eval_integrity = sa.Table(  # integrity findings per check and what they took ou
     sa.Column("sites", sa.Text),  # sites with findings
 )
 eval_village = sa.Table(  # 一户一技 coverage per village and year, the rows behind the indicator
-    "eval_village", metadata, _run_key(), _eval_key(),
+    "eval_village",
+    metadata,
+    _run_key(),
+    _eval_key(),
     sa.Column("site_code", sa.String(8), primary_key=True),
     sa.Column("year", sa.Integer, primary_key=True),
     sa.Column("name_zh", sa.String(200)),
@@ -514,7 +577,10 @@ eval_village = sa.Table(  # 一户一技 coverage per village and year, the rows
     sa.Column("outcomes_reported", sa.Boolean, nullable=False),
 )
 eval_submissions = sa.Table(  # the submissions record of the evaluated years as of the run's date
-    "eval_submissions", metadata, _run_key(), _eval_key(),
+    "eval_submissions",
+    metadata,
+    _run_key(),
+    _eval_key(),
     sa.Column("item", sa.Integer, primary_key=True),
     sa.Column("record", sa.String(16), nullable=False),  # missing / late / early_warning
     sa.Column("site_code", sa.String(8), nullable=False),
@@ -526,7 +592,9 @@ eval_submissions = sa.Table(  # the submissions record of the evaluated years as
     sa.Column("detail", sa.Text),
 )
 eval_run_inputs = sa.Table(  # the accepted submissions (and policy files) a run's fingerprint covers
-    "eval_run_inputs", metadata, _run_key(),
+    "eval_run_inputs",
+    metadata,
+    _run_key(),
     sa.Column("input", sa.String(300), primary_key=True),  # original file path, or policy:<file>
     sa.Column("sha256", sa.String(64), primary_key=True),
     sa.Column("site_code", sa.String(8)),
@@ -534,7 +602,8 @@ eval_run_inputs = sa.Table(  # the accepted submissions (and policy files) a run
     sa.Column("period", sa.String(10)),
 )
 eval_diff = sa.Table(  # what changed between two runs (runs.diff), one row per difference
-    "eval_diff", metadata,
+    "eval_diff",
+    metadata,
     sa.Column("run_a", sa.String(40), primary_key=True),
     sa.Column("run_b", sa.String(40), primary_key=True),
     sa.Column("item", sa.Integer, primary_key=True),
@@ -548,15 +617,28 @@ eval_diff = sa.Table(  # what changed between two runs (runs.diff), one row per 
 eval_report_evidence = sa.Table(  # a run's report tables as first rendered, for every later edition
     # (the signed one at sign-off): findings, spending, quarantine and submissions summaries and the
     # other tables not keyed by run change with every intake, the run's documents do not
-    "eval_report_evidence", metadata,
+    "eval_report_evidence",
+    metadata,
     sa.Column("run_id", sa.String(40), primary_key=True),
     sa.Column("frame", sa.String(60), primary_key=True),
     sa.Column("position", sa.Integer, nullable=False),  # the report's table order
     sa.Column("payload", sa.Text, nullable=False),  # JSON: columns, their dtypes and the typed rows
 )
-EVAL_TABLES = (eval_indicator, eval_site, eval_district, eval_gap, eval_release, eval_rectification,
-               eval_plan_2027, eval_excellent_station, eval_integrity, eval_village, eval_submissions)
+EVAL_TABLES = (
+    eval_indicator,
+    eval_site,
+    eval_district,
+    eval_gap,
+    eval_release,
+    eval_rectification,
+    eval_plan_2027,
+    eval_excellent_station,
+    eval_integrity,
+    eval_village,
+    eval_submissions,
+)
 RUN_TABLES = (eval_runs, eval_signoffs, eval_run_inputs, eval_diff)
+
 
 # Submissions watchdog (yuhang_watchdog): what is expected, what is missing, what was sent -------
 def _item_key() -> list[sa.Column]:
@@ -568,7 +650,9 @@ def _item_key() -> list[sa.Column]:
 
 
 expected_submissions = sa.Table(  # the calendar: registry x cadence, rebuilt as of each run's date
-    "expected_submissions", metadata, *_item_key(),
+    "expected_submissions",
+    metadata,
+    *_item_key(),
     sa.Column("programme", sa.String(16), nullable=False),
     sa.Column("period_start", sa.Date, nullable=False),
     sa.Column("period_end", sa.Date, nullable=False),
@@ -580,7 +664,9 @@ expected_submissions = sa.Table(  # the calendar: registry x cadence, rebuilt as
     sa.Column("as_of", sa.Date, nullable=False),
 )
 missing_submissions = sa.Table(  # expected submissions overdue as of as_of, open or resolved late
-    "missing_submissions", metadata, *_item_key(),
+    "missing_submissions",
+    metadata,
+    *_item_key(),
     sa.Column("programme", sa.String(16), nullable=False),
     sa.Column("town", sa.String(50), nullable=False),
     sa.Column("nominal_due", sa.Date, nullable=False),
@@ -597,7 +683,8 @@ missing_submissions = sa.Table(  # expected submissions overdue as of as_of, ope
     sa.Column("as_of", sa.Date, nullable=False),
 )
 alerts = sa.Table(  # every message composed by the watchdog and what became of it
-    "alerts", metadata,
+    "alerts",
+    metadata,
     sa.Column("alert_id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("as_of", sa.Date, nullable=False),  # the run's as-of date (de-duplication counts in these days)
     sa.Column("channel", sa.String(16), nullable=False),  # a channel of alerts.channels
@@ -616,13 +703,15 @@ alerts = sa.Table(  # every message composed by the watchdog and what became of 
     sa.Column("follow_up_alert_id", sa.Integer),  # the alert that carried it later
 )
 alert_items = sa.Table(  # what each message carried, for de-duplication per recipient and channel
-    "alert_items", metadata,
+    "alert_items",
+    metadata,
     sa.Column("alert_id", sa.Integer, primary_key=True),
     sa.Column("item_type", sa.String(16), primary_key=True),  # missing / resolved / rejected / early_warning
     sa.Column("item_key", sa.String(160), primary_key=True),  # site/kind/period, submission_id, site/year/indicator
 )
 early_warnings = sa.Table(  # yearly targets projected from the run rate so far, as of as_of
-    "early_warnings", metadata,
+    "early_warnings",
+    metadata,
     sa.Column("site_code", sa.String(8), primary_key=True),
     sa.Column("year", sa.Integer, primary_key=True),
     sa.Column("indicator", sa.String(40), primary_key=True),  # person_times / pass_rate
@@ -713,7 +802,8 @@ def _iso(value: Any) -> Any:
 
 # Failures of the pipeline's own runs (failure_alerts.py) -------------------------------------------
 task_failures = sa.Table(  # a failed task's error, first lines only, for its run's failure alert
-    "task_failures", metadata,
+    "task_failures",
+    metadata,
     sa.Column("failure_id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("dag_id", sa.String(100), nullable=False),
     sa.Column("run_id", sa.String(250), nullable=False),
@@ -725,7 +815,8 @@ task_failures = sa.Table(  # a failed task's error, first lines only, for its ru
     sa.Column("failed_at", sa.DateTime, nullable=False),  # Asia/Shanghai wall time
 )
 failure_alerts = sa.Table(  # every failure/deadline message per recipient, channel and failure, with its outcome
-    "failure_alerts", metadata,
+    "failure_alerts",
+    metadata,
     sa.Column("failure_alert_id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("kind", sa.String(20), nullable=False),  # task_failure / deadline_missed
     sa.Column("dag_id", sa.String(100), nullable=False),

@@ -79,13 +79,22 @@ class Evaluation:
             return f"{Decimal(value) / 100:.2f}"
 
         return {
-            "evaluation_year": self.evaluation_year, "as_of": self.as_of.isoformat(), "score": str(self.score),
-            "grade": self.grade, "released_yuan": yuan(self.released_fen), "tranche_yuan": yuan(self.tranche_fen),
-            "release_rule": self.release_rule, "policy_version": self.policy_version,
-            "input_fingerprint": self.input_fingerprint, "recoveries_yuan": yuan(self.recoveries_fen),
+            "evaluation_year": self.evaluation_year,
+            "as_of": self.as_of.isoformat(),
+            "score": str(self.score),
+            "grade": self.grade,
+            "released_yuan": yuan(self.released_fen),
+            "tranche_yuan": yuan(self.tranche_fen),
+            "release_rule": self.release_rule,
+            "policy_version": self.policy_version,
+            "input_fingerprint": self.input_fingerprint,
+            "recoveries_yuan": yuan(self.recoveries_fen),
             "net_released_yuan": yuan(self.net_released_fen),
-            "score_before_exclusions": None if self.score_before_exclusions is None else str(self.score_before_exclusions),
-            "person_times_reported": self.person_times_reported, "person_times_counted": self.person_times_counted,
+            "score_before_exclusions": None
+            if self.score_before_exclusions is None
+            else str(self.score_before_exclusions),
+            "person_times_reported": self.person_times_reported,
+            "person_times_counted": self.person_times_counted,
             "integrity_findings": sum(c["findings"] for c in self.integrity),
         }
 
@@ -120,11 +129,17 @@ def integrity_summary(engine: sa.Engine, policy: Policy, years: list[int]) -> li
         mine = findings[findings["check_name"] == name]
         sites = sorted({s for value in mine["sites"] for s in str(value).split(",") if s})
         out_of = taken[taken["check_name"] == name]
-        out.append({"check_name": name, "severity": spec.severity, "findings": len(mine),
-                    "excluded_rows": int(out_of["excluded_rows"].sum()),
-                    "excluded_person_times": int(out_of["excluded_person_times"].sum()),
-                    "excluded_fen": int(out_of["excluded_fen"].sum()),
-                    "sites": ",".join(sites) or None})
+        out.append(
+            {
+                "check_name": name,
+                "severity": spec.severity,
+                "findings": len(mine),
+                "excluded_rows": int(out_of["excluded_rows"].sum()),
+                "excluded_person_times": int(out_of["excluded_person_times"].sum()),
+                "excluded_fen": int(out_of["excluded_fen"].sum()),
+                "sites": ",".join(sites) or None,
+            }
+        )
     return out
 
 
@@ -137,11 +152,19 @@ def village_coverage(plan: Plan, sites: pd.DataFrame, years: list[int]) -> list[
         site = plan.sites_by_code.get(r["site_code"])
         low = None if pd.isna(r["low_income_households"]) else int(r["low_income_households"])
         skill = None if pd.isna(r["households_with_skill"]) else int(r["households_with_skill"])
-        out.append({"site_code": r["site_code"], "year": int(r["year"]), "name_zh": site.name_zh if site else None,
-                    "town": site.town if site else None, "low_income_households": low, "households_with_skill": skill,
-                    "coverage": q6(Decimal(skill) / low) if low and skill is not None else None,
-                    "households_short": max(0, low - (skill or 0)) if low is not None else None,
-                    "outcomes_reported": bool(int(r["outcomes_reported"]))})
+        out.append(
+            {
+                "site_code": r["site_code"],
+                "year": int(r["year"]),
+                "name_zh": site.name_zh if site else None,
+                "town": site.town if site else None,
+                "low_income_households": low,
+                "households_with_skill": skill,
+                "coverage": q6(Decimal(skill) / low) if low and skill is not None else None,
+                "households_short": max(0, low - (skill or 0)) if low is not None else None,
+                "outcomes_reported": bool(int(r["outcomes_reported"])),
+            }
+        )
     return out
 
 
@@ -158,13 +181,23 @@ def submissions_record(engine: sa.Engine, plan: Plan, years: list[int], as_of: d
     out: list[dict[str, Any]] = []
     with engine.connect() as conn:
         manifest = load_manifest(conn, as_of)
-        for item in sorted(find_missing(expected, manifest, plan, as_of),
-                           key=lambda i: (i.status != "open", i.site_code, i.kind, i.period)):
+        for item in sorted(
+            find_missing(expected, manifest, plan, as_of),
+            key=lambda i: (i.status != "open", i.site_code, i.kind, i.period),
+        ):
             missing = item.status == "open"
-            out.append({"record": "missing" if missing else "late", "site_code": item.site_code, "kind": item.kind,
-                        "period": item.period, "due_date": item.due_date,
-                        "received_at": None if missing else item.resolved_at, "days_late": item.days_overdue,
-                        "detail": None})
+            out.append(
+                {
+                    "record": "missing" if missing else "late",
+                    "site_code": item.site_code,
+                    "kind": item.kind,
+                    "period": item.period,
+                    "due_date": item.due_date,
+                    "received_at": None if missing else item.resolved_at,
+                    "days_late": item.days_overdue,
+                    "detail": None,
+                }
+            )
         month_day = plan.policy.evaluation_runs.early_warning_as_of
         for year in years:
             moment = dt.date.fromisoformat(f"{year}-{month_day}")
@@ -173,25 +206,45 @@ def submissions_record(engine: sa.Engine, plan: Plan, years: list[int], as_of: d
                 if not w.at_risk:
                     continue
                 if w.indicator == "pass_rate":
-                    detail = (f"截至 {moment.isoformat()}：合格率 {q2(w.projected * HUNDRED)}%"
-                              f"（{w.numerator}/{w.denominator}），目标 {q2(w.target * HUNDRED)}%")
+                    detail = (
+                        f"截至 {moment.isoformat()}：合格率 {q2(w.projected * HUNDRED)}%"
+                        f"（{w.numerator}/{w.denominator}），目标 {q2(w.target * HUNDRED)}%"
+                    )
                 else:
-                    detail = (f"截至 {moment.isoformat()}：应报 {w.months_reported} 个月共 {plain_number(w.actual_to_date)} 人次，"
-                              f"推算全年约 {plain_number(q2(w.projected))} 人次，目标 {plain_number(q2(w.target))} 人次")
-                out.append({"record": "early_warning", "site_code": w.site_code, "kind": w.indicator,
-                            "period": str(year), "due_date": None, "received_at": None, "days_late": None,
-                            "detail": detail})
+                    detail = (
+                        f"截至 {moment.isoformat()}：应报 {w.months_reported} 个月"
+                        f"共 {plain_number(w.actual_to_date)} 人次，"
+                        f"推算全年约 {plain_number(q2(w.projected))} 人次，目标 {plain_number(q2(w.target))} 人次"
+                    )
+                out.append(
+                    {
+                        "record": "early_warning",
+                        "site_code": w.site_code,
+                        "kind": w.indicator,
+                        "period": str(year),
+                        "due_date": None,
+                        "received_at": None,
+                        "days_late": None,
+                        "detail": detail,
+                    }
+                )
     return out
 
 
-def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date,
-             decisions: rectification.Decisions | None = None) -> Evaluation:
+def evaluate(
+    engine: sa.Engine,
+    plan: Plan,
+    evaluation_year: int,
+    as_of: dt.date,
+    decisions: rectification.Decisions | None = None,
+) -> Evaluation:
     """Score the evaluation year on the counted basis (and, for comparison, on everything
     reported), release, recover, plan and gather the evidence, as of ``as_of``."""
     decisions = decisions or rectification.Decisions.none()
     evaluator, reported = (evaluator_on(engine, plan, evaluation_year, basis) for basis in ("counted", "reported"))
-    ref_sites = pd.read_sql(sa.text("select site_code, programme, batch_year, plan_provincial_fen from ref_sites"),
-                            engine)
+    ref_sites = pd.read_sql(
+        sa.text("select site_code, programme, batch_year, plan_provincial_fen from ref_sites"), engine
+    )
     targets = evaluator.site_year_targets()
     indicators = evaluator.indicators(targets)
     score = sum((i.points for i in indicators), ZERO)
@@ -206,13 +259,25 @@ def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date
     reported_targets = reported.site_year_targets()
     score_before = sum((i.points for i in reported.indicators(reported_targets)), ZERO)
     return Evaluation(
-        evaluation_year=evaluation_year, as_of=as_of, indicators=indicators, score=score, grade=policy.grade(score),
-        released_fen=released, tranche_fen=policy.performance_tranche_yuan * 100,
-        policy_version=policy.version, release_rule=policy.release.rule,
+        evaluation_year=evaluation_year,
+        as_of=as_of,
+        indicators=indicators,
+        score=score,
+        grade=policy.grade(score),
+        released_fen=released,
+        tranche_fen=policy.performance_tranche_yuan * 100,
+        policy_version=policy.version,
+        release_rule=policy.release.rule,
         input_fingerprint=input_fingerprint(engine, plan, decisions),
-        gaps=gap_to_full_release(policy, indicators, results), site_targets=targets, release=release,
-        rectifications=records, excellent=evaluator.excellent_stations(targets), plan=allocation,
-        plan_unallocated_fen=unallocated, score_before_exclusions=score_before, site_targets_reported=reported_targets,
+        gaps=gap_to_full_release(policy, indicators, results),
+        site_targets=targets,
+        release=release,
+        rectifications=records,
+        excellent=evaluator.excellent_stations(targets),
+        plan=allocation,
+        plan_unallocated_fen=unallocated,
+        score_before_exclusions=score_before,
+        site_targets_reported=reported_targets,
         person_times_reported=int(reported.sites["person_times"].sum()),
         person_times_counted=int(evaluator.sites["person_times"].sum()),
         integrity=integrity_summary(engine, policy, evaluator.years),
@@ -222,9 +287,15 @@ def evaluate(engine: sa.Engine, plan: Plan, evaluation_year: int, as_of: dt.date
     )
 
 
-def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo: bool, status: str = "draft",
-                     data_complete_on: dt.date | None = None, input_files: Mapping[str, Any] | None = None,
-                     rectifications_sha256: str | None = None) -> dict[str, Any]:
+def write_evaluation(
+    engine: sa.Engine,
+    evaluation: Evaluation,
+    pii_key_is_demo: bool,
+    status: str = "draft",
+    data_complete_on: dt.date | None = None,
+    input_files: Mapping[str, Any] | None = None,
+    rectifications_sha256: str | None = None,
+) -> dict[str, Any]:
     """Write the evaluation as a new run: an ``eval_runs`` row (status ``draft`` or
     ``provisional``), the inputs its fingerprint covers (``eval_run_inputs``) and its rows in the
     eval_* tables, all under its new run id; nothing written earlier is changed. Returns the row
@@ -235,10 +306,22 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
         raise ValueError(f"a new run is draft or provisional, not {status!r}")
     year = evaluation.evaluation_year
     indicator_rows = [
-        {"evaluation_year": year, "indicator": i.code, "dimension": i.dimension, "name_zh": i.name_zh,
-         "weight": i.weight, "target": i.target, "actual": q4(i.actual), "numerator": q4(i.numerator),
-         "denominator": q4(i.denominator), "points": i.points, "met": i.met, "basis": i.basis,
-         "source_rows": i.source_rows, "margin_actual": evaluation.margins.get(i.code)}
+        {
+            "evaluation_year": year,
+            "indicator": i.code,
+            "dimension": i.dimension,
+            "name_zh": i.name_zh,
+            "weight": i.weight,
+            "target": i.target,
+            "actual": q4(i.actual),
+            "numerator": q4(i.numerator),
+            "denominator": q4(i.denominator),
+            "points": i.points,
+            "met": i.met,
+            "basis": i.basis,
+            "source_rows": i.source_rows,
+            "margin_actual": evaluation.margins.get(i.code),
+        }
         for i in evaluation.indicators
     ]
     by_target = {(r.site.site_code, r.site.year, r.site.indicator): r for r in evaluation.rectifications}
@@ -246,75 +329,143 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
     site_rows = []
     for t in evaluation.site_targets:
         record = by_target.get((t.site_code, t.year, t.indicator))
-        site_rows.append({
-            "evaluation_year": year, "site_code": t.site_code, "year": t.year, "programme": t.programme,
-            "indicator": t.indicator, "target": q4(t.target), "actual": None if t.actual is None else q4(t.actual),
-            "attainment": q6(t.attainment), "met": t.met, "shortfall": q4(t.shortfall), "source_rows": t.source_rows,
-            "submissions": t.submissions, "deadline": record.deadline if record else None,
-            "rectification_status": record.status if record else None,
-            "recovery_fen": record.recovery_fen if record else 0,
-            "actual_reported": None if (as_reported_actual := reported.get((t.site_code, t.year, t.indicator))) is None
-            else q4(as_reported_actual),
-        })
-    district_rows = [{
-        "evaluation_year": year, "as_of": evaluation.as_of, "score": evaluation.score, "grade": evaluation.grade,
-        "release_rule": evaluation.release_rule, "tranche_fen": evaluation.tranche_fen,
-        "released_fen": evaluation.released_fen, "withheld_fen": evaluation.tranche_fen - evaluation.released_fen,
-        "recoveries_fen": evaluation.recoveries_fen, "net_released_fen": evaluation.net_released_fen,
-        "excellent_bonus_fen": evaluation.excellent_bonus_fen,
-        "plan_unallocated_fen": evaluation.plan_unallocated_fen,
-        "score_before_exclusions": evaluation.score_before_exclusions,
-        "person_times_reported": evaluation.person_times_reported,
-        "person_times_counted": evaluation.person_times_counted,
-        "policy_version": evaluation.policy_version, "input_fingerprint": evaluation.input_fingerprint,
-        "pii_key_is_demo": pii_key_is_demo, "evaluated_at": warehouse.shanghai_now(),
-    }]
+        site_rows.append(
+            {
+                "evaluation_year": year,
+                "site_code": t.site_code,
+                "year": t.year,
+                "programme": t.programme,
+                "indicator": t.indicator,
+                "target": q4(t.target),
+                "actual": None if t.actual is None else q4(t.actual),
+                "attainment": q6(t.attainment),
+                "met": t.met,
+                "shortfall": q4(t.shortfall),
+                "source_rows": t.source_rows,
+                "submissions": t.submissions,
+                "deadline": record.deadline if record else None,
+                "rectification_status": record.status if record else None,
+                "recovery_fen": record.recovery_fen if record else 0,
+                "actual_reported": None
+                if (as_reported_actual := reported.get((t.site_code, t.year, t.indicator))) is None
+                else q4(as_reported_actual),
+            }
+        )
+    district_rows = [
+        {
+            "evaluation_year": year,
+            "as_of": evaluation.as_of,
+            "score": evaluation.score,
+            "grade": evaluation.grade,
+            "release_rule": evaluation.release_rule,
+            "tranche_fen": evaluation.tranche_fen,
+            "released_fen": evaluation.released_fen,
+            "withheld_fen": evaluation.tranche_fen - evaluation.released_fen,
+            "recoveries_fen": evaluation.recoveries_fen,
+            "net_released_fen": evaluation.net_released_fen,
+            "excellent_bonus_fen": evaluation.excellent_bonus_fen,
+            "plan_unallocated_fen": evaluation.plan_unallocated_fen,
+            "score_before_exclusions": evaluation.score_before_exclusions,
+            "person_times_reported": evaluation.person_times_reported,
+            "person_times_counted": evaluation.person_times_counted,
+            "policy_version": evaluation.policy_version,
+            "input_fingerprint": evaluation.input_fingerprint,
+            "pii_key_is_demo": pii_key_is_demo,
+            "evaluated_at": warehouse.shanghai_now(),
+        }
+    ]
     gap_rows = [
-        {"evaluation_year": year, "gap_id": n, **{k: (q4(v) if isinstance(v, Decimal) and k != "missing_points" else v)
-                                                 for k, v in g.items()}}
+        {
+            "evaluation_year": year,
+            "gap_id": n,
+            **{k: (q4(v) if isinstance(v, Decimal) and k != "missing_points" else v) for k, v in g.items()},
+        }
         for n, g in enumerate(evaluation.gaps, start=1)
     ]
     release_rows = [
-        {"evaluation_year": year, "component": r.component, "rule": r.rule, "name_zh": r.name_zh,
-         "amount_fen": r.amount_fen, "numerator": q4(r.numerator), "denominator": q4(r.denominator),
-         "result": q6(r.result), "target": q4(r.target), "share": q6(r.share), "released_fen": r.released_fen,
-         "basis": r.basis}
+        {
+            "evaluation_year": year,
+            "component": r.component,
+            "rule": r.rule,
+            "name_zh": r.name_zh,
+            "amount_fen": r.amount_fen,
+            "numerator": q4(r.numerator),
+            "denominator": q4(r.denominator),
+            "result": q6(r.result),
+            "target": q4(r.target),
+            "share": q6(r.share),
+            "released_fen": r.released_fen,
+            "basis": r.basis,
+        }
         for r in evaluation.release
     ]
     rectification_rows = [
-        {"evaluation_year": year, "site_code": r.site.site_code, "year": r.site.year, "indicator": r.site.indicator,
-         "programme": r.site.programme, "target": q4(r.site.target),
-         "actual": None if r.site.actual is None else q4(r.site.actual), "attainment": q6(r.site.attainment),
-         "deadline": r.deadline, "rectified_on": r.decision.rectified_on if r.decision else None, "status": r.status,
-         "plan_provincial_fen": r.plan_provincial_fen, "recovery_fen": r.recovery_fen,
-         "note": (r.decision.note or None) if r.decision else None, "decision_row": r.decision.row if r.decision else None,
-         "source_rows": r.site.source_rows}
+        {
+            "evaluation_year": year,
+            "site_code": r.site.site_code,
+            "year": r.site.year,
+            "indicator": r.site.indicator,
+            "programme": r.site.programme,
+            "target": q4(r.site.target),
+            "actual": None if r.site.actual is None else q4(r.site.actual),
+            "attainment": q6(r.site.attainment),
+            "deadline": r.deadline,
+            "rectified_on": r.decision.rectified_on if r.decision else None,
+            "status": r.status,
+            "plan_provincial_fen": r.plan_provincial_fen,
+            "recovery_fen": r.recovery_fen,
+            "note": (r.decision.note or None) if r.decision else None,
+            "decision_row": r.decision.row if r.decision else None,
+            "source_rows": r.site.source_rows,
+        }
         for r in evaluation.rectifications
     ]
     plan_rows = [
-        {"evaluation_year": year, "site_code": p.site_code, "programme": p.programme, "priority_rank": p.priority_rank,
-         "planned_provincial_fen": p.planned_provincial_fen, "funded_fen": p.funded_fen,
-         "keeps_funding": p.keeps_funding, "remaining_after_fen": p.remaining_after_fen}
+        {
+            "evaluation_year": year,
+            "site_code": p.site_code,
+            "programme": p.programme,
+            "priority_rank": p.priority_rank,
+            "planned_provincial_fen": p.planned_provincial_fen,
+            "funded_fen": p.funded_fen,
+            "keeps_funding": p.keeps_funding,
+            "remaining_after_fen": p.remaining_after_fen,
+        }
         for p in evaluation.plan
     ]
     excellent_rows = [
-        {"evaluation_year": year, "site_code": s.site_code, "qualifies": s.qualifies, "bonus_fen": s.bonus_fen,
-         "years_evaluated": s.years_evaluated, "reasons": s.reasons, "source_rows": s.source_rows}
+        {
+            "evaluation_year": year,
+            "site_code": s.site_code,
+            "qualifies": s.qualifies,
+            "bonus_fen": s.bonus_fen,
+            "years_evaluated": s.years_evaluated,
+            "reasons": s.reasons,
+            "source_rows": s.source_rows,
+        }
         for s in evaluation.excellent
     ]
-    rows: dict[sa.Table, list[dict[str, Any]]] = {warehouse.eval_indicator: indicator_rows, warehouse.eval_site: site_rows,
-            warehouse.eval_district: district_rows, warehouse.eval_gap: gap_rows,
-            warehouse.eval_release: release_rows, warehouse.eval_rectification: rectification_rows,
-            warehouse.eval_plan_2027: plan_rows, warehouse.eval_excellent_station: excellent_rows,
-            warehouse.eval_integrity: [{"evaluation_year": year, **row} for row in evaluation.integrity],
-            warehouse.eval_village: [{"evaluation_year": year, **row} for row in evaluation.villages],
-            warehouse.eval_submissions: [{"evaluation_year": year, "item": n, **row}
-                                         for n, row in enumerate(evaluation.submissions_record, start=1)]}
+    rows: dict[sa.Table, list[dict[str, Any]]] = {
+        warehouse.eval_indicator: indicator_rows,
+        warehouse.eval_site: site_rows,
+        warehouse.eval_district: district_rows,
+        warehouse.eval_gap: gap_rows,
+        warehouse.eval_release: release_rows,
+        warehouse.eval_rectification: rectification_rows,
+        warehouse.eval_plan_2027: plan_rows,
+        warehouse.eval_excellent_station: excellent_rows,
+        warehouse.eval_integrity: [{"evaluation_year": year, **row} for row in evaluation.integrity],
+        warehouse.eval_village: [{"evaluation_year": year, **row} for row in evaluation.villages],
+        warehouse.eval_submissions: [
+            {"evaluation_year": year, "item": n, **row} for n, row in enumerate(evaluation.submissions_record, start=1)
+        ],
+    }
     attempt = 1
     while True:
         try:
-            return _write_run(engine, evaluation, year, status, data_complete_on, input_files,
-                              rectifications_sha256, rows)
+            return _write_run(
+                engine, evaluation, year, status, data_complete_on, input_files, rectifications_sha256, rows
+            )
         except sa.exc.IntegrityError:
             # another writer took the same run id (two evaluations of one year and as-of at once):
             # the transaction is rolled back whole, so number the run again
@@ -323,19 +474,41 @@ def write_evaluation(engine: sa.Engine, evaluation: Evaluation, pii_key_is_demo:
             attempt += 1
 
 
-def _write_run(engine: sa.Engine, evaluation: Any, year: int, status: str, data_complete_on: Any,
-               input_files: Any, rectifications_sha256: Any, rows: dict[sa.Table, list[dict[str, Any]]]) -> dict[str, Any]:
+def _write_run(
+    engine: sa.Engine,
+    evaluation: Any,
+    year: int,
+    status: str,
+    data_complete_on: Any,
+    input_files: Any,
+    rectifications_sha256: Any,
+    rows: dict[sa.Table, list[dict[str, Any]]],
+) -> dict[str, Any]:
     from yuhang_skills.core import warehouse
     from yuhang_skills.evaluation import runs
 
     with engine.begin() as conn:
         run_id = runs.new_run_id(conn, year, evaluation.as_of)
-        conn.execute(warehouse.eval_runs.insert(), [{
-            "run_id": run_id, "evaluation_year": year, "as_of": evaluation.as_of,
-            "input_fingerprint": evaluation.input_fingerprint, "policy_version": evaluation.policy_version,
-            "status": status, "data_complete_on": data_complete_on, "created_at": warehouse.shanghai_now(),
-            "score": evaluation.score, "grade": evaluation.grade, "released_fen": evaluation.released_fen,
-            "recoveries_fen": evaluation.recoveries_fen, "net_released_fen": evaluation.net_released_fen}])
+        conn.execute(
+            warehouse.eval_runs.insert(),
+            [
+                {
+                    "run_id": run_id,
+                    "evaluation_year": year,
+                    "as_of": evaluation.as_of,
+                    "input_fingerprint": evaluation.input_fingerprint,
+                    "policy_version": evaluation.policy_version,
+                    "status": status,
+                    "data_complete_on": data_complete_on,
+                    "created_at": warehouse.shanghai_now(),
+                    "score": evaluation.score,
+                    "grade": evaluation.grade,
+                    "released_fen": evaluation.released_fen,
+                    "recoveries_fen": evaluation.recoveries_fen,
+                    "net_released_fen": evaluation.net_released_fen,
+                }
+            ],
+        )
         inputs = runs.run_inputs(conn, input_files, rectifications_sha256)
         if inputs:
             conn.execute(warehouse.eval_run_inputs.insert(), [{"run_id": run_id, **row} for row in inputs])

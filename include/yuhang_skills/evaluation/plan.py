@@ -15,9 +15,11 @@ from yuhang_skills.evaluation.score import HUNDRED, ONE, ZERO, IndicatorResult, 
 
 # Units of eval_gap.additional_needed for a site-year target: counts are whole person-times,
 # rates are percentage points.
-SITE_YEAR_UNITS = {"person_times": "person_times", "pass_rate": "pass_rate_points",
-                   "satisfaction_rate": "satisfaction_points"}
-
+SITE_YEAR_UNITS = {
+    "person_times": "person_times",
+    "pass_rate": "pass_rate_points",
+    "satisfaction_rate": "satisfaction_points",
+}
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,9 @@ def allocate_plan(policy: Policy, ref_sites: pd.DataFrame, net_released_fen: int
     policy's priority order; returns them and what stays unallocated."""
     rule = policy.plan_priority
     order = {p: n for n, p in enumerate(rule.programme_order)}
-    sites = ref_sites[(ref_sites["batch_year"] == policy.performance_tranche_year)
-                      & (ref_sites["plan_provincial_fen"] > 0)]
+    sites = ref_sites[
+        (ref_sites["batch_year"] == policy.performance_tranche_year) & (ref_sites["plan_provincial_fen"] > 0)
+    ]
     ranked: list[Any] = sorted(sites.itertuples(index=False), key=lambda s: (order[s.programme], s.site_code))
     remaining = net_released_fen
     out: list[PlanSite] = []
@@ -95,23 +98,39 @@ def gap_to_full_release(policy: Policy, indicators: list[IndicatorResult], resul
             continue
         missing_points = ind.weight - ind.points
         needed, unit = _aggregate_need(ind)
-        gaps.append({
-            "indicator": ind.code, "site_code": None, "year": None, "name_zh": ind.name_zh,
-            "target": ind.target, "actual": ind.actual, "additional_needed": needed, "unit": unit,
-            "missing_points": missing_points,
-            "release_gain_fen": release_fen(policy, results.improved(missing_points, ind, None)) - base,
-        })
+        gaps.append(
+            {
+                "indicator": ind.code,
+                "site_code": None,
+                "year": None,
+                "name_zh": ind.name_zh,
+                "target": ind.target,
+                "actual": ind.actual,
+                "additional_needed": needed,
+                "unit": unit,
+                "missing_points": missing_points,
+                "release_gain_fen": release_fen(policy, results.improved(missing_points, ind, None)) - base,
+            }
+        )
         for sy in ind.site_years:
             if sy.met:
                 continue
             gain_points = q2(ind.weight * (ONE - sy.attainment) / Decimal(len(ind.site_years)))
             needed, unit = _site_year_need(sy)
-            gaps.append({
-                "indicator": ind.code, "site_code": sy.site_code, "year": sy.year, "name_zh": ind.name_zh,
-                "target": sy.target, "actual": sy.actual, "additional_needed": needed, "unit": unit,
-                "missing_points": gain_points,
-                "release_gain_fen": release_fen(policy, results.improved(gain_points, ind, sy)) - base,
-            })
+            gaps.append(
+                {
+                    "indicator": ind.code,
+                    "site_code": sy.site_code,
+                    "year": sy.year,
+                    "name_zh": ind.name_zh,
+                    "target": sy.target,
+                    "actual": sy.actual,
+                    "additional_needed": needed,
+                    "unit": unit,
+                    "missing_points": gain_points,
+                    "release_gain_fen": release_fen(policy, results.improved(gain_points, ind, sy)) - base,
+                }
+            )
     return gaps
 
 

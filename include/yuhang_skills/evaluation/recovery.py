@@ -21,8 +21,13 @@ class RectificationRecord:
     recovery_fen: int
 
 
-def rectification_records(policy: Policy, targets: list[SiteYearTarget], decisions: rectification.Decisions,
-                          plan_provincial_fen: Mapping[str, int], as_of: dt.date) -> list[RectificationRecord]:
+def rectification_records(
+    policy: Policy,
+    targets: list[SiteYearTarget],
+    decisions: rectification.Decisions,
+    plan_provincial_fen: Mapping[str, int],
+    as_of: dt.date,
+) -> list[RectificationRecord]:
     """A record for every missed site-year target, with its deadline, the evaluators' decision,
     its status as of ``as_of`` and, for overdue ones, the recovery under the policy's rule
     (pro_rata_unmet: plan money x (1 - attainment), a site's total capped at its plan money)."""

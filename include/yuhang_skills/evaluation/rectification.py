@@ -47,8 +47,10 @@ class RectificationFileError(ValueError):
     def __init__(self, path: Path, problems: list[Problem]):
         self.path = path
         self.problems = problems
-        super().__init__(f"rectifications file {path}: " + "; ".join(
-            f"row {p.row}, column {p.column}: {p.message}" for p in problems))
+        super().__init__(
+            f"rectifications file {path}: "
+            + "; ".join(f"row {p.row}, column {p.column}: {p.message}" for p in problems)
+        )
 
 
 @dataclass(frozen=True)
@@ -113,35 +115,53 @@ def load_decisions(path: Path, plan: Plan) -> Decisions:
         before = len(problems)
         site = plan.sites_by_code.get(values["site_code"])
         if site is None:
-            problems.append(Problem(row, "site_code", f"unknown site code {values['site_code']!r} "
-                                                      f"(not in the site registry)"))
+            problems.append(
+                Problem(row, "site_code", f"unknown site code {values['site_code']!r} (not in the site registry)")
+            )
         try:
             year = int(values["year"])
         except ValueError:
             problems.append(Problem(row, "year", f"{values['year']!r} is not a year"))
             year = None
         if year is not None and year not in years:
-            problems.append(Problem(row, "year", f"{year} is not a year of the implementation period "
-                                                 f"({years[0]}-{years[-1]})"))
+            problems.append(
+                Problem(row, "year", f"{year} is not a year of the implementation period ({years[0]}-{years[-1]})")
+            )
         elif year is not None and site is not None and site.months_active(year) == 0:
             problems.append(Problem(row, "year", f"site {site.site_code} was not active in {year}"))
         indicator = values["indicator"]
         if site is not None and indicator not in targets.get(site.programme, []):
-            problems.append(Problem(row, "indicator", f"{indicator!r} is not a yearly target of a {site.programme} "
-                                                      f"(targets: {', '.join(targets.get(site.programme, []))})"))
+            problems.append(
+                Problem(
+                    row,
+                    "indicator",
+                    f"{indicator!r} is not a yearly target of a {site.programme} "
+                    f"(targets: {', '.join(targets.get(site.programme, []))})",
+                )
+            )
         rectified_on: dt.date | None = None
         if values["rectified_on"]:
             try:
                 rectified_on = dt.date.fromisoformat(values["rectified_on"])
             except ValueError:
-                problems.append(Problem(row, "rectified_on", f"{values['rectified_on']!r} is not a date "
-                                                             f"(YYYY-MM-DD, or blank when not rectified)"))
+                problems.append(
+                    Problem(
+                        row,
+                        "rectified_on",
+                        f"{values['rectified_on']!r} is not a date (YYYY-MM-DD, or blank when not rectified)",
+                    )
+                )
         if len(problems) > before or site is None or year is None:
             continue
         key = (site.site_code, year, indicator)
         if key in by_key:
-            problems.append(Problem(row, "site_code", f"a second decision for {site.site_code} {year} {indicator} "
-                                                      f"(first on row {by_key[key].row})"))
+            problems.append(
+                Problem(
+                    row,
+                    "site_code",
+                    f"a second decision for {site.site_code} {year} {indicator} (first on row {by_key[key].row})",
+                )
+            )
             continue
         by_key[key] = Decision(site.site_code, year, indicator, rectified_on, values.get(NOTE_COLUMN, ""), row)
     if problems:

@@ -84,12 +84,38 @@ def release_lines(policy: Policy, results: Results | Decimal) -> list[ReleaseLin
         full_at, floor = policy.release.banded.full_at, policy.release.banded.floor
         share = ONE if score >= full_at else score / HUNDRED if score >= floor else ZERO
         basis = f"得分 ≥ {full_at} 全额; {floor} ≤ 得分 < {full_at} 按得分%; 得分 < {floor} 不拨付"
-        return [ReleaseLine(rule, rule, "按绩效评价得分分档拨付", tranche_fen, score, HUNDRED, score / HUNDRED,
-                            full_at / HUNDRED, share, fen(tranche_fen * share), basis)]
+        return [
+            ReleaseLine(
+                rule,
+                rule,
+                "按绩效评价得分分档拨付",
+                tranche_fen,
+                score,
+                HUNDRED,
+                score / HUNDRED,
+                full_at / HUNDRED,
+                share,
+                fen(tranche_fen * share),
+                basis,
+            )
+        ]
     if rule == "linear":
         share = min(ONE, max(ZERO, score / HUNDRED))
-        return [ReleaseLine(rule, rule, "按绩效评价得分比例拨付", tranche_fen, score, HUNDRED, score / HUNDRED,
-                            ONE, share, fen(tranche_fen * share), "按得分%拨付")]
+        return [
+            ReleaseLine(
+                rule,
+                rule,
+                "按绩效评价得分比例拨付",
+                tranche_fen,
+                score,
+                HUNDRED,
+                score / HUNDRED,
+                ONE,
+                share,
+                fen(tranche_fen * share),
+                "按得分%拨付",
+            )
+        ]
     if rule == "dli":
         return [_dli_line(t, results) for t in policy.dli_tranches()]
     raise ValueError(f"release rule {rule!r} is not implemented")
@@ -113,8 +139,19 @@ def _dli_line(tranche: DliTranche, results: Results) -> ReleaseLine:
     else:
         share = ONE if result >= target else ZERO
         basis += f"; 结果 ≥ {target} 时全额, 否则不拨付"
-    return ReleaseLine(tranche.code, "dli", tranche.name_zh, amount_fen, numerator, denominator, result, target,
-                       share, fen(amount_fen * share), basis)
+    return ReleaseLine(
+        tranche.code,
+        "dli",
+        tranche.name_zh,
+        amount_fen,
+        numerator,
+        denominator,
+        result,
+        target,
+        share,
+        fen(amount_fen * share),
+        basis,
+    )
 
 
 def release_fen(policy: Policy, results: Results | Decimal) -> int:

@@ -164,9 +164,11 @@ def _text_width(text: str, size: float = FONT_SIZE) -> float:
 
 
 def _svg(height: float, title: str, body: Iterable[str], chart: str) -> str:
-    return (f'<svg class="chart" data-chart="{_e(chart)}" role="img" aria-label="{_e(title)}" '
-            f'viewBox="0 0 {CHART_WIDTH} {height:.0f}">'
-            f'<title>{_e(title)}</title>{"".join(body)}</svg>')
+    return (
+        f'<svg class="chart" data-chart="{_e(chart)}" role="img" aria-label="{_e(title)}" '
+        f'viewBox="0 0 {CHART_WIDTH} {height:.0f}">'
+        f"<title>{_e(title)}</title>{''.join(body)}</svg>"
+    )
 
 
 def _text(x: float, y: float, text: str, cls: str = "", anchor: str = "start") -> str:
@@ -176,8 +178,10 @@ def _text(x: float, y: float, text: str, cls: str = "", anchor: str = "start") -
 
 def _rect(x: float, y: float, w: float, h: float, cls: str, tip: str, **data: Any) -> str:
     attrs = "".join(f' data-{k.replace("_", "-")}="{_e(v)}"' for k, v in data.items())
-    return (f'<rect class="{cls}" x="{x:.1f}" y="{y:.1f}" width="{max(w, 0):.1f}" height="{h:.1f}"{attrs}>'
-            f'<title>{_e(tip)}</title></rect>')
+    return (
+        f'<rect class="{cls}" x="{x:.1f}" y="{y:.1f}" width="{max(w, 0):.1f}" height="{h:.1f}"{attrs}>'
+        f"<title>{_e(tip)}</title></rect>"
+    )
 
 
 def _line(x1: float, y1: float, x2: float, y2: float, cls: str) -> str:
@@ -216,8 +220,15 @@ def score_chart(indicators: pd.DataFrame) -> str:
             points = sum((to_decimal(p) for p in group["points"]), Decimal(0))
             weight = sum((to_decimal(w) for w in group["weight"]), Decimal(0))
             body.append(_text(8, y + 17, f"{zh} {en}", "group"))
-            body.append(_text(CHART_WIDTH - 8, y + 17, f"{format_text(points, 'num')} / {format_text(weight, 'num')}",
-                              "group", "end"))
+            body.append(
+                _text(
+                    CHART_WIDTH - 8,
+                    y + 17,
+                    f"{format_text(points, 'num')} / {format_text(weight, 'num')}",
+                    "group",
+                    "end",
+                )
+            )
             y += 28
             continue
         row = item
@@ -255,8 +266,12 @@ def target_chart(rows: pd.DataFrame, site_names: dict[str, str], title: str, cha
     the targets are rates."""
     rate = _is_rate(rows)
     records = rows.to_dict("records")
-    labels = [" ".join(part for part in (str(r["site_code"]), site_names.get(r["site_code"], ""), str(int(r["year"])))
-                       if part) for r in records]
+    labels = [
+        " ".join(
+            part for part in (str(r["site_code"]), site_names.get(r["site_code"], ""), str(int(r["year"]))) if part
+        )
+        for r in records
+    ]
     left = max(_text_width(label) for label in labels) + 24
     right = 150.0
     actuals = [0.0 if is_missing(r["actual"]) else float(to_decimal(r["actual"])) for r in records]
@@ -275,8 +290,18 @@ def target_chart(rows: pd.DataFrame, site_names: dict[str, str], title: str, cha
         state = "met" if bool(record["met"]) else "unmet"
         shown = f"{_amount(record['actual'], rate) or '—'} / {_amount(record['target'], rate)}"
         body.append(_text(left - 10, y + 14, label, anchor="end"))
-        body.append(_rect(left, y + 3, actual * scale, 16, f"actual {state}", f"{label}: {shown}",
-                          site=record["site_code"], year=int(record["year"])))
+        body.append(
+            _rect(
+                left,
+                y + 3,
+                actual * scale,
+                16,
+                f"actual {state}",
+                f"{label}: {shown}",
+                site=record["site_code"],
+                year=int(record["year"]),
+            )
+        )
         body.append(_line(left + target * scale, y, left + target * scale, y + 22, "target"))
         body.append(_text(left + max(actual, target) * scale + 8, y + 15, shown))
     body.append(_line(left, 18, left, height - 8, "axis"))
@@ -299,9 +324,11 @@ def waterfall_steps(district: Row) -> list[Step]:
     appear when eval_district has them; a net release that is not released minus recoveries
     gets an explicit "other adjustments" step, so the columns always add up."""
     tranche, released = int(district["tranche_fen"]), int(district["released_fen"])
-    steps = [Step("绩效资金", "Performance tranche", "total", 0, tranche),
-             Step("未拨付", "Withheld", "decrease", tranche, released),
-             Step("核定拨付", "Released by score", "subtotal", 0, released)]
+    steps = [
+        Step("绩效资金", "Performance tranche", "total", 0, tranche),
+        Step("未拨付", "Withheld", "decrease", tranche, released),
+        Step("核定拨付", "Released by score", "subtotal", 0, released),
+    ]
     recoveries: Any = district.get("recoveries_fen")  # None or NaN for a run written before recoveries
     net: Any = district.get("net_released_fen")
     if is_missing(recoveries) and is_missing(net):
@@ -312,7 +339,9 @@ def waterfall_steps(district: Row) -> list[Step]:
         level -= int(recoveries)
     net_fen = level if is_missing(net) else int(net)
     if net_fen != level:
-        steps.append(Step("其他调整", "Other adjustments", "increase" if net_fen > level else "decrease", level, net_fen))
+        steps.append(
+            Step("其他调整", "Other adjustments", "increase" if net_fen > level else "decrease", level, net_fen)
+        )
     steps.append(Step("净拨付", "Net release", "net", 0, net_fen))
     return steps
 
@@ -347,8 +376,17 @@ def waterfall_chart(steps: list[Step]) -> str:
         x = left + slot * n + (slot - width) / 2
         high, low = max(step.start, step.end), min(step.start, step.end)
         value = _step_amount(step)
-        body.append(_rect(x, y_of(high), width, max(y_of(low) - y_of(high), 1.0), step.kind,
-                          f"{step.zh} {step.en}: {value}", step=step.en))
+        body.append(
+            _rect(
+                x,
+                y_of(high),
+                width,
+                max(y_of(low) - y_of(high), 1.0),
+                step.kind,
+                f"{step.zh} {step.en}: {value}",
+                step=step.en,
+            )
+        )
         body.append(_text(x + width / 2, y_of(high) - 6, value, anchor="middle"))
         body.append(_text(x + width / 2, bottom_y + 20, step.zh, anchor="middle"))
         body.append(_text(x + width / 2, bottom_y + 36, step.en, "small", "middle"))
@@ -368,18 +406,26 @@ def table_html(table: str, frame: pd.DataFrame, only: list[str] | None = None, c
     if only is not None:
         by_name = {c.name: c for c in columns}
         columns = [by_name[name] for name in only if name in by_name]
-    head = "".join(f'<th class="n">{_e(c.header)}</th>' if c.fmt in NUMERIC_FORMATS else f"<th>{_e(c.header)}</th>"
-                   for c in columns)
-    opening = ['<td class="n">' if c.fmt in NUMERIC_FORMATS else '<td class="d">' if c.fmt in DATE_FORMATS else "<td>"
-               for c in columns]
+    head = "".join(
+        f'<th class="n">{_e(c.header)}</th>' if c.fmt in NUMERIC_FORMATS else f"<th>{_e(c.header)}</th>"
+        for c in columns
+    )
+    opening = [
+        '<td class="n">' if c.fmt in NUMERIC_FORMATS else '<td class="d">' if c.fmt in DATE_FORMATS else "<td>"
+        for c in columns
+    ]
     body = []
     for row in frame.to_dict("records"):
-        cells = "".join(f"{td}{_e(format_text(row[c.name], resolve_format(c.fmt, row)))}</td>"
-                        for td, c in zip(opening, columns, strict=True))
+        cells = "".join(
+            f"{td}{_e(format_text(row[c.name], resolve_format(c.fmt, row)))}</td>"
+            for td, c in zip(opening, columns, strict=True)
+        )
         body.append(f"<tr>{cells}</tr>")
     caption_html = f"<caption>{_e(caption)}</caption>" if caption else ""
-    return f'<div class="table-wrap"><table data-table="{_e(table)}">{caption_html}<thead><tr>{head}</tr></thead>' \
-           f'<tbody>{"".join(body)}</tbody></table></div>'
+    return (
+        f'<div class="table-wrap"><table data-table="{_e(table)}">{caption_html}<thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def _headline(district: Row) -> str:
@@ -388,39 +434,66 @@ def _headline(district: Row) -> str:
     cards = [
         ("总分", "Score", format_text(district["score"], "num"), "满分 100 out of 100", ""),
         ("等级", "Grade", str(district["grade"]), f"拨付规则 release rule: {district['release_rule']}", ""),
-        ("拨付", "Released", f"{_yuan_text(released)} 元",
-         f"绩效资金 {_yuan_text(tranche)} 元的 {format_text(share, 'pct')}", "good" if released == tranche else ""),
-        ("未拨付", "Withheld", f"{_yuan_text(district['withheld_fen'])} 元", "按评分规则 by the release rule",
-         "bad" if int(district["withheld_fen"]) else ""),
+        (
+            "拨付",
+            "Released",
+            f"{_yuan_text(released)} 元",
+            f"绩效资金 {_yuan_text(tranche)} 元的 {format_text(share, 'pct')}",
+            "good" if released == tranche else "",
+        ),
+        (
+            "未拨付",
+            "Withheld",
+            f"{_yuan_text(district['withheld_fen'])} 元",
+            "按评分规则 by the release rule",
+            "bad" if int(district["withheld_fen"]) else "",
+        ),
     ]
-    optional = [("recoveries_fen", "追回", "Recoveries", "未按期整改站点 sites not rectified in time", "bad"),
-                ("net_released_fen", "净拨付", "Net release", "拨付减追回 released less recoveries", "good"),
-                ("excellent_bonus_fen", "优秀站点奖励", "Excellent-station bonus", "优秀站点 excellent stations", ""),
-                ("plan_unallocated_fen", "建设计划未分配", "Unallocated in the 2027 plan",
-                 "净拨付中未安排到站点 net release no site takes", "")]
+    optional = [
+        ("recoveries_fen", "追回", "Recoveries", "未按期整改站点 sites not rectified in time", "bad"),
+        ("net_released_fen", "净拨付", "Net release", "拨付减追回 released less recoveries", "good"),
+        ("excellent_bonus_fen", "优秀站点奖励", "Excellent-station bonus", "优秀站点 excellent stations", ""),
+        (
+            "plan_unallocated_fen",
+            "建设计划未分配",
+            "Unallocated in the 2027 plan",
+            "净拨付中未安排到站点 net release no site takes",
+            "",
+        ),
+    ]
     for column, zh, en, detail, css in optional:
         if not is_missing(district.get(column)):
             cards.append((zh, en, f"{_yuan_text(district[column])} 元", detail, css))
     card_html = "".join(
         f'<div class="card {css}" data-card="{_e(en)}"><div class="label">{_label(zh, en)}</div>'
         f'<div class="value">{_e(value)}</div><div class="detail">{_e(detail)}</div></div>'
-        for zh, en, value, detail, css in cards)
-    meta = [("拨付规则", "Release rule", district["release_rule"], "text"),
-            ("政策版本", "Policy version", district["policy_version"], "text"),
-            ("数据截至", "As of", district["as_of"], "date"),
-            ("评价时间", "Evaluated at", district.get("evaluated_at"), "datetime"),
-            ("输入指纹", "Input fingerprint (sha256)", district["input_fingerprint"], "code")]
+        for zh, en, value, detail, css in cards
+    )
+    meta = [
+        ("拨付规则", "Release rule", district["release_rule"], "text"),
+        ("政策版本", "Policy version", district["policy_version"], "text"),
+        ("数据截至", "As of", district["as_of"], "date"),
+        ("评价时间", "Evaluated at", district.get("evaluated_at"), "datetime"),
+        ("输入指纹", "Input fingerprint (sha256)", district["input_fingerprint"], "code"),
+    ]
     meta_html = "".join(
         f"<dt>{_label(zh, en)}</dt><dd>"
-        + (f"<code>{_e(value)}</code>" if fmt == "code" else _e(format_text(value, fmt))) + "</dd>"
-        for zh, en, value, fmt in meta if not is_missing(value))
+        + (f"<code>{_e(value)}</code>" if fmt == "code" else _e(format_text(value, fmt)))
+        + "</dd>"
+        for zh, en, value, fmt in meta
+        if not is_missing(value)
+    )
     warning = ""
     if bool(district.get("pii_key_is_demo")):
-        warning = ('<p class="warning">个人信息使用演示密钥哈希,仅供演示;正式评价须设置 YUHANG_PII_KEY。'
-                   '<span class="en">Personal data was hashed with the documented demo key; set YUHANG_PII_KEY '
-                   'for a real evaluation.</span></p>')
-    return (f'<section id="headline"><h2>{_label("评价结论", "Headline")}</h2>'
-            f'<div class="cards">{card_html}</div>{warning}<dl class="meta">{meta_html}</dl></section>')
+        warning = (
+            '<p class="warning">个人信息使用演示密钥哈希,仅供演示;正式评价须设置 YUHANG_PII_KEY。'
+            '<span class="en">Personal data was hashed with the documented demo key; set YUHANG_PII_KEY '
+            "for a real evaluation.</span></p>"
+        )
+    return (
+        f'<section id="headline"><h2>{_label("评价结论", "Headline")}</h2>'
+        f'<div class="cards">{card_html}</div>{warning}<dl class="meta">{meta_html}</dl></section>'
+    )
 
 
 def _score_section(indicators: pd.DataFrame) -> str:
@@ -431,16 +504,25 @@ def _score_section(indicators: pd.DataFrame) -> str:
         zh, en = DIMENSIONS.get(str(dimension), (str(dimension), ""))
         points = sum((to_decimal(p) for p in group["points"]), Decimal(0))
         weight = sum((to_decimal(w) for w in group["weight"]), Decimal(0))
-        dimensions.append(f"<tr><td>{_label(zh, en)}</td><td class=\"n\">{_e(format_text(points, 'num'))}</td>"
-                          f"<td class=\"n\">{_e(format_text(weight, 'num'))}</td></tr>")
-    summary = ('<table data-table="dimensions"><thead><tr><th>维度 Dimension</th><th>得分 Points</th>'
-               f'<th>分值 Weight</th></tr></thead><tbody>{"".join(dimensions)}</tbody></table>')
-    legend = ('<p class="legend"><i class="met"></i>得分(达标) points, target met'
-              '<i class="unmet"></i>得分(未达标) points, target missed<i class="weight"></i>分值 weight</p>')
-    details = table_html("eval_indicator", indicators,
-                         ["name_zh", "indicator", "weight", "target", "actual", "points", "met", "basis"])
-    return (f'<section id="score"><h2>{_label("评分构成", "Score breakdown")}</h2>{summary}'
-            f'{score_chart(indicators)}{legend}<h3>{_label("指标明细", "Indicators")}</h3>{details}</section>')
+        dimensions.append(
+            f'<tr><td>{_label(zh, en)}</td><td class="n">{_e(format_text(points, "num"))}</td>'
+            f'<td class="n">{_e(format_text(weight, "num"))}</td></tr>'
+        )
+    summary = (
+        '<table data-table="dimensions"><thead><tr><th>维度 Dimension</th><th>得分 Points</th>'
+        f"<th>分值 Weight</th></tr></thead><tbody>{''.join(dimensions)}</tbody></table>"
+    )
+    legend = (
+        '<p class="legend"><i class="met"></i>得分(达标) points, target met'
+        '<i class="unmet"></i>得分(未达标) points, target missed<i class="weight"></i>分值 weight</p>'
+    )
+    details = table_html(
+        "eval_indicator", indicators, ["name_zh", "indicator", "weight", "target", "actual", "points", "met", "basis"]
+    )
+    return (
+        f'<section id="score"><h2>{_label("评分构成", "Score breakdown")}</h2>{summary}'
+        f"{score_chart(indicators)}{legend}<h3>{_label('指标明细', 'Indicators')}</h3>{details}</section>"
+    )
 
 
 def _sites_section(sites: pd.DataFrame, site_names: dict[str, str]) -> str:
@@ -450,8 +532,12 @@ def _sites_section(sites: pd.DataFrame, site_names: dict[str, str]) -> str:
 
     def rank(pair: tuple[str, str]) -> tuple[int, int, str, str]:
         indicator, programme = pair
-        return (indicators.index(indicator) if indicator in indicators else len(indicators),
-                programmes.index(programme) if programme in programmes else len(programmes), indicator, programme)
+        return (
+            indicators.index(indicator) if indicator in indicators else len(indicators),
+            programmes.index(programme) if programme in programmes else len(programmes),
+            indicator,
+            programme,
+        )
 
     parts = []
     for indicator, programme in sorted(set(zip(sites["indicator"], sites["programme"], strict=True)), key=rank):
@@ -460,14 +546,19 @@ def _sites_section(sites: pd.DataFrame, site_names: dict[str, str]) -> str:
         what_zh, what_en = SITE_SERIES_LABELS.get(indicator, (indicator, indicator))
         who_zh, who_en = PROGRAMME_LABELS.get(programme, (programme, programme))
         targets = {_amount(t, _is_rate(rows)) for t in rows["target"]}
-        target_note = (f"目标 target {targets.pop()}" if len(targets) == 1
-                       else "目标按启用月数折算 targets pro-rated by months active")
+        target_note = (
+            f"目标 target {targets.pop()}"
+            if len(targets) == 1
+            else "目标按启用月数折算 targets pro-rated by months active"
+        )
         zh, en = f"{who_zh}{what_zh}", f"{who_en}: {what_en}"
         met = int(rows["met"].astype(bool).sum())
-        parts.append(f'<h3>{_label(zh, en)}</h3><p class="note">{_e(target_note)};'
-                     f"{met} / {len(rows)} 个站点年度达标 site-years met the target;"
-                     "竖线为目标 the dark line marks the target.</p>"
-                     + target_chart(rows, site_names, f"{zh} {en}", f"{indicator}:{programme}"))
+        parts.append(
+            f'<h3>{_label(zh, en)}</h3><p class="note">{_e(target_note)};'
+            f"{met} / {len(rows)} 个站点年度达标 site-years met the target;"
+            "竖线为目标 the dark line marks the target.</p>"
+            + target_chart(rows, site_names, f"{zh} {en}", f"{indicator}:{programme}")
+        )
     heading = _label("站点目标与实际", "Targets vs actuals per site")
     return f'<section id="sites"><h2>{heading}</h2>{"".join(parts)}</section>'
 
@@ -477,28 +568,41 @@ def _release_section(district: Row, release: pd.DataFrame | None) -> str:
     rows = "".join(f'<tr><td>{_label(s.zh, s.en)}</td><td class="n">{_e(_step_amount(s))}</td></tr>' for s in steps)
     computation = ""
     if release is not None and not release.empty:
-        computation = f'<h3>{_label("拨付计算", "How the release was computed")}</h3>{table_html("eval_release", release)}'
-    return (f'<section id="release"><h2>{_label("拨付瀑布", "Release waterfall")}</h2>{waterfall_chart(steps)}'
-            f'<table data-table="waterfall"><thead><tr><th>步骤 Step</th><th class="n">金额(元) Amount (yuan)</th>'
-            f'</tr></thead><tbody>{rows}</tbody></table>{computation}</section>')
+        computation = (
+            f"<h3>{_label('拨付计算', 'How the release was computed')}</h3>{table_html('eval_release', release)}"
+        )
+    return (
+        f'<section id="release"><h2>{_label("拨付瀑布", "Release waterfall")}</h2>{waterfall_chart(steps)}'
+        f'<table data-table="waterfall"><thead><tr><th>步骤 Step</th><th class="n">金额(元) Amount (yuan)</th>'
+        f"</tr></thead><tbody>{rows}</tbody></table>{computation}</section>"
+    )
 
 
 def _gap_section(gaps: pd.DataFrame, indicators: pd.DataFrame | None = None) -> str:
     if gaps.empty:
-        content = '<p class="note">所有指标均已满分,没有差距。<span class="en">Every indicator scores full points.</span></p>'
+        content = (
+            '<p class="note">所有指标均已满分,没有差距。<span class="en">Every indicator scores full points.</span></p>'
+        )
     else:
-        content = ('<p class="note">按失分和可多拨付金额从大到小排列;站点为空的行是全区指标;可多拨付为其他条件不变时'
-                   '补足该项可多拨付的金额。<span class="en">Sorted by the points, then the yuan, at stake; rows '
-                   'without a site are district indicators; the yuan is what meeting that target alone would '
-                   'release in addition.</span></p>' + table_html("eval_gap", gaps))
+        content = (
+            '<p class="note">按失分和可多拨付金额从大到小排列;站点为空的行是全区指标;可多拨付为其他条件不变时'
+            '补足该项可多拨付的金额。<span class="en">Sorted by the points, then the yuan, at stake; rows '
+            "without a site are district indicators; the yuan is what meeting that target alone would "
+            "release in addition.</span></p>" + table_html("eval_gap", gaps)
+        )
     margin = ""
     if indicators is not None and "margin_actual" in indicators and indicators["margin_actual"].notna().any():
-        margin = (f'<h3>{_label("安全边际", "Margin before the release drops")}</h3>'
-                  '<p class="note">得分已达到全额拨付档:下表为其他指标不变时,各指标实际值最多可下降多少个百分点而拨付额不变。'
-                  '<span class="en">The score is in the full-release band: how many percentage points each '
-                  'indicator can fall, all else equal, before the release drops.</span></p>'
-                  + table_html("eval_indicator", indicators.sort_values("margin_actual", kind="stable"),
-                               ["name_zh", "target", "actual", "points", "margin_actual"]))
+        margin = (
+            f"<h3>{_label('安全边际', 'Margin before the release drops')}</h3>"
+            '<p class="note">得分已达到全额拨付档:下表为其他指标不变时,各指标实际值最多可下降多少个百分点而拨付额不变。'
+            '<span class="en">The score is in the full-release band: how many percentage points each '
+            "indicator can fall, all else equal, before the release drops.</span></p>"
+            + table_html(
+                "eval_indicator",
+                indicators.sort_values("margin_actual", kind="stable"),
+                ["name_zh", "target", "actual", "points", "margin_actual"],
+            )
+        )
     return f'<section id="gap"><h2>{_label("差距", "Gap to full release")}</h2>{content}{margin}</section>'
 
 
@@ -511,31 +615,46 @@ def _integrity_section(district: Row, checks: pd.DataFrame | None) -> str:
     before, after = Decimal(str(district["score_before_exclusions"])), Decimal(str(district["score"]))
     summary = (
         f'<p data-summary="integrity">诚信核查共发现 {findings:,} 项问题'
-        f'(明细见工作簿“{SHEETS["integrity_findings"][0]}”)。'
-        f'评价年度上报 {reported:,} 人次,剔除重复计算等问题后计入 {counted:,} 人次;'
-        f'剔除前总分 {before:.2f},剔除后 {after:.2f}(影响 {after - before:+.2f} 分)。'
+        f"(明细见工作簿“{SHEETS['integrity_findings'][0]}”)。"
+        f"评价年度上报 {reported:,} 人次,剔除重复计算等问题后计入 {counted:,} 人次;"
+        f"剔除前总分 {before:.2f},剔除后 {after:.2f}(影响 {after - before:+.2f} 分)。"
         f'<br><span class="en">The integrity checks found {findings:,} issue(s) (every one in the workbook sheet '
         f'"{SHEETS["integrity_findings"][0]}"). The sites reported {reported:,} person-times in the evaluated years; '
-        f'{counted:,} count once double counting and the other excluded rows are left out. Score before exclusions '
-        f'{before:.2f}, after {after:.2f} ({after - before:+.2f} points).</span></p>')
-    return (f'<section id="integrity"><h2>{_label("诚信核查", "Integrity checks")}</h2>{summary}'
-            f'{table_html("eval_integrity", checks)}</section>')
+        f"{counted:,} count once double counting and the other excluded rows are left out. Score before exclusions "
+        f"{before:.2f}, after {after:.2f} ({after - before:+.2f} points).</span></p>"
+    )
+    return (
+        f'<section id="integrity"><h2>{_label("诚信核查", "Integrity checks")}</h2>{summary}'
+        f"{table_html('eval_integrity', checks)}</section>"
+    )
 
 
 def _quarantine_section(frames: dict[str, pd.DataFrame]) -> str:
     parts = []
     files = frames.get("submissions_summary")
     if files is not None and not files.empty:
-        total = {c: int(files[c].sum()) for c in ("files", "current_files", "accepted", "partially_accepted",
-                                                  "rejected", "rows_read", "rows_staged", "rows_quarantined")}
+        total = {
+            c: int(files[c].sum())
+            for c in (
+                "files",
+                "current_files",
+                "accepted",
+                "partially_accepted",
+                "rejected",
+                "rows_read",
+                "rows_staged",
+                "rows_quarantined",
+            )
+        }
         parts.append(
             f'<p data-summary="submissions">共收到 {total["files"]:,} 个文件版本(现行 {total["current_files"]:,}):'
-            f'全部接收 {total["accepted"]:,},部分接收 {total["partially_accepted"]:,},退回 {total["rejected"]:,};'
-            f'读取 {total["rows_read"]:,} 行,入库 {total["rows_staged"]:,} 行,隔离 {total["rows_quarantined"]:,} 行。'
+            f"全部接收 {total['accepted']:,},部分接收 {total['partially_accepted']:,},退回 {total['rejected']:,};"
+            f"读取 {total['rows_read']:,} 行,入库 {total['rows_staged']:,} 行,隔离 {total['rows_quarantined']:,} 行。"
             f'<br><span class="en">{total["files"]:,} file versions received ({total["current_files"]:,} current): '
-            f'{total["accepted"]:,} accepted, {total["partially_accepted"]:,} partially accepted, '
-            f'{total["rejected"]:,} rejected; {total["rows_read"]:,} rows read, {total["rows_staged"]:,} staged, '
-            f'{total["rows_quarantined"]:,} quarantined.</span></p>')
+            f"{total['accepted']:,} accepted, {total['partially_accepted']:,} partially accepted, "
+            f"{total['rejected']:,} rejected; {total['rows_read']:,} rows read, {total['rows_staged']:,} staged, "
+            f"{total['rows_quarantined']:,} quarantined.</span></p>"
+        )
     summary = frames.get("quarantine_summary")
     if summary is not None and not summary.empty:
         parts.append(table_html("quarantine_summary", summary))
@@ -547,12 +666,12 @@ def _quarantine_section(frames: dict[str, pd.DataFrame]) -> str:
 
 
 PRIVACY_NOTE = (
-    '<section id="privacy"><h2>' + _label("个人信息", "Personal data") + '</h2>'
-    '<p>本报告和工作簿不含姓名、身份证号的明文:数仓只保存其带密钥的哈希值,隔离记录中的身份证号和姓名仅以脱敏形式出现'
-    '(如 330110********1234、张**)。站点联系人等其他个人信息不进入报告。</p>'
+    '<section id="privacy"><h2>' + _label("个人信息", "Personal data") + "</h2>"
+    "<p>本报告和工作簿不含姓名、身份证号的明文:数仓只保存其带密钥的哈希值,隔离记录中的身份证号和姓名仅以脱敏形式出现"
+    "(如 330110********1234、张**)。站点联系人等其他个人信息不进入报告。</p>"
     '<p class="en">Neither this report nor the workbook contains a name or ID number in clear: the warehouse keeps '
-    'them only as keyed hashes, and quarantined ID numbers and names appear masked only '
-    '(e.g. 330110********1234, 张**). Site contacts and other personal details are not reported.</p></section>'
+    "them only as keyed hashes, and quarantined ID numbers and names appear masked only "
+    "(e.g. 330110********1234, 张**). Site contacts and other personal details are not reported.</p></section>"
 )
 
 
@@ -563,18 +682,27 @@ def _run_section(info: dict[str, Any], mark_zh: str, mark_en: str) -> str:
     css = "banner provisional" if info["status"] == "provisional" else "banner"
     note = ""
     if info["status"] == "provisional":
-        note = (f'<p class="warning">预评估:截止日期早于评价期数据齐全之日 {_e(str(info.get("data_complete_on") or ""))},'
-                '结果不能作为拨付依据。<span class="en">Provisional: the as-of date is before the evaluated period\'s '
-                'data can be complete; not a basis for the release.</span></p>')
-    rows = "".join(f"<tr><td>{_e(s['role'])}</td><td>{_e(s['name'])}</td>"
-                   f"<td>{_e(to_datetime(s['signed_at']).strftime('%Y-%m-%d %H:%M'))}</td>"
-                   f"<td>{_e(s.get('comment') or '')}</td></tr>"
-                   for s in info.get("signoffs", []))
-    signoffs = (f'<table class="signoffs" data-table="signoffs"><thead><tr><th>角色 Role</th><th>签署人 Name</th>'
-                f'<th>时间 Signed at</th><th>意见 Comment</th></tr></thead><tbody>{rows}</tbody></table>' if rows else
-                '<p class="note">尚无签署。<span class="en">Not signed yet.</span></p>')
-    return (f'<section id="run"><p class="{css}">{_e(mark_zh)} <span class="en">{_e(mark_en)}</span></p>{note}'
-            f'{signoffs}</section>')
+        note = (
+            f'<p class="warning">预评估:截止日期早于评价期数据齐全之日 {_e(str(info.get("data_complete_on") or ""))},'
+            '结果不能作为拨付依据。<span class="en">Provisional: the as-of date is before the evaluated period\'s '
+            "data can be complete; not a basis for the release.</span></p>"
+        )
+    rows = "".join(
+        f"<tr><td>{_e(s['role'])}</td><td>{_e(s['name'])}</td>"
+        f"<td>{_e(to_datetime(s['signed_at']).strftime('%Y-%m-%d %H:%M'))}</td>"
+        f"<td>{_e(s.get('comment') or '')}</td></tr>"
+        for s in info.get("signoffs", [])
+    )
+    signoffs = (
+        f'<table class="signoffs" data-table="signoffs"><thead><tr><th>角色 Role</th><th>签署人 Name</th>'
+        f"<th>时间 Signed at</th><th>意见 Comment</th></tr></thead><tbody>{rows}</tbody></table>"
+        if rows
+        else '<p class="note">尚无签署。<span class="en">Not signed yet.</span></p>'
+    )
+    return (
+        f'<section id="run"><p class="{css}">{_e(mark_zh)} <span class="en">{_e(mark_en)}</span></p>{note}'
+        f"{signoffs}</section>"
+    )
 
 
 def _site_names(engine: sa.Engine, evaluation_year: int) -> dict[str, str]:
@@ -599,7 +727,9 @@ def render_report(engine: sa.Engine, evaluation_year: int, run_id: str | None = 
     empty = pd.DataFrame()
     optional = "".join(
         f'<section id="{_e(table)}"><h2>{_label(zh, en)}</h2>{table_html(table, frames[table])}</section>'
-        for table, zh, en in OPTIONAL_SECTIONS if table in frames)
+        for table, zh, en in OPTIONAL_SECTIONS
+        if table in frames
+    )
     title_zh = f"余杭区技能型社会建设专项激励资金 {evaluation_year} 年绩效评价报告"
     title_en = f"Yuhang District skill-society incentive fund — {evaluation_year} performance evaluation"
     info = run_info(engine, run_id)
@@ -624,13 +754,13 @@ def render_report(engine: sa.Engine, evaluation_year: int, run_id: str | None = 
     return (
         '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<title>{_e(title_zh)}</title><style>{STYLE}</style></head><body><main>'
+        f"<title>{_e(title_zh)}</title><style>{STYLE}</style></head><body><main>"
         f'<header><h1>{_e(title_zh)}</h1><p class="subtitle">{_e(title_en)}</p></header>'
         + body
         + f'<footer>{_e(mark_zh)} <span class="en">{_e(mark_en)}</span><br>'
         f"由数仓评价表生成;工作簿 {_e(workbook_name)} 含全部明细({_e(sheets)})。"
         f'<span class="en">Generated from the warehouse evaluation tables; the workbook '
-        f'{_e(workbook_name)} has every row.</span></footer></main></body></html>\n'
+        f"{_e(workbook_name)} has every row.</span></footer></main></body></html>\n"
     )
 
 

@@ -56,8 +56,10 @@ def data_complete_on(plan: Plan, evaluation_year: int) -> dt.date:
         raise ValueError(f"evaluation_runs.data_complete.rule {spec.rule!r} is not implemented")
     years = evaluated_years(policy, evaluation_year)
     if not years:
-        raise EvaluationRefused(f"{evaluation_year} 年之前没有实施年度，无法评价",
-                                f"no implementation year before {evaluation_year} to evaluate")
+        raise EvaluationRefused(
+            f"{evaluation_year} 年之前没有实施年度，无法评价",
+            f"no implementation year before {evaluation_year} to evaluate",
+        )
     last = max(years)
     days = WorkingDays(policy.alerts.working_days)
     latest: dt.date | None = None
@@ -87,39 +89,63 @@ def check_as_of(plan: Plan, evaluation_year: int, as_of: dt.date, provisional: b
         f"齐全之日 {complete.isoformat()}（按报送日历最后一期的截止日）；如需预评估，请设置 provisional=true",
         f"evaluation refused: the as-of date {as_of.isoformat()} of the {evaluation_year} evaluation is before "
         f"the evaluated period's data can be complete ({complete.isoformat()}, the last period's due date by "
-        f"the submission calendar); ask for a provisional run (provisional=true) to see one anyway")
+        f"the submission calendar); ask for a provisional run (provisional=true) to see one anyway",
+    )
 
 
 # --- runs ------------------------------------------------------------------------------------------
 def new_run_id(conn: sa.Connection, evaluation_year: int, as_of: dt.date) -> str:
     """``<year>-<as-of yyyymmdd>-<nn>``: readable, unique and sortable within a year and as-of date."""
     prefix = f"{evaluation_year}-{as_of:%Y%m%d}-"
-    taken = [r for (r,) in conn.execute(sa.select(warehouse.eval_runs.c.run_id)
-                                        .where(warehouse.eval_runs.c.run_id.like(prefix + "%")))]
-    numbers = [int(r[len(prefix):]) for r in taken if r[len(prefix):].isdigit()]
+    taken = [
+        r
+        for (r,) in conn.execute(
+            sa.select(warehouse.eval_runs.c.run_id).where(warehouse.eval_runs.c.run_id.like(prefix + "%"))
+        )
+    ]
+    numbers = [int(r[len(prefix) :]) for r in taken if r[len(prefix) :].isdigit()]
     return f"{prefix}{max(numbers, default=0) + 1:02d}"
 
 
-def run_inputs(conn: sa.Connection, files: dict[str, Any] | None = None,
-               rectifications_sha256: str | None = None) -> list[dict[str, Any]]:
+def run_inputs(
+    conn: sa.Connection, files: dict[str, Any] | None = None, rectifications_sha256: str | None = None
+) -> list[dict[str, Any]]:
     """What a run's fingerprint covers, one row per file: the current submissions by their original
     path, then ``files`` (label -> path: the policy file, the site registry, the contract) and the
     rectifications file."""
     import hashlib
     from pathlib import Path
 
-    rows = [{"input": r.original_name, "sha256": r.sha256, "site_code": r.site_code, "kind": r.kind,
-             "period": r.period}
-            for r in conn.execute(sa.text(
+    rows = [
+        {"input": r.original_name, "sha256": r.sha256, "site_code": r.site_code, "kind": r.kind, "period": r.period}
+        for r in conn.execute(
+            sa.text(
                 "select original_name, sha256, site_code, kind, period from submissions where is_current = true"
-                " order by original_name, sha256"))]
+                " order by original_name, sha256"
+            )
+        )
+    ]
     for label, path in (files or {}).items():
         if path is not None and Path(path).is_file():
-            rows.append({"input": f"{label}:{Path(path).name}", "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
-                         "site_code": None, "kind": label, "period": None})
+            rows.append(
+                {
+                    "input": f"{label}:{Path(path).name}",
+                    "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+                    "site_code": None,
+                    "kind": label,
+                    "period": None,
+                }
+            )
     if rectifications_sha256:
-        rows.append({"input": "rectifications", "sha256": rectifications_sha256, "site_code": None,
-                     "kind": "rectifications", "period": None})
+        rows.append(
+            {
+                "input": "rectifications",
+                "sha256": rectifications_sha256,
+                "site_code": None,
+                "kind": "rectifications",
+                "period": None,
+            }
+        )
     seen: set[tuple[str, str]] = set()
     unique = []
     for row in rows:
@@ -172,8 +198,12 @@ def list_runs(engine: sa.Engine, year: int | None = None) -> list[dict[str, Any]
 def signoffs(engine: sa.Engine, run_id: str) -> list[dict[str, Any]]:
     signs = warehouse.eval_signoffs
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(sa.select(signs).where(signs.c.run_id == run_id)
-                                              .order_by(signs.c.signed_at, signs.c.role)).mappings()]
+        return [
+            dict(r)
+            for r in conn.execute(
+                sa.select(signs).where(signs.c.run_id == run_id).order_by(signs.c.signed_at, signs.c.role)
+            ).mappings()
+        ]
 
 
 def _now_precise() -> dt.datetime:
@@ -196,9 +226,16 @@ class SignResult:
         return self.status == "final" and not self.missing_roles
 
 
-def sign(engine: sa.Engine, run_id: str, role: str, name: str, comment: str | None = None,
-         signed_by: str | None = None, policy: Policy | None = None,
-         supersede_reason: str | None = None) -> SignResult:
+def sign(
+    engine: sa.Engine,
+    run_id: str,
+    role: str,
+    name: str,
+    comment: str | None = None,
+    signed_by: str | None = None,
+    policy: Policy | None = None,
+    supersede_reason: str | None = None,
+) -> SignResult:
     """Record ``name``'s signature in ``role`` on a draft run; when every role the policy names has
     signed, the run becomes final (if the year has a final run already, only with a
     ``supersede_reason``: that run becomes superseded)."""
@@ -208,32 +245,50 @@ def sign(engine: sa.Engine, run_id: str, role: str, name: str, comment: str | No
         policy = Plan.from_settings(load_settings()).policy
     roles = policy.signoff_roles
     if role not in roles:
-        raise EvaluationRefused(f"签署角色 {role!r} 不在政策规定的角色 {'、'.join(roles)} 之中",
-                                f"role {role!r} is not one of the policy's sign-off roles {', '.join(roles)}")
+        raise EvaluationRefused(
+            f"签署角色 {role!r} 不在政策规定的角色 {'、'.join(roles)} 之中",
+            f"role {role!r} is not one of the policy's sign-off roles {', '.join(roles)}",
+        )
     if not (name or "").strip():
         raise EvaluationRefused("签署人姓名不能为空", "the signer's name is required")
     with engine.begin() as conn:
         run = _locked_run(conn, run_id)
         if run["status"] == "provisional":
-            raise EvaluationRefused(f"{run_id} 是预评估，不能签署定稿",
-                                    f"{run_id} is a provisional run and cannot be signed off")
+            raise EvaluationRefused(
+                f"{run_id} 是预评估，不能签署定稿", f"{run_id} is a provisional run and cannot be signed off"
+            )
         if run["status"] in ("final", "superseded"):
-            raise EvaluationRefused(f"{run_id} 已{STATUS_ZH[run['status']]}，签署已结束",
-                                    f"{run_id} is {run['status']}; its sign-off is closed")
+            raise EvaluationRefused(
+                f"{run_id} 已{STATUS_ZH[run['status']]}，签署已结束",
+                f"{run_id} is {run['status']}; its sign-off is closed",
+            )
         signs = warehouse.eval_signoffs
         exists = conn.execute(sa.select(signs.c.name).where(signs.c.run_id == run_id, signs.c.role == role)).first()
         if exists is not None:
-            raise EvaluationRefused(f"{run_id} 的“{role}”已由 {exists[0]} 签署",
-                                    f"{run_id} was already signed as {role} by {exists[0]}")
-        conn.execute(signs.insert(), [{"run_id": run_id, "role": role, "name": name.strip(), "comment": comment or None,
-                                       "signed_at": _now_precise(), "signed_by": signed_by}])
+            raise EvaluationRefused(
+                f"{run_id} 的“{role}”已由 {exists[0]} 签署", f"{run_id} was already signed as {role} by {exists[0]}"
+            )
+        conn.execute(
+            signs.insert(),
+            [
+                {
+                    "run_id": run_id,
+                    "role": role,
+                    "name": name.strip(),
+                    "comment": comment or None,
+                    "signed_at": _now_precise(),
+                    "signed_by": signed_by,
+                }
+            ],
+        )
         done = {r for (r,) in conn.execute(sa.select(signs.c.role).where(signs.c.run_id == run_id))}
         missing = [r for r in roles if r not in done]
         if missing:
             return SignResult(run_id, role, run["status"], missing)
         runs = warehouse.eval_runs
-        current = conn.execute(sa.select(runs.c.run_id).where(runs.c.evaluation_year == run["evaluation_year"],
-                                                              runs.c.status == "final")).scalar()
+        current = conn.execute(
+            sa.select(runs.c.run_id).where(runs.c.evaluation_year == run["evaluation_year"], runs.c.status == "final")
+        ).scalar()
         if current is None or (supersede_reason or "").strip():
             replaced = _finalise(conn, run, supersede_reason)
             return SignResult(run_id, role, "final", [], replaced)
@@ -253,12 +308,16 @@ def _locked_run(conn: sa.Connection, run_id: str) -> dict[str, Any]:
 
 def _finalise(conn: sa.Connection, run: dict[str, Any], supersede_reason: str | None) -> str | None:
     runs = warehouse.eval_runs
-    current = conn.execute(sa.select(runs.c.run_id).where(runs.c.evaluation_year == run["evaluation_year"],
-                                                          runs.c.status == "final")).scalar()
+    current = conn.execute(
+        sa.select(runs.c.run_id).where(runs.c.evaluation_year == run["evaluation_year"], runs.c.status == "final")
+    ).scalar()
     now = warehouse.shanghai_now()
     if current is not None:
-        conn.execute(runs.update().where(runs.c.run_id == current).values(
-            status="superseded", superseded_by=run["run_id"], supersede_reason=(supersede_reason or "").strip()))
+        conn.execute(
+            runs.update()
+            .where(runs.c.run_id == current)
+            .values(status="superseded", superseded_by=run["run_id"], supersede_reason=(supersede_reason or "").strip())
+        )
     conn.execute(runs.update().where(runs.c.run_id == run["run_id"]).values(status="final", finalised_at=now))
     return current
 
@@ -272,7 +331,8 @@ class SecondFinal(EvaluationRefused):
             f"{candidate} 已全部签署，但 {candidate[:4]} 年已有正式评价 {current}；如需替代，请执行 "
             f"yuhang-pipeline evaluation supersede --run {candidate} --reason …",
             f"{candidate} is signed by every role, but {current} is already final for {candidate[:4]}; to replace "
-            f"it run yuhang-pipeline evaluation supersede --run {candidate} --reason …")
+            f"it run yuhang-pipeline evaluation supersede --run {candidate} --reason …",
+        )
 
 
 def supersede(engine: sa.Engine, run_id: str, reason: str, policy: Policy | None = None) -> str | None:
@@ -288,17 +348,22 @@ def supersede(engine: sa.Engine, run_id: str, reason: str, policy: Policy | None
     with engine.begin() as conn:
         run = _locked_run(conn, run_id)
         if run["status"] != "draft":
-            raise EvaluationRefused(f"{run_id} 的状态是{STATUS_ZH.get(run['status'], run['status'])}，只有草稿可以替代正式评价",
-                                    f"{run_id} is {run['status']}; only a draft run can supersede the final one")
+            raise EvaluationRefused(
+                f"{run_id} 的状态是{STATUS_ZH.get(run['status'], run['status'])}，只有草稿可以替代正式评价",
+                f"{run_id} is {run['status']}; only a draft run can supersede the final one",
+            )
         signs = warehouse.eval_signoffs
         done = {r for (r,) in conn.execute(sa.select(signs.c.role).where(signs.c.run_id == run_id))}
         missing = [r for r in policy.signoff_roles if r not in done]
         if missing:
-            raise EvaluationRefused(f"{run_id} 尚缺签署：{'、'.join(missing)}",
-                                    f"{run_id} still needs the signatures of: {', '.join(missing)}")
+            raise EvaluationRefused(
+                f"{run_id} 尚缺签署：{'、'.join(missing)}",
+                f"{run_id} still needs the signatures of: {', '.join(missing)}",
+            )
         runs = warehouse.eval_runs
-        current = conn.execute(sa.select(runs.c.run_id).where(runs.c.evaluation_year == run["evaluation_year"],
-                                                              runs.c.status == "final")).scalar()
+        current = conn.execute(
+            sa.select(runs.c.run_id).where(runs.c.evaluation_year == run["evaluation_year"], runs.c.status == "final")
+        ).scalar()
         # With no final run (two last signatures at once each saw the other missing), the fully
         # signed draft simply becomes final.
         _finalise(conn, run, reason)
@@ -310,8 +375,11 @@ def set_outputs(engine: sa.Engine, run_id: str, outputs: dict[str, str]) -> None
     runs = warehouse.eval_runs
     with engine.begin() as conn:
         known = json.loads(conn.execute(sa.select(runs.c.outputs).where(runs.c.run_id == run_id)).scalar() or "{}")
-        conn.execute(runs.update().where(runs.c.run_id == run_id).values(
-            outputs=json.dumps({**known, **outputs}, ensure_ascii=False, sort_keys=True)))
+        conn.execute(
+            runs.update()
+            .where(runs.c.run_id == run_id)
+            .values(outputs=json.dumps({**known, **outputs}, ensure_ascii=False, sort_keys=True))
+        )
 
 
 # --- diff -------------------------------------------------------------------------------------------
@@ -331,15 +399,25 @@ def diff(engine: sa.Engine, run_a: str, run_b: str, store: bool = True) -> list[
     rows: list[dict[str, Any]] = []
 
     def add(section: str, subject: str, change: str, value_a: Any, value_b: Any) -> None:
-        rows.append({"section": section, "subject": subject, "change": change,
-                     "value_a": _fmt(value_a), "value_b": _fmt(value_b)})
+        rows.append(
+            {
+                "section": section,
+                "subject": subject,
+                "change": change,
+                "value_a": _fmt(value_a),
+                "value_b": _fmt(value_b),
+            }
+        )
 
     inputs = warehouse.eval_run_inputs
     ind = warehouse.eval_indicator
     with engine.connect() as conn:
+
         def files(run_id: str) -> dict[str, str]:
-            return {r.input: r.sha256 for r in conn.execute(sa.select(inputs.c.input, inputs.c.sha256)
-                                                            .where(inputs.c.run_id == run_id))}
+            return {
+                r.input: r.sha256
+                for r in conn.execute(sa.select(inputs.c.input, inputs.c.sha256).where(inputs.c.run_id == run_id))
+            }
 
         def indicators(run_id: str) -> dict[str, Any]:
             return {r.indicator: r for r in conn.execute(sa.select(ind).where(ind.c.run_id == run_id))}
@@ -356,15 +434,28 @@ def diff(engine: sa.Engine, run_a: str, run_b: str, store: bool = True) -> list[
     for code in sorted(set(ia) | set(ib)):
         ra, rb = ia.get(code), ib.get(code)
         if ra is None or rb is None:
-            add("indicator", code, "added" if ra is None else "removed",
-                None if ra is None else f"{ra.actual} / {ra.points}", None if rb is None else f"{rb.actual} / {rb.points}")
+            add(
+                "indicator",
+                code,
+                "added" if ra is None else "removed",
+                None if ra is None else f"{ra.actual} / {ra.points}",
+                None if rb is None else f"{rb.actual} / {rb.points}",
+            )
             continue
         if Decimal(str(ra.actual)) != Decimal(str(rb.actual)):
             add("indicator", f"{code}.actual", "changed", ra.actual, rb.actual)
         if Decimal(str(ra.points)) != Decimal(str(rb.points)):
             add("indicator", f"{code}.points", "changed", ra.points, rb.points)
-    for key in ("as_of", "input_fingerprint", "policy_version", "score", "grade", "released_fen", "recoveries_fen",
-                "net_released_fen"):
+    for key in (
+        "as_of",
+        "input_fingerprint",
+        "policy_version",
+        "score",
+        "grade",
+        "released_fen",
+        "recoveries_fen",
+        "net_released_fen",
+    ):
         va, vb = a.get(key), b.get(key)
         if _fmt(va) != _fmt(vb):
             add("headline", key, "changed", va, vb)
@@ -374,8 +465,13 @@ def diff(engine: sa.Engine, run_a: str, run_b: str, store: bool = True) -> list[
         with engine.begin() as conn:
             conn.execute(table.delete().where(table.c.run_a == run_a, table.c.run_b == run_b))
             if rows:
-                conn.execute(table.insert(), [{"run_a": run_a, "run_b": run_b, "item": n, "created_at": now, **r}
-                                              for n, r in enumerate(rows, start=1)])
+                conn.execute(
+                    table.insert(),
+                    [
+                        {"run_a": run_a, "run_b": run_b, "item": n, "created_at": now, **r}
+                        for n, r in enumerate(rows, start=1)
+                    ],
+                )
     return rows
 
 
@@ -402,14 +498,18 @@ def format_diff(run_a: str, run_b: str, rows: list[dict[str, Any]]) -> str:
 def format_runs(runs: list[dict[str, Any]]) -> str:
     if not runs:
         return "没有评价运行 / no evaluation runs"
-    header = (f"{'run':<16} {'year':>4} {'as of':<10} {'status':<11} {'score':>6} {'grade':<2} "
-              f"{'net release (yuan)':>18}  signed")
+    header = (
+        f"{'run':<16} {'year':>4} {'as of':<10} {'status':<11} {'score':>6} {'grade':<2} "
+        f"{'net release (yuan)':>18}  signed"
+    )
     lines = [header]
     for r in runs:
         net = "" if r["net_released_fen"] is None else f"{Decimal(int(r['net_released_fen'])) / 100:,.2f}"
         signed = ", ".join(f"{s['role']} {s['name']}" for s in r["signoffs"]) or "-"
-        lines.append(f"{r['run_id']:<16} {r['evaluation_year']:>4} {str(r['as_of']):<10} {r['status']:<11} "
-                     f"{_fmt(r['score']) or '':>6} {r['grade'] or '':<2} {net:>18}  {signed}")
+        lines.append(
+            f"{r['run_id']:<16} {r['evaluation_year']:>4} {str(r['as_of']):<10} {r['status']:<11} "
+            f"{_fmt(r['score']) or '':>6} {r['grade'] or '':<2} {net:>18}  {signed}"
+        )
         if r.get("superseded_by"):
             lines.append(f"{'':16} superseded by {r['superseded_by']}: {r['supersede_reason']}")
     return "\n".join(lines)

@@ -26,8 +26,12 @@ ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 
 PROGRAMME_ZH = {"village": "技能型乡村", "station": "技能培训站点", "base": "技能实训基地"}
-COLUMN_ZH = {"key_group_person_times": "重点群体培训人次", "key_industry_person_times": "重点产业培训人次",
-             "worker": "劳动者", "enterprise": "企业"}
+COLUMN_ZH = {
+    "key_group_person_times": "重点群体培训人次",
+    "key_industry_person_times": "重点产业培训人次",
+    "worker": "劳动者",
+    "enterprise": "企业",
+}
 
 
 def q2(value: Decimal) -> Decimal:
@@ -147,8 +151,9 @@ class ExcellentStation:
 # A measure: (evaluator, indicator spec, site-year targets) -> (numerator, denominator, source_rows,
 # basis, site_years). An indicator's ``measure:`` in the policy names one of these; the policy's
 # Measure type lists the same names (tests/include/test_policy.py holds the two together).
-MeasureFunction = Callable[["Evaluator", Indicator, "list[SiteYearTarget]"],
-                           "tuple[Decimal, Decimal, int, str, list[SiteYearTarget]]"]
+MeasureFunction = Callable[
+    ["Evaluator", Indicator, "list[SiteYearTarget]"], "tuple[Decimal, Decimal, int, str, list[SiteYearTarget]]"
+]
 MEASURES: dict[str, MeasureFunction] = {}
 
 
@@ -169,8 +174,9 @@ class Evaluator:
     evaluation year), on one basis: ``sites``, ``programmes`` and ``targets`` are the rows of
     ind_site_year, ind_programme_year and int_site_year_targets of that basis."""
 
-    def __init__(self, plan: Plan, sites: pd.DataFrame, programmes: pd.DataFrame, targets: pd.DataFrame,
-                 evaluation_year: int):
+    def __init__(
+        self, plan: Plan, sites: pd.DataFrame, programmes: pd.DataFrame, targets: pd.DataFrame, evaluation_year: int
+    ):
         self.plan = plan
         self.policy: Policy = plan.policy
         self.evaluation_year = evaluation_year
@@ -192,11 +198,18 @@ class Evaluator:
         for r in rows:
             if pd.isna(r["numerator"]):
                 raise ValueError(f"the policy sets a yearly target {r['indicator']!r} the evaluation cannot measure")
-            out.append(SiteYearTarget(
-                site_code=str(r["site_code"]), programme=str(r["programme"]), year=int(r["year"]),
-                indicator=str(r["indicator"]), target=_exact(r["target_numerator"], r["target_denominator"]),
-                actual=ratio(int(r["numerator"]), int(r["denominator"])),
-                source_rows=int(r["source_rows"]), submissions=int(r["submissions"])))
+            out.append(
+                SiteYearTarget(
+                    site_code=str(r["site_code"]),
+                    programme=str(r["programme"]),
+                    year=int(r["year"]),
+                    indicator=str(r["indicator"]),
+                    target=_exact(r["target_numerator"], r["target_denominator"]),
+                    actual=ratio(int(r["numerator"]), int(r["denominator"])),
+                    source_rows=int(r["source_rows"]),
+                    submissions=int(r["submissions"]),
+                )
+            )
         return out
 
     # --- measures: (numerator, denominator, source_rows, basis, site_years) ------------------
@@ -213,36 +226,59 @@ class Evaluator:
         programme = given(spec.programme, "programme", spec)
         rows = [t for t in targets if t.programme == programme and t.indicator == spec.indicator]
         total = sum((t.attainment for t in rows), ZERO)
-        return (total, Decimal(len(rows)), sum(t.source_rows for t in rows),
-                f"各{PROGRAMME_ZH.get(programme, programme)}年度 min(1, 实际/目标) 的平均值", rows)
+        return (
+            total,
+            Decimal(len(rows)),
+            sum(t.source_rows for t in rows),
+            f"各{PROGRAMME_ZH.get(programme, programme)}年度 min(1, 实际/目标) 的平均值",
+            rows,
+        )
 
     @measure("village_outcome_reporting_rate")
     def _village_outcome_reporting_rate(self, spec: Indicator, targets: list[SiteYearTarget]):
         rows = self.sites[self.sites["programme"] == "village"]
-        return (Decimal(int(rows["outcomes_reported"].sum())), Decimal(len(rows)), int(rows["outcome_rows"].sum()),
-                "已报送成效的村年数 / 应报送村年数", [])
+        return (
+            Decimal(int(rows["outcomes_reported"].sum())),
+            Decimal(len(rows)),
+            int(rows["outcome_rows"].sum()),
+            "已报送成效的村年数 / 应报送村年数",
+            [],
+        )
 
     @measure("share_of_person_times")
     def _share_of_person_times(self, spec: Indicator, targets: list[SiteYearTarget]):
         rows = self.sites[self.sites["programme"].isin(given(spec.programmes, "programmes", spec))]
         column = given(spec.column, "column", spec)
-        return (Decimal(int(rows[column].sum())), Decimal(int(rows["person_times"].sum())),
-                int(rows["roster_rows"].sum()),
-                f"{COLUMN_ZH.get(column, column)} / 培训人次 ({column} / person_times)", [])
+        return (
+            Decimal(int(rows[column].sum())),
+            Decimal(int(rows["person_times"].sum())),
+            int(rows["roster_rows"].sum()),
+            f"{COLUMN_ZH.get(column, column)} / 培训人次 ({column} / person_times)",
+            [],
+        )
 
     @measure("village_skill_coverage")
     def _village_skill_coverage(self, spec: Indicator, targets: list[SiteYearTarget]):
         rows = self.sites[self.sites["programme"] == "village"]
-        return (Decimal(int(rows["households_with_skill"].fillna(0).sum())),
-                Decimal(int(rows["low_income_households"].fillna(0).sum())), int(rows["outcome_rows"].sum()),
-                "一户一技户数 / 低收入农户数", [])
+        return (
+            Decimal(int(rows["households_with_skill"].fillna(0).sum())),
+            Decimal(int(rows["low_income_households"].fillna(0).sum())),
+            int(rows["outcome_rows"].sum()),
+            "一户一技户数 / 低收入农户数",
+            [],
+        )
 
     @measure("satisfaction_rate")
     def _satisfaction_rate(self, spec: Indicator, targets: list[SiteYearTarget]):
         rows = self.sites[self.sites["programme"].isin(given(spec.programmes, "programmes", spec))]
         kind = given(spec.respondent_type, "respondent_type", spec)
-        return (Decimal(int(rows[f"{kind}_satisfied"].sum())), Decimal(int(rows[f"{kind}_answers"].sum())),
-                int(rows["survey_rows"].sum()), f"{COLUMN_ZH.get(kind, kind)}满意答卷 / 有效答卷 ({kind})", [])
+        return (
+            Decimal(int(rows[f"{kind}_satisfied"].sum())),
+            Decimal(int(rows[f"{kind}_answers"].sum())),
+            int(rows["survey_rows"].sum()),
+            f"{COLUMN_ZH.get(kind, kind)}满意答卷 / 有效答卷 ({kind})",
+            [],
+        )
 
     def indicator(self, spec: Indicator, targets: list[SiteYearTarget]) -> IndicatorResult:
         numerator, denominator, source_rows, basis, details = MEASURES[spec.measure](self, spec, targets)
@@ -250,12 +286,25 @@ class Evaluator:
         actual = actual if actual is not None else ZERO
         target = spec.target
         weight = Decimal(spec.weight)
-        key = ((given(spec.programme, "programme", spec), given(spec.indicator, "indicator", spec))
-               if spec.measure == "mean_site_year_attainment" else None)
+        key = (
+            (given(spec.programme, "programme", spec), given(spec.indicator, "indicator", spec))
+            if spec.measure == "mean_site_year_attainment"
+            else None
+        )
         return IndicatorResult(
-            code=spec.code, dimension=spec.dimension, name_zh=spec.name_zh, measure=spec.measure,
-            weight=weight, target=target, actual=actual, numerator=numerator, denominator=denominator,
-            points=points_for(weight, actual, target), source_rows=source_rows, basis=basis, site_year_key=key,
+            code=spec.code,
+            dimension=spec.dimension,
+            name_zh=spec.name_zh,
+            measure=spec.measure,
+            weight=weight,
+            target=target,
+            actual=actual,
+            numerator=numerator,
+            denominator=denominator,
+            points=points_for(weight, actual, target),
+            source_rows=source_rows,
+            basis=basis,
+            site_year_key=key,
             site_years=details,
         )
 
@@ -268,8 +317,9 @@ class Evaluator:
         rule = self.policy.excellent_station
         satisfaction_target = rule.satisfaction_rate
         bonus_fen = self.policy.excellent_bonus_yuan * 100
-        person_times = {(t.site_code, t.year): t for t in targets
-                        if t.programme == "station" and t.indicator == "person_times"}
+        person_times = {
+            (t.site_code, t.year): t for t in targets if t.programme == "station" and t.indicator == "person_times"
+        }
         out: list[ExcellentStation] = []
         stations = self.sites[self.sites["programme"] == "station"]
         for code, years in stations.groupby("site_code", sort=True):
@@ -281,14 +331,23 @@ class Evaluator:
                 rate = ratio(satisfied, answers)
                 sat_ok = rate is not None and rate >= satisfaction_target
                 qualifies = qualifies and pt.met and sat_ok
-                sat_text = ("无满意度答卷" if rate is None else
-                            f"满意率{q2(rate * HUNDRED)}%({satisfied}/{answers})")
-                reasons.append(f"{int(r['year'])}年: 培训人次{pt.actual}, 目标{plain_number(pt.target)}, "
-                               f"{'达标' if pt.met else '未达标'}; {sat_text}, 目标{q2(satisfaction_target * HUNDRED)}%, "
-                               f"{'达标' if sat_ok else '未达标'}")
+                sat_text = "无满意度答卷" if rate is None else f"满意率{q2(rate * HUNDRED)}%({satisfied}/{answers})"
+                reasons.append(
+                    f"{int(r['year'])}年: 培训人次{pt.actual}, 目标{plain_number(pt.target)}, "
+                    f"{'达标' if pt.met else '未达标'}; {sat_text}, 目标{q2(satisfaction_target * HUNDRED)}%, "
+                    f"{'达标' if sat_ok else '未达标'}"
+                )
                 rows += int(r["roster_rows"]) + int(r["survey_rows"])
-            out.append(ExcellentStation(site_code=str(code), qualifies=qualifies, bonus_fen=bonus_fen if qualifies else 0,
-                                        years_evaluated=len(years), reasons="; ".join(reasons), source_rows=rows))
+            out.append(
+                ExcellentStation(
+                    site_code=str(code),
+                    qualifies=qualifies,
+                    bonus_fen=bonus_fen if qualifies else 0,
+                    years_evaluated=len(years),
+                    reasons="; ".join(reasons),
+                    source_rows=rows,
+                )
+            )
         return out
 
 
@@ -305,5 +364,6 @@ def evaluator_on(engine: sa.Engine, plan: Plan, evaluation_year: int, basis: str
     def rows(table: str) -> pd.DataFrame:
         return pd.read_sql(sa.text(f"select * from {table} where basis = :basis"), engine, params={"basis": basis})
 
-    return Evaluator(plan, rows("ind_site_year"), rows("ind_programme_year"), rows("int_site_year_targets"),
-                     evaluation_year)
+    return Evaluator(
+        plan, rows("ind_site_year"), rows("ind_programme_year"), rows("int_site_year_targets"), evaluation_year
+    )

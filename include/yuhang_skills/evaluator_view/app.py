@@ -29,14 +29,27 @@ from yuhang_skills.evaluator_view import data
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).with_name("templates")
 URL_PREFIX = "/yuhang-evaluation"
-STATUS_LABELS = {"provisional": "预评估 provisional", "draft": "草稿 draft", "final": "正式 final",
-                 "superseded": "已替代 superseded"}
-SUBMISSION_LABELS = {"accepted": "已接收 accepted", "partially_accepted": "部分接收 partially accepted",
-                     "no_rows_accepted": "无可用行 no rows accepted",
-                     "rejected": "已退回 rejected", "failed": "处理失败 failed", "missing": "缺报 missing",
-                     "not_yet_due": "未到期 not yet due"}
-FILE_LABELS = {"workbook": "工作簿 Workbook (XLSX)", "report": "HTML 报告 HTML report",
-               "official_docx": "正式报告 Official report (DOCX)", "official_pdf": "正式报告 Official report (PDF)"}
+STATUS_LABELS = {
+    "provisional": "预评估 provisional",
+    "draft": "草稿 draft",
+    "final": "正式 final",
+    "superseded": "已替代 superseded",
+}
+SUBMISSION_LABELS = {
+    "accepted": "已接收 accepted",
+    "partially_accepted": "部分接收 partially accepted",
+    "no_rows_accepted": "无可用行 no rows accepted",
+    "rejected": "已退回 rejected",
+    "failed": "处理失败 failed",
+    "missing": "缺报 missing",
+    "not_yet_due": "未到期 not yet due",
+}
+FILE_LABELS = {
+    "workbook": "工作簿 Workbook (XLSX)",
+    "report": "HTML 报告 HTML report",
+    "official_docx": "正式报告 Official report (DOCX)",
+    "official_pdf": "正式报告 Official report (PDF)",
+}
 PROGRAMME_LABELS = {"village": "技能型乡村 village", "station": "培训站点 station", "base": "实训基地 base"}
 
 
@@ -56,8 +69,12 @@ def _user_name(user: Any) -> str:
 
 
 def _templates() -> Environment:
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["yuan"] = data.yuan
     env.filters["num"] = _number
     env.filters["points"] = lambda v: "–" if v is None else f"{Decimal(str(v)):.2f}"
@@ -99,8 +116,13 @@ def _number(value: Any) -> str:
 
 def create_app() -> FastAPI:
     get_user = _user_dependency()
-    app = FastAPI(title="Yuhang evaluation (evaluator view)", docs_url=None, redoc_url=None, openapi_url=None,
-                  dependencies=[Depends(get_user)])
+    app = FastAPI(
+        title="Yuhang evaluation (evaluator view)",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(get_user)],
+    )
     env = _templates()
 
     def page(request: Request, template: str, root: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -117,16 +139,30 @@ def create_app() -> FastAPI:
             return unreachable(request, root, exc)
 
     def empty(request: Request, root: str, detail: str | None = None) -> HTMLResponse:
-        return page(request, "message.html", root, title="尚无评价 No evaluation yet",
-                    zh=data.NO_EVALUATION_ZH, en=data.NO_EVALUATION_EN, detail=detail,
-                    url=_where())
+        return page(
+            request,
+            "message.html",
+            root,
+            title="尚无评价 No evaluation yet",
+            zh=data.NO_EVALUATION_ZH,
+            en=data.NO_EVALUATION_EN,
+            detail=detail,
+            url=_where(),
+        )
 
     def unreachable(request: Request, root: str, exc: Exception) -> HTMLResponse:
         log.warning("warehouse unreachable: %s", exc)
-        return page(request, "message.html", root, status_code=503, title="数仓无法访问 Warehouse unreachable",
-                    zh="数仓暂时无法访问，请检查 yuhang_warehouse 连接或 YUHANG_WAREHOUSE_URL",
-                    en="the warehouse cannot be reached: check the yuhang_warehouse connection or YUHANG_WAREHOUSE_URL",
-                    detail=str(exc), url=_where())
+        return page(
+            request,
+            "message.html",
+            root,
+            status_code=503,
+            title="数仓无法访问 Warehouse unreachable",
+            zh="数仓暂时无法访问，请检查 yuhang_warehouse 连接或 YUHANG_WAREHOUSE_URL",
+            en="the warehouse cannot be reached: check the yuhang_warehouse connection or YUHANG_WAREHOUSE_URL",
+            detail=str(exc),
+            url=_where(),
+        )
 
     def guarded(request: Request, root: str, render) -> Response:
         """Render with a reader; an empty or unreachable warehouse gets the plain message."""
@@ -136,8 +172,17 @@ def create_app() -> FastAPI:
         try:
             return render(r)
         except data.NotFound as exc:
-            return page(request, "message.html", root, status_code=404, title="未找到 Not found",
-                        zh="没有这个评价运行或站点", en=str(exc), detail=None, url=None)
+            return page(
+                request,
+                "message.html",
+                root,
+                status_code=404,
+                title="未找到 Not found",
+                zh="没有这个评价运行或站点",
+                en=str(exc),
+                detail=None,
+                url=None,
+            )
         except data.NoEvaluation as exc:
             return empty(request, root, None if str(exc) == data.NO_EVALUATION_EN else str(exc))
         except data.WarehouseUnreachable as exc:
@@ -165,8 +210,9 @@ def create_app() -> FastAPI:
                 return RedirectResponse(login, status_code=303)
             except Exception:  # noqa: BLE001 - fall back to the plain refusal
                 pass
-        body = env.get_template("refused.html").render(root="", user=None, status=exc.status_code,
-                                                        detail=str(exc.detail))
+        body = env.get_template("refused.html").render(
+            root="", user=None, status=exc.status_code, detail=str(exc.detail)
+        )
         return HTMLResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.get("/", response_class=HTMLResponse, dependencies=[Depends(evaluator)])
@@ -190,8 +236,15 @@ def create_app() -> FastAPI:
             detail = r.run_detail(run_id, data.load_policy())
             chart = Markup(waterfall_chart(waterfall_steps(detail["district"])))  # built with escaped text
             files = {kind: r.output_file(run_id, kind) for kind in detail["run"]["files"]}
-            return page(request, "run.html", "../", title=f"评价运行 {run_id}", waterfall=chart,
-                        files={k: v.name for k, v in files.items() if v is not None}, **detail)
+            return page(
+                request,
+                "run.html",
+                "../",
+                title=f"评价运行 {run_id}",
+                waterfall=chart,
+                files={k: v.name for k, v in files.items() if v is not None},
+                **detail,
+            )
 
         return guarded(request, "../", render)
 
@@ -200,9 +253,17 @@ def create_app() -> FastAPI:
         def render(r: data.Reader) -> Response:
             path = r.output_file(run_id, kind)
             if path is None or not path.name.startswith("evaluation_"):
-                return page(request, "message.html", "../../../", status_code=404, title="文件不存在 No such file",
-                            zh=f"运行 {run_id} 没有文件 {kind}", en=f"run {run_id} has no file {kind}",
-                            detail=None, url=None)
+                return page(
+                    request,
+                    "message.html",
+                    "../../../",
+                    status_code=404,
+                    title="文件不存在 No such file",
+                    zh=f"运行 {run_id} 没有文件 {kind}",
+                    en=f"run {run_id} has no file {kind}",
+                    detail=None,
+                    url=None,
+                )
             return FileResponse(path, filename=path.name)
 
         return guarded(request, "../../../", render)
@@ -211,20 +272,27 @@ def create_app() -> FastAPI:
     def sites_page(request: Request, programme: str | None = None, town: str | None = None) -> Response:
         def render(r: data.Reader) -> Response:
             found = r.sites(programme or None, town or None)
-            return page(request, "sites.html", "./", title="站点 Sites", programme=programme or "",
-                        town=town or "", **found)
+            return page(
+                request, "sites.html", "./", title="站点 Sites", programme=programme or "", town=town or "", **found
+            )
 
         return guarded(request, "./", render)
 
     @app.get("/sites/{site_code}", response_class=HTMLResponse, dependencies=[Depends(evaluator)])
     def site_page(request: Request, site_code: str) -> Response:
-        return guarded(request, "../", lambda r: page(request, "site.html", "../", title=f"站点 {site_code}",
-                                                       **r.site(site_code)))
+        return guarded(
+            request, "../", lambda r: page(request, "site.html", "../", title=f"站点 {site_code}", **r.site(site_code))
+        )
 
     @app.get("/submissions", response_class=HTMLResponse, dependencies=[Depends(evaluator)])
     def submissions_page(request: Request) -> Response:
-        return guarded(request, "./", lambda r: page(request, "submissions.html", "./",
-                                                      title="今日报送 Submissions today", **r.submissions_today()))
+        return guarded(
+            request,
+            "./",
+            lambda r: page(
+                request, "submissions.html", "./", title="今日报送 Submissions today", **r.submissions_today()
+            ),
+        )
 
     return app
 

@@ -27,8 +27,15 @@ from yuhang_skills.core.settings import WAREHOUSE_CONN_ID, load_settings, normal
 
 NO_EVALUATION_ZH = "尚无评价：请先运行 yuhang_intake 和 yuhang_evaluation"
 NO_EVALUATION_EN = "no evaluation yet: run yuhang_intake and yuhang_evaluation"
-SUBMISSION_STATES = ("accepted", "partially_accepted", "no_rows_accepted", "rejected", "failed", "missing",
-                     "not_yet_due")
+SUBMISSION_STATES = (
+    "accepted",
+    "partially_accepted",
+    "no_rows_accepted",
+    "rejected",
+    "failed",
+    "missing",
+    "not_yet_due",
+)
 
 
 class NoEvaluation(LookupError):
@@ -124,12 +131,17 @@ class Reader:
         except sa.exc.OperationalError as exc:
             raise WarehouseUnreachable(type(exc.orig).__name__) from exc
 
-    def _run_rows(self, table: str, run_id: str, order: str = "", where: str = "", **params: Any) -> list[dict[str, Any]]:
+    def _run_rows(
+        self, table: str, run_id: str, order: str = "", where: str = "", **params: Any
+    ) -> list[dict[str, Any]]:
         if not self.has(table):
             return []
         clause = f" and {where}" if where else ""
-        return self.rows(f"select * from {table} where run_id = :run_id{clause}" + (f" order by {order}" if order else ""),
-                         run_id=run_id, **params)
+        return self.rows(
+            f"select * from {table} where run_id = :run_id{clause}" + (f" order by {order}" if order else ""),
+            run_id=run_id,
+            **params,
+        )
 
     # -- runs -----------------------------------------------------------------------------------
     def runs(self) -> list[dict[str, Any]]:
@@ -139,7 +151,9 @@ class Reader:
         runs = self.rows("select * from eval_runs order by evaluation_year desc, created_at desc, run_id desc")
         signs: dict[str, list[dict[str, Any]]] = {}
         if self.has("eval_signoffs"):
-            for s in self.rows("select run_id, role, name, signed_at, signed_by from eval_signoffs order by signed_at, role"):
+            for s in self.rows(
+                "select run_id, role, name, signed_at, signed_by from eval_signoffs order by signed_at, role"
+            ):
                 signs.setdefault(s["run_id"], []).append(s)
         for run in runs:
             run["signoffs"] = signs.get(run["run_id"], [])
@@ -174,8 +188,10 @@ class Reader:
         indicators = self._run_rows("eval_indicator", run_id, order="dimension, indicator")
         dimensions: dict[str, dict[str, Any]] = {}
         for ind in indicators:
-            d = dimensions.setdefault(ind["dimension"], {"dimension": ind["dimension"], "weight": Decimal(0),
-                                                         "points": Decimal(0), "indicators": []})
+            d = dimensions.setdefault(
+                ind["dimension"],
+                {"dimension": ind["dimension"], "weight": Decimal(0), "points": Decimal(0), "indicators": []},
+            )
             d["weight"] += Decimal(str(ind["weight"]))
             d["points"] += Decimal(str(ind["points"]))
             d["indicators"].append(ind)
@@ -216,8 +232,12 @@ class Reader:
         if town:
             where.append("town = :town")
             params["town"] = town
-        sites = self.rows("select site_code, programme, name_zh, town, batch_year, active_from from ref_sites"
-                          + (" where " + " and ".join(where) if where else "") + " order by site_code", **params)
+        sites = self.rows(
+            "select site_code, programme, name_zh, town, batch_year, active_from from ref_sites"
+            + (" where " + " and ".join(where) if where else "")
+            + " order by site_code",
+            **params,
+        )
         targets: dict[str, list[dict[str, Any]]] = {}
         for r in self._run_rows("eval_site", run["run_id"], order="site_code, year, indicator"):
             targets.setdefault(r["site_code"], []).append(r)
@@ -225,14 +245,24 @@ class Reader:
             site["targets"] = targets.get(site["site_code"], [])
             site["met"] = all(t["met"] for t in site["targets"]) if site["targets"] else None
         every = self.rows("select distinct programme, town from ref_sites")
-        return {"run": run, "sites": sites,
-                "programmes": sorted({r["programme"] for r in every}),
-                "towns": sorted({r["town"] for r in every})}
+        return {
+            "run": run,
+            "sites": sites,
+            "programmes": sorted({r["programme"] for r in every}),
+            "towns": sorted({r["town"] for r in every}),
+        }
 
     def site(self, site_code: str) -> dict[str, Any]:
         run = self.current_run()
-        found = self.rows("select site_code, programme, name_zh, town, batch_year, active_from, industry_focus "
-                          "from ref_sites where site_code = :code", code=site_code) if self.has("ref_sites") else []
+        found = (
+            self.rows(
+                "select site_code, programme, name_zh, town, batch_year, active_from, industry_focus "
+                "from ref_sites where site_code = :code",
+                code=site_code,
+            )
+            if self.has("ref_sites")
+            else []
+        )
         if not found:
             raise NotFound(f"no site {site_code}")
         # a warehouse written before quarantine rows had a severity holds errors only
@@ -240,25 +270,37 @@ class Reader:
         return {
             "run": run,
             "site": found[0],
-            "targets": self._run_rows("eval_site", run["run_id"], order="year, indicator", where="site_code = :code",
-                                      code=site_code),
+            "targets": self._run_rows(
+                "eval_site", run["run_id"], order="year, indicator", where="site_code = :code", code=site_code
+            ),
             "submissions": self.site_submissions(site_code),
             "quarantine": self.rows(
                 f"select period, kind, source_file, source_row, column_name, value, expectation, {severity}, reason_zh,"
                 " reason_en from quarantine where site_code = :code order by period, kind, source_row, column_name",
-                code=site_code) if self.has("quarantine") else [],
+                code=site_code,
+            )
+            if self.has("quarantine")
+            else [],
             "findings": self.rows(
                 "select finding_id, check_name, severity, sites, year, periods, subject_kind, subject, measure,"
                 " threshold, evidence_rows, excluded_rows, explanation_zh, explanation_en from integrity_findings"
                 " where site_code = :code or sites like :like order by check_name, finding_id",
-                code=site_code, like=f"%{site_code}%") if self.has("integrity_findings") else [],
+                code=site_code,
+                like=f"%{site_code}%",
+            )
+            if self.has("integrity_findings")
+            else [],
             "exclusions": self.rows(
                 "select e.kind, e.check_name, count(*) as rows_excluded from integrity_exclusions e"
                 " join submissions s on s.submission_id = e.submission_id where s.site_code = :code"
                 " group by e.kind, e.check_name order by e.kind, e.check_name",
-                code=site_code) if self.has("integrity_exclusions", "submissions") else [],
-            "rectification": self._run_rows("eval_rectification", run["run_id"], order="year, indicator",
-                                            where="site_code = :code", code=site_code),
+                code=site_code,
+            )
+            if self.has("integrity_exclusions", "submissions")
+            else [],
+            "rectification": self._run_rows(
+                "eval_rectification", run["run_id"], order="year, indicator", where="site_code = :code", code=site_code
+            ),
         }
 
     def site_submissions(self, site_code: str) -> list[dict[str, Any]]:
@@ -267,17 +309,21 @@ class Reader:
         outside the calendar are listed too."""
         received: dict[tuple[str, str], dict[str, Any]] = {}
         if self.has("submissions"):
-            for s in self.rows("select period, kind, status, received_at, version, rows_read, rows_staged,"
-                               " rows_quarantined, is_current, message from submissions where site_code = :code"
-                               " order by period, kind, received_at", code=site_code):
+            for s in self.rows(
+                "select period, kind, status, received_at, version, rows_read, rows_staged,"
+                " rows_quarantined, is_current, message from submissions where site_code = :code"
+                " order by period, kind, received_at",
+                code=site_code,
+            ):
                 key = (s["period"], s["kind"])
                 if s["is_current"] or key not in received:
                     received[key] = s
         expected: dict[tuple[str, str], dict[str, Any]] = {}
         as_of = None
         if self.has("expected_submissions"):
-            for e in self.rows("select period, kind, due_date, as_of from expected_submissions where site_code = :code",
-                               code=site_code):
+            for e in self.rows(
+                "select period, kind, due_date, as_of from expected_submissions where site_code = :code", code=site_code
+            ):
                 expected[(e["period"], e["kind"])] = e
                 as_of = e["as_of"]
         out, as_of_day = [], _date(as_of)
@@ -291,10 +337,19 @@ class Reader:
             else:
                 got, late = None, False
                 state = "missing" if due and as_of_day and due < as_of_day else "not_yet_due"
-            out.append({"period": key[0], "kind": key[1], "state": state, "received_at": got, "due_date": due,
-                        "late": late, "rows_read": sub["rows_read"] if sub else None,
-                        "rows_quarantined": sub["rows_quarantined"] if sub else None,
-                        "version": sub["version"] if sub else None})
+            out.append(
+                {
+                    "period": key[0],
+                    "kind": key[1],
+                    "state": state,
+                    "received_at": got,
+                    "due_date": due,
+                    "late": late,
+                    "rows_read": sub["rows_read"] if sub else None,
+                    "rows_quarantined": sub["rows_quarantined"] if sub else None,
+                    "version": sub["version"] if sub else None,
+                }
+            )
         return out
 
     # -- submissions today ----------------------------------------------------------------------
@@ -305,12 +360,19 @@ class Reader:
         missing = self.rows(
             "select m.site_code, m.kind, m.period, m.programme, m.town, m.due_date, m.status, m.days_overdue,"
             " m.escalated, m.resolved_at, m.last_alerted, m.as_of from missing_submissions m"
-            " order by m.town, m.status, m.days_overdue desc, m.site_code, m.kind, m.period")
-        warnings = self.rows(
-            "select w.site_code, w.year, w.indicator, w.programme, r.town, w.actual_to_date, w.projected, w.target,"
-            " w.projected_shortfall, w.months_reported, w.as_of from early_warnings w"
-            " left join ref_sites r on r.site_code = w.site_code where w.at_risk = :yes"
-            " order by r.town, w.site_code, w.year, w.indicator", yes=True) if self.has("early_warnings", "ref_sites") else []
+            " order by m.town, m.status, m.days_overdue desc, m.site_code, m.kind, m.period"
+        )
+        warnings = (
+            self.rows(
+                "select w.site_code, w.year, w.indicator, w.programme, r.town, w.actual_to_date, w.projected, w.target,"
+                " w.projected_shortfall, w.months_reported, w.as_of from early_warnings w"
+                " left join ref_sites r on r.site_code = w.site_code where w.at_risk = :yes"
+                " order by r.town, w.site_code, w.year, w.indicator",
+                yes=True,
+            )
+            if self.has("early_warnings", "ref_sites")
+            else []
+        )
         towns: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for m in missing:
             group = towns.setdefault(m["town"] or "-", {"missing": [], "late": [], "warnings": []})
@@ -319,17 +381,25 @@ class Reader:
             towns.setdefault(w["town"] or "-", {"missing": [], "late": [], "warnings": []})["warnings"].append(w)
         days = [_date(m["as_of"]) for m in missing] + [_date(w["as_of"]) for w in warnings]
         as_of = max((day for day in days if day is not None), default=None)
-        return {"as_of": as_of, "towns": dict(sorted(towns.items())),
-                "open": sum(len(g["missing"]) for g in towns.values()),
-                "late": sum(len(g["late"]) for g in towns.values()),
-                "warnings": len(warnings)}
+        return {
+            "as_of": as_of,
+            "towns": dict(sorted(towns.items())),
+            "open": sum(len(g["missing"]) for g in towns.values()),
+            "late": sum(len(g["late"]) for g in towns.values()),
+            "warnings": len(warnings),
+        }
 
 
 def margin(district: dict[str, Any], policy: Any | None) -> dict[str, Any]:
     """How far the score is from the next grade and from full release under the policy's rule."""
     score = Decimal(str(district["score"]))
-    out: dict[str, Any] = {"score": score, "next_grade": None, "points_to_next_grade": None,
-                           "full_release_at": None, "points_to_full_release": None}
+    out: dict[str, Any] = {
+        "score": score,
+        "next_grade": None,
+        "points_to_next_grade": None,
+        "full_release_at": None,
+        "points_to_full_release": None,
+    }
     if policy is None:
         return out
     bands = sorted(policy.evaluation.grades, key=lambda b: b.min_score)
@@ -375,5 +445,17 @@ def yuan(fen: Any) -> str:
     return f"{Decimal(int(fen)) / 100:,.2f}"
 
 
-__all__ = ["Reader", "NoEvaluation", "WarehouseUnreachable", "warehouse_url", "engine", "describe_url", "yuan",
-           "load_policy", "margin", "NO_EVALUATION_ZH", "NO_EVALUATION_EN", "WAREHOUSE_CONN_ID"]
+__all__ = [
+    "Reader",
+    "NoEvaluation",
+    "WarehouseUnreachable",
+    "warehouse_url",
+    "engine",
+    "describe_url",
+    "yuan",
+    "load_policy",
+    "margin",
+    "NO_EVALUATION_ZH",
+    "NO_EVALUATION_EN",
+    "WAREHOUSE_CONN_ID",
+]

@@ -33,8 +33,21 @@ from yuhang_skills.intake import identity
 
 log = logging.getLogger(__name__)
 
-LONG_COLUMNS = ["finding_key", "year", "subject_kind", "subject", "measure", "threshold", "kind",
-                "submission_id", "source_row", "row_site", "row_period", "would_exclude"]
+LONG_COLUMNS = [
+    "finding_key",
+    "year",
+    "subject_kind",
+    "subject",
+    "measure",
+    "threshold",
+    "kind",
+    "submission_id",
+    "source_row",
+    "row_site",
+    "row_period",
+    "would_exclude",
+]
+
 
 def check_names(plan: Plan) -> list[str]:
     """The checks in the policy's order."""
@@ -68,9 +81,12 @@ BIRTH_YEARS = (1920, 2020)  # ref_retirement spans these birth years
 
 def code_lists(plan: Plan) -> list[dict[str, str]]:
     """ref_codes rows for the checks' lists, named ``<check>_<key>`` (certificate_burst_programmes …)."""
-    return [{"code_list": f"{name}_{key}", "code": code}
-            for name, spec in plan.policy.integrity.checks.items()
-            for key, codes in spec.code_lists().items() for code in codes]
+    return [
+        {"code_list": f"{name}_{key}", "code": code}
+        for name, spec in plan.policy.integrity.checks.items()
+        for key, codes in spec.code_lists().items()
+        for code in codes
+    ]
 
 
 def reference_rows(plan: Plan) -> dict[sa.Table, list[dict[str, Any]] | pd.DataFrame]:
@@ -81,20 +97,28 @@ def reference_rows(plan: Plan) -> dict[sa.Table, list[dict[str, Any]] | pd.DataF
     for name, spec in policy.integrity.checks.items():
         for parameter, value in spec.thresholds().items():
             params.append({"check_name": name, "parameter": parameter, "value": Decimal(str(value))})
-    params.append({"check_name": "outside_working_age", "parameter": "minimum_age_years",
-                   "value": Decimal(policy.minimum_working_age)})
+    params.append(
+        {
+            "check_name": "outside_working_age",
+            "parameter": "minimum_age_years",
+            "value": Decimal(policy.minimum_working_age),
+        }
+    )
     period = policy.implementation_period
     days = pd.date_range(f"{CALENDAR_YEARS[0]}-01-01", f"{CALENDAR_YEARS[1]}-12-31", freq="D")
-    calendar = pd.DataFrame({"day": days.date, "day_number": (days - pd.Timestamp("1970-01-01")).days,
-                             "year": days.year})
+    calendar = pd.DataFrame(
+        {"day": days.date, "day_number": (days - pd.Timestamp("1970-01-01")).days, "year": days.year}
+    )
     births = pd.date_range(f"{BIRTH_YEARS[0]}-01-01", f"{BIRTH_YEARS[1]}-12-31", freq="D")
     retirement = []
     for sex in ("M", "F"):
         birth = pd.Series(births)
-        status = identity.working_age_status(birth, pd.Series(sex, index=birth.index), birth,
-                                             female_base=policy.female_retirement_base)
-        retirement.append(pd.DataFrame({"sex": sex, "birth_date": births.date,
-                                        "retirement_date": status["retirement_date"].dt.date}))
+        status = identity.working_age_status(
+            birth, pd.Series(sex, index=birth.index), birth, female_base=policy.female_retirement_base
+        )
+        retirement.append(
+            pd.DataFrame({"sex": sex, "birth_date": births.date, "retirement_date": status["retirement_date"].dt.date})
+        )
     return {
         warehouse.ref_integrity_params: params,
         warehouse.ref_implementation_period: [{"start_date": period.start, "end_date": period.end}],
@@ -144,7 +168,9 @@ def run_checks(engine: sa.Engine, plan: Plan, sql_dir: Path) -> list[CheckResult
         if conn.dialect.name == "postgresql":  # fresh statistics, or the planner guesses after a big intake
             for table in ("raw_roster", "raw_finance", "integrity_exclusions"):
                 conn.execute(sa.text(f"analyze {table}"))
-        names: dict[str, str] = dict(conn.execute(sa.text("select submission_id, original_name from submissions")).all())
+        names: dict[str, str] = dict(
+            conn.execute(sa.text("select submission_id, original_name from submissions")).all()
+        )
         conn.execute(warehouse.integrity_exclusions.delete())
         conn.execute(warehouse.integrity_findings.delete())
         for name in check_names(plan):
@@ -152,24 +178,41 @@ def run_checks(engine: sa.Engine, plan: Plan, sql_dir: Path) -> list[CheckResult
             started = time.perf_counter()
             rows = pd.DataFrame(conn.execute(sa.text(check_sql(sql_dir, name))).all(), columns=LONG_COLUMNS)
             mine = _findings(name, severity, rows, names, shown, len(findings) + 1, excluded_keys, texts)
-            new = [{"kind": kind, "submission_id": sid, "source_row": row, "check_name": name,
-                    "finding_id": finding["finding_id"]}
-                   for finding, keys in mine for kind, sid, row in keys]
+            new = [
+                {
+                    "kind": kind,
+                    "submission_id": sid,
+                    "source_row": row,
+                    "check_name": name,
+                    "finding_id": finding["finding_id"],
+                }
+                for finding, keys in mine
+                for kind, sid, row in keys
+            ]
             excluded_keys.update((r["kind"], r["submission_id"], r["source_row"]) for r in new)
             if new:
                 warehouse.bulk_insert(conn, warehouse.integrity_exclusions, pd.DataFrame(new))
             findings.extend(f for f, _ in mine)
             seconds = time.perf_counter() - started
             results.append(CheckResult(name, severity, len(mine), len(new), seconds))
-            log.info("integrity check %s: %d finding(s), %d row(s) excluded, %.1f s", name, len(mine), len(new), seconds)
+            log.info(
+                "integrity check %s: %d finding(s), %d row(s) excluded, %.1f s", name, len(mine), len(new), seconds
+            )
         if findings:
             conn.execute(warehouse.integrity_findings.insert(), findings)
     return results
 
 
-def _findings(name: str, severity: str, rows: pd.DataFrame, names: dict[str, str], shown: int, first_id: int,
-              already: set[tuple[str, str, int]], texts: dict[str, str]
-              ) -> list[tuple[dict[str, Any], list[tuple[str, str, int]]]]:
+def _findings(
+    name: str,
+    severity: str,
+    rows: pd.DataFrame,
+    names: dict[str, str],
+    shown: int,
+    first_id: int,
+    already: set[tuple[str, str, int]],
+    texts: dict[str, str],
+) -> list[tuple[dict[str, Any], list[tuple[str, str, int]]]]:
     """One finding per finding_key, with the rows it newly excludes (none unless the check's
     severity is exclude; rows ``already`` excluded by an earlier check stay with it): the site and
     year of its first row that would be excluded (else its first row), every site and period
@@ -177,8 +220,12 @@ def _findings(name: str, severity: str, rows: pd.DataFrame, names: dict[str, str
     if rows.empty:
         return []
     rows = rows.assign(would_exclude=rows["would_exclude"].astype(int))
-    rows = rows.sort_values(["finding_key", "would_exclude", "row_site", "row_period", "submission_id", "source_row"],
-                            ascending=[True, False, True, True, True, True], kind="stable", na_position="last")
+    rows = rows.sort_values(
+        ["finding_key", "would_exclude", "row_site", "row_period", "submission_id", "source_row"],
+        ascending=[True, False, True, True, True, True],
+        kind="stable",
+        na_position="last",
+    )
     explanation = catalogue.entry(f"integrity.{name}")
     out = []
     for n, (_, group) in enumerate(rows.groupby("finding_key", sort=True)):
@@ -186,27 +233,42 @@ def _findings(name: str, severity: str, rows: pd.DataFrame, names: dict[str, str
         sites = sorted(s for s in group["row_site"].dropna().unique())
         periods = sorted(p for p in group["row_period"].dropna().unique())
         evidence, excludes = [], []
-        for kind, sid, row, would in group[["kind", "submission_id", "source_row", "would_exclude"]].itertuples(index=False):
+        for kind, sid, row, would in group[["kind", "submission_id", "source_row", "would_exclude"]].itertuples(
+            index=False
+        ):
             if sid is None or pd.isna(row):
                 continue
             ref = (kind, sid, int(row))
             new = severity == "exclude" and would == 1 and ref not in already and ref not in excludes
             if new:
                 excludes.append(ref)
-            evidence.append(f"{names.get(sid, sid)} row {int(row)}"
-                            + (" (excluded)" if new or ref in already else ""))
+            evidence.append(f"{names.get(sid, sid)} row {int(row)}" + (" (excluded)" if new or ref in already else ""))
         text = "; ".join(evidence[:shown]) + (f"; … {len(evidence) - shown} more" if len(evidence) > shown else "")
-        fields = {"sites": ", ".join(sites) or lead["subject"], "year": "" if pd.isna(lead["year"]) else int(lead["year"]),
-                  "measure": _plain(lead["measure"]), "threshold": _plain(lead["threshold"]),
-                  "evidence_rows": len(evidence), "excluded_rows": len(excludes), **texts}
+        fields = {
+            "sites": ", ".join(sites) or lead["subject"],
+            "year": "" if pd.isna(lead["year"]) else int(lead["year"]),
+            "measure": _plain(lead["measure"]),
+            "threshold": _plain(lead["threshold"]),
+            "evidence_rows": len(evidence),
+            "excluded_rows": len(excludes),
+            **texts,
+        }
         finding = {
-            "finding_id": first_id + n, "check_name": name, "severity": severity,
+            "finding_id": first_id + n,
+            "check_name": name,
+            "severity": severity,
             "site_code": lead["row_site"] if isinstance(lead["row_site"], str) else lead["subject"],
-            "sites": ",".join(sites), "year": None if pd.isna(lead["year"]) else int(lead["year"]),
-            "periods": ",".join(periods)[:200] or None, "subject_kind": lead["subject_kind"],
-            "subject": str(lead["subject"])[:200], "measure": _decimal(lead["measure"]),
-            "threshold": _decimal(lead["threshold"]), "evidence_rows": len(evidence), "excluded_rows": len(excludes),
-            "evidence": text or "no staged rows", "explanation_zh": explanation.render("zh", **fields),
+            "sites": ",".join(sites),
+            "year": None if pd.isna(lead["year"]) else int(lead["year"]),
+            "periods": ",".join(periods)[:200] or None,
+            "subject_kind": lead["subject_kind"],
+            "subject": str(lead["subject"])[:200],
+            "measure": _decimal(lead["measure"]),
+            "threshold": _decimal(lead["threshold"]),
+            "evidence_rows": len(evidence),
+            "excluded_rows": len(excludes),
+            "evidence": text or "no staged rows",
+            "explanation_zh": explanation.render("zh", **fields),
             "explanation_en": explanation.render("en", **fields),
         }
         out.append((finding, excludes))

@@ -85,15 +85,16 @@ def build_order(models: Mapping[str, Model]) -> list[Model]:
         deps = {name for name in model.reads if name in models and name != model.name}
         later = sorted(d for d in deps if rank[models[d].layer] > rank[model.layer])
         if later:
-            raise ModelError(f"{model.layer} model {model.name} reads {', '.join(later)} of a later layer "
-                             f"({', '.join(models[d].layer for d in later)})")
+            raise ModelError(
+                f"{model.layer} model {model.name} reads {', '.join(later)} of a later layer "
+                f"({', '.join(models[d].layer for d in later)})"
+            )
         upstream[model.name] = deps
     order: list[Model] = []
     done: set[str] = set()
     waiting = dict(upstream)
     while waiting:
-        ready = sorted((n for n, deps in waiting.items() if deps <= done),
-                       key=lambda n: (rank[models[n].layer], n))
+        ready = sorted((n for n, deps in waiting.items() if deps <= done), key=lambda n: (rank[models[n].layer], n))
         if not ready:
             raise ModelError(f"models read each other in a cycle: {', '.join(_cycle(waiting, done))}")
         for name in ready:
@@ -110,7 +111,7 @@ def _cycle(waiting: Mapping[str, set[str]], done: set[str]) -> list[str]:
     while name not in path:
         path.append(name)
         name = min(d for d in waiting[name] if d not in done)
-    return [*path[path.index(name):], name]
+    return [*path[path.index(name) :], name]
 
 
 def model_sql(sql_dir: Path, layer: str, name: str) -> str:
@@ -141,6 +142,8 @@ def _drop(conn: sa.Connection, model: Model) -> None:
         conn.execute(sa.text(f"drop view {model.name}"))
     elif inspector.has_table(model.name):
         if model.materialized == "view":
-            raise ModelError(f"{model.name} is a table in this warehouse and the {model.layer} model declares a "
-                             f"view: upgrade the warehouse (its rows belong in the raw_* tables) before building")
+            raise ModelError(
+                f"{model.name} is a table in this warehouse and the {model.layer} model declares a "
+                f"view: upgrade the warehouse (its rows belong in the raw_* tables) before building"
+            )
         conn.execute(sa.text(f"drop table {model.name}"))

@@ -30,17 +30,28 @@ def reference_rows(plan: Plan) -> dict[sa.Table, list[dict] | pd.DataFrame]:
             }
     sites = [
         {
-            "site_code": s.site_code, "programme": s.programme, "name_zh": s.name_zh, "town": s.town,
-            "batch_year": s.batch_year, "active_from": s.active_from, "industry_focus": s.industry_focus or None,
-            "contact_name": s.contact_name or None, "contact_email": s.contact_email or None,
+            "site_code": s.site_code,
+            "programme": s.programme,
+            "name_zh": s.name_zh,
+            "town": s.town,
+            "batch_year": s.batch_year,
+            "active_from": s.active_from,
+            "industry_focus": s.industry_focus or None,
+            "contact_name": s.contact_name or None,
+            "contact_email": s.contact_email or None,
             "plan_provincial_fen": per_site[(s.batch_year, s.programme)]["provincial"],
             "plan_district_fen": per_site[(s.batch_year, s.programme)]["district"],
         }
         for s in plan.sites
     ]
     site_years = [
-        {"site_code": s.site_code, "year": year, "programme": s.programme,
-         "months_active": s.months_active(year), "target_months": s.months_active(year) if pro_rate else 12}
+        {
+            "site_code": s.site_code,
+            "year": year,
+            "programme": s.programme,
+            "months_active": s.months_active(year),
+            "target_months": s.months_active(year) if pro_rate else 12,
+        }
         for s in plan.sites
         for year in policy.implementation_years
         if s.months_active(year) > 0
@@ -62,13 +73,20 @@ def reference_rows(plan: Plan) -> dict[sa.Table, list[dict] | pd.DataFrame]:
         warehouse.ref_sites: sites,
         warehouse.ref_site_years: site_years,
         warehouse.ref_targets: [
-            {**r, "target": Decimal(r["target"]), "target_numerator": Decimal(r["target"]).as_integer_ratio()[0],
-             "target_denominator": Decimal(r["target"]).as_integer_ratio()[1]}
+            {
+                **r,
+                "target": Decimal(r["target"]),
+                "target_numerator": Decimal(r["target"]).as_integer_ratio()[0],
+                "target_denominator": Decimal(r["target"]).as_integer_ratio()[1],
+            }
             for r in policy.target_rows()
         ],
         warehouse.ref_codes: codes,
         warehouse.ref_provincial_received: [
-            {"year": y, "received_fen": policy.provincial_received_yuan(y) * 100 - policy.provincial_received_yuan(y - 1) * 100}
+            {
+                "year": y,
+                "received_fen": policy.provincial_received_yuan(y) * 100 - policy.provincial_received_yuan(y - 1) * 100,
+            }
             for y in policy.implementation_years
         ],
         warehouse.ref_base_rule: [

@@ -58,4 +58,3 @@ def received_time(mtime: dt.datetime | None, seen: dt.datetime, as_of: dt.date) 
     if seen < dt.datetime.combine(as_of, dt.time()):
         return mtime
     return min(mtime, seen)
-

@@ -109,15 +109,18 @@ def write_index(docs_dir: Path) -> Path:
         return f'<li><a href="{html.escape(p.relative_to(docs_dir).as_posix())}">{html.escape(label)}</a></li>'
 
     rows = "\n".join(
-        link(p, f"{p.parts[-3]} · {p.parts[-2]} · run {p.stem} · "
-                f"{dt.datetime.fromtimestamp(p.stat().st_mtime).strftime('%Y-%m-%d %H:%M')}")
+        link(
+            p,
+            f"{p.parts[-3]} · {p.parts[-2]} · run {p.stem} · "
+            f"{dt.datetime.fromtimestamp(p.stat().st_mtime).strftime('%Y-%m-%d %H:%M')}",
+        )
         for p in runs
     )
     page = f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>数据校验文档 Data Docs</title>
 <style>body{{font-family:sans-serif;margin:2em}} li{{margin:.2em 0}}</style></head>
 <body><h1>数据校验文档 · Data Docs</h1>
-<h2>校验规则 Expectation suites</h2><ul>{''.join(link(p, p.stem) for p in suites)}</ul>
+<h2>校验规则 Expectation suites</h2><ul>{"".join(link(p, p.stem) for p in suites)}</ul>
 <h2>校验记录 Validation runs ({len(runs)})</h2><ul>{rows}</ul>
 </body></html>
 """

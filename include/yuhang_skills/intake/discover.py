@@ -42,7 +42,6 @@ class InboxFile:
         return Path(self.path)
 
 
-
 # submissions.original_name and quarantine.source_file hold this many characters
 MAX_NAME = 500
 
@@ -66,7 +65,9 @@ def shown_name(rel_bytes: bytes) -> tuple[str, bool]:
 
 
 def _months_allowed(plan: Plan, kind: str) -> list[int]:
-    return {"monthly": list(range(1, 13)), "quarterly": [3, 6, 9, 12], "yearly": [12]}[plan.policy.submission_rule(kind).cadence]
+    return {"monthly": list(range(1, 13)), "quarterly": [3, 6, 9, 12], "yearly": [12]}[
+        plan.policy.submission_rule(kind).cadence
+    ]
 
 
 def layout_problem(plan: Plan, site: str, period: str, kind: str) -> tuple[str, str] | None:
@@ -75,12 +76,21 @@ def layout_problem(plan: Plan, site: str, period: str, kind: str) -> tuple[str, 
     spec = plan.policy.submission_rule(kind)
     programme = plan.sites_by_code[site].programme
     if programme not in spec.programmes:
-        return catalogue.text("intake.file_location.kind_not_for_programme", programme=programme, kind=kind,
-                              takers=", ".join(spec.programmes))
+        return catalogue.text(
+            "intake.file_location.kind_not_for_programme",
+            programme=programme,
+            kind=kind,
+            takers=", ".join(spec.programmes),
+        )
     months = _months_allowed(plan, kind)
     if int(period[5:7]) not in months:
-        return catalogue.text("intake.file_location.month_not_allowed", kind=kind, cadence=spec.cadence,
-                              allowed=", ".join(f"{m:02d}" for m in months), year=period[:4])
+        return catalogue.text(
+            "intake.file_location.month_not_allowed",
+            kind=kind,
+            cadence=spec.cadence,
+            allowed=", ".join(f"{m:02d}" for m in months),
+            year=period[:4],
+        )
     window = plan.policy.intake.accepted_periods
     first_p, last_p = window.first, window.last
     if not first_p <= period <= last_p:
@@ -99,6 +109,7 @@ def discover(inbox: Path, plan: Plan) -> list[InboxFile]:
     real_root = os.path.realpath(root)
     found: list[InboxFile] = []
     entries: list[tuple[bytes, str | None]] = []
+
     def unreadable(error: OSError) -> None:  # a folder that cannot be listed is reported, not skipped
         if error.filename is not None:
             entries.append((os.fsencode(error.filename), "unreadable"))
@@ -165,9 +176,18 @@ def discover(inbox: Path, plan: Plan) -> list[InboxFile]:
         # Only a registered site code and a YYYY-MM period are recorded as such; any other folder
         # name stays visible in relative_path (and the reason) but never in a key column.
         problem_en, problem_zh = problem or (None, None)
-        found.append(InboxFile(path_field, text, site if site in plan.sites_by_code else "",
-                               period if _PERIOD.match(period) else "", stem if stem in kinds else "unknown",
-                               problem_en, problem_zh, skip))
+        found.append(
+            InboxFile(
+                path_field,
+                text,
+                site if site in plan.sites_by_code else "",
+                period if _PERIOD.match(period) else "",
+                stem if stem in kinds else "unknown",
+                problem_en,
+                problem_zh,
+                skip,
+            )
+        )
     return found
 
 
@@ -182,8 +202,15 @@ def _visible(text: str) -> str:
 
 # Why a file is listed but not processed: the codes of intake_not_processed.reason_code, whose text
 # is the catalogue's intake.not_processed.<code>.
-SKIP_REASONS = ("link", "outside_inbox", "not_a_regular_file", "received_after_as_of", "processing_failed",
-                "unreadable", "vanished")
+SKIP_REASONS = (
+    "link",
+    "outside_inbox",
+    "not_a_regular_file",
+    "received_after_as_of",
+    "processing_failed",
+    "unreadable",
+    "vanished",
+)
 
 
 def record_not_processed(engine: sa.Engine, items: list[tuple[InboxFile, str, str | None]], as_of: dt.date) -> int:
@@ -195,14 +222,20 @@ def record_not_processed(engine: sa.Engine, items: list[tuple[InboxFile, str, st
     rows = []
     for item, code, detail in items:
         en, zh = catalogue.text(f"intake.not_processed.{code}")
-        rows.append({"relative_path": item.relative_path, "reason_code": code,
-                     "reason_en": f"{item.relative_path}: {en}" + (f" ({detail})" if detail else ""),
-                     "reason_zh": f"{item.relative_path}: {zh}" + (f"({detail})" if detail else ""),
-                     "as_of": as_of, "seen_at": now})
+        rows.append(
+            {
+                "relative_path": item.relative_path,
+                "reason_code": code,
+                "reason_en": f"{item.relative_path}: {en}" + (f" ({detail})" if detail else ""),
+                "reason_zh": f"{item.relative_path}: {zh}" + (f"({detail})" if detail else ""),
+                "as_of": as_of,
+                "seen_at": now,
+            }
+        )
     with engine.begin() as conn:
         paths = [r["relative_path"] for r in rows]
         for start in range(0, len(paths), 500):
-            conn.execute(t.delete().where(t.c.relative_path.in_(paths[start:start + 500])))
+            conn.execute(t.delete().where(t.c.relative_path.in_(paths[start : start + 500])))
         conn.execute(t.insert(), rows)
     return len(rows)
 
@@ -220,8 +253,9 @@ def site_batches(files: list[InboxFile], task_bytes: int, task_max_sites: int) -
     by_site: dict[str, list[InboxFile]] = {}
     for f in files:
         by_site.setdefault(f.site_code, []).append(f)
-    sized = sorted(((sum(_size(f) for f in group), site, group) for site, group in by_site.items()),
-                   key=lambda t: (-t[0], t[1]))
+    sized = sorted(
+        ((sum(_size(f) for f in group), site, group) for site, group in by_site.items()), key=lambda t: (-t[0], t[1])
+    )
     batches: list[tuple[int, list[str], list[InboxFile]]] = []
     for size, site, group in sized:
         for n, (total, sites, members) in enumerate(batches):
@@ -231,4 +265,3 @@ def site_batches(files: list[InboxFile], task_bytes: int, task_max_sites: int) -
         else:
             batches.append((size, [site], list(group)))
     return [members for _, _, members in batches]
-

@@ -121,12 +121,7 @@ def _to_object(s: pd.Series) -> pd.Series:
 
 def _normalised_id_strings(s: pd.Series) -> pd.Series:
     """NFKC, all whitespace removed, upper-case, empty -> NA (``string`` dtype)."""
-    out = (
-        s.astype("string")
-        .str.normalize("NFKC")
-        .str.replace(r"\s+", "", regex=True)
-        .str.upper()
-    )
+    out = s.astype("string").str.normalize("NFKC").str.replace(r"\s+", "", regex=True).str.upper()
     return out.mask(out == "")
 
 
@@ -142,9 +137,7 @@ def _month_start(year: np.ndarray, month: np.ndarray) -> np.ndarray:
 
 
 def _days_in_month(month_start: np.ndarray) -> np.ndarray:
-    return ((month_start + 1).astype("datetime64[D]") - month_start.astype("datetime64[D]")).astype(
-        np.int64
-    )
+    return ((month_start + 1).astype("datetime64[D]") - month_start.astype("datetime64[D]")).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -263,9 +256,7 @@ def parse_ids(s: pd.Series, reference_date: datetime.date) -> pd.DataFrame:
 # ------------------------------------------------------------- retirement and age
 
 
-def retirement_age_months(
-    birth_date: pd.Series, sex: pd.Series, female_base: int = 55
-) -> pd.Series:
+def retirement_age_months(birth_date: pd.Series, sex: pd.Series, female_base: int = 55) -> pd.Series:
     """Statutory retirement age in total months (60y1m -> 721), ``Int64``.
 
     ``sex`` holds "M"/"F"; NA where sex or birth date is missing.  ``female_base``
@@ -315,14 +306,10 @@ def working_age_status(
 
     has_retirement = retirement_months.notna().to_numpy()
     target_start = _month_start(birth.year, birth.month + retirement_months.fillna(0).to_numpy(np.int64))
-    retirement = target_start.astype("datetime64[D]") + (
-        np.minimum(birth.day, _days_in_month(target_start)) - 1
-    )
+    retirement = target_start.astype("datetime64[D]") + (np.minimum(birth.day, _days_in_month(target_start)) - 1)
     retirement = np.where(has_retirement, retirement, np.datetime64("NaT", "D"))
 
-    in_working_age = (
-        age_known & has_retirement & (age >= minimum_age_years) & (on.days < retirement)
-    )
+    in_working_age = age_known & has_retirement & (age >= minimum_age_years) & (on.days < retirement)
     return pd.DataFrame(
         {
             "age_years": pd.arrays.IntegerArray(age, ~age_known),

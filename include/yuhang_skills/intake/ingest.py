@@ -51,7 +51,6 @@ class _Pending:
     staged: pd.DataFrame | None = None
 
 
-
 class Intake:
     """Ingests inbox files into the warehouse; one instance per task, one call per file."""
 
@@ -96,22 +95,43 @@ class Intake:
     def _not_processed(self, item: InboxFile, code: str, detail: str | None = None) -> dict[str, Any]:
         record_not_processed(self.engine, [(item, code, detail)], self.today)
         en, _ = catalogue.text(f"intake.not_processed.{code}")
-        return {"submission_id": None, "file": item.relative_path, "status": "not_processed", "reason": code,
-                "message": f"{item.relative_path}: {en}" + (f" ({detail})" if detail else ""), "skipped": True}
+        return {
+            "submission_id": None,
+            "file": item.relative_path,
+            "status": "not_processed",
+            "reason": code,
+            "message": f"{item.relative_path}: {en}" + (f" ({detail})" if detail else ""),
+            "skipped": True,
+        }
 
-    def _arrive(self, item: InboxFile, sha: str, submission_id: str,
-                mtime: dt.datetime | None) -> tuple[dt.datetime, bool]:
+    def _arrive(
+        self, item: InboxFile, sha: str, submission_id: str, mtime: dt.datetime | None
+    ) -> tuple[dt.datetime, bool]:
         """Record the arrival of these bytes at this path unless they are what the path held when last
         seen; returns when the pipeline first saw the path hold them (this time), and whether that is now."""
         a = warehouse.submission_arrivals
         with self.engine.begin() as conn:
-            last = conn.execute(sa.select(a.c.sha256, a.c.first_seen_at).where(a.c.relative_path == item.relative_path)
-                                .order_by(a.c.arrival_id.desc()).limit(1)).first()
+            last = conn.execute(
+                sa.select(a.c.sha256, a.c.first_seen_at)
+                .where(a.c.relative_path == item.relative_path)
+                .order_by(a.c.arrival_id.desc())
+                .limit(1)
+            ).first()
             if last is not None and last.sha256 == sha:
                 return last.first_seen_at.replace(microsecond=0), False
             now = self.run_started  # one instant per run: files arriving together are ordered by their time
-            conn.execute(a.insert(), [{"relative_path": item.relative_path, "sha256": sha, "submission_id": submission_id,
-                                       "first_seen_at": now, "file_mtime": mtime}])
+            conn.execute(
+                a.insert(),
+                [
+                    {
+                        "relative_path": item.relative_path,
+                        "sha256": sha,
+                        "submission_id": submission_id,
+                        "first_seen_at": now,
+                        "file_mtime": mtime,
+                    }
+                ],
+            )
             return now.replace(microsecond=0), True
 
     def _start(self, item: InboxFile) -> dict[str, Any] | _Pending:
@@ -138,11 +158,17 @@ class Intake:
         try:
             if item.problem:
                 raise FileRejected(item.problem, item.problem_zh or item.problem, "file_location")
-            if item.period and item.kind in self.plan.policy.submissions and period_bounds(
-                    item.period, item.kind, self.plan.policy.submission_rule(item.kind).cadence)[0].date() > self.today:
+            if (
+                item.period
+                and item.kind in self.plan.policy.submissions
+                and period_bounds(item.period, item.kind, self.plan.policy.submission_rule(item.kind).cadence)[0].date()
+                > self.today
+            ):
                 raise FileRejected(
                     f"period {item.period} has not begun on {self.today}: check the folder name",
-                    f"期间 {item.period} 在 {self.today} 尚未开始:请检查目录名", "file_location")
+                    f"期间 {item.period} 在 {self.today} 尚未开始:请检查目录名",
+                    "file_location",
+                )
             parsed = read_submission(archived, self.plan.contract.kind(item.kind), self.plan.contract.inbox)
         except FileRejected as rejected:
             return self._reject(record, context, rejected)
@@ -187,7 +213,7 @@ class Intake:
         for i, p in enumerate(batch):
             mine = failures[file_of == i].copy()
             mine["row_index"] = mine["row_index"] - offsets[i]
-            p.staged = staged.iloc[offsets[i]:offsets[i + 1]].reset_index(drop=True)
+            p.staged = staged.iloc[offsets[i] : offsets[i + 1]].reset_index(drop=True)
             try:
                 results.append(self._finish(p, mine, outcome))
             except Exception as exc:  # noqa: BLE001 - recorded as rejected with the error
@@ -203,14 +229,23 @@ class Intake:
         try:
             if item.path not in self._copies:
                 path = item.fs_path()
-                self._copies[item.path] = (*archive_copy(path, self.settings.archive_dir, path.suffix),
-                                           self._wall_time(os.stat(path).st_mtime))
+                self._copies[item.path] = (
+                    *archive_copy(path, self.settings.archive_dir, path.suffix),
+                    self._wall_time(os.stat(path).st_mtime),
+                )
             _, sha, _, _ = self._copies[item.path]
             submission_id = f"{sha}:{item.site_code or '-'}:{item.period or '-'}:{item.kind}"
             record, context = self._new_record(item, submission_id, warehouse.shanghai_now())
-            return self._reject(record, context, FileRejected(
-                f"processing failed ({detail}); the data team is alerted and it is retried on the next run",
-                f"处理失败({detail}),已通知数据组,下次运行将重试", "file_processed"), status="failed")
+            return self._reject(
+                record,
+                context,
+                FileRejected(
+                    f"processing failed ({detail}); the data team is alerted and it is retried on the next run",
+                    f"处理失败({detail}),已通知数据组,下次运行将重试",
+                    "file_processed",
+                ),
+                status="failed",
+            )
         except Exception as again:  # noqa: BLE001 - the last resort: the file is still listed
             if operations.is_transient(again):
                 raise
@@ -238,18 +273,31 @@ class Intake:
             "encoding": None,
             "header_row": None,
         }
-        context = {"sha256": sha, "source_file": item.relative_path, "site_code": item.site_code,
-                   "period": item.period, "kind": item.kind, "submission_id": submission_id}
+        context = {
+            "sha256": sha,
+            "source_file": item.relative_path,
+            "site_code": item.site_code,
+            "period": item.period,
+            "kind": item.kind,
+            "submission_id": submission_id,
+        }
         return record, context
 
-    def _reject(self, record: dict[str, Any], context: dict[str, Any], rejected: FileRejected,
-                status: str = "rejected") -> dict[str, Any]:
+    def _reject(
+        self, record: dict[str, Any], context: dict[str, Any], rejected: FileRejected, status: str = "rejected"
+    ) -> dict[str, Any]:
         name = record["original_name"]
-        record.update(status=status, rows_read=0, rows_staged=0, rows_quarantined=0,
-                      message=f"{name}: {rejected.reason_en}")
+        record.update(
+            status=status, rows_read=0, rows_staged=0, rows_quarantined=0, message=f"{name}: {rejected.reason_en}"
+        )
         self._write(record, None, None, quarantine.file_reason(context, name, rejected), record["kind"])
-        return {"submission_id": record["submission_id"], "file": name, "status": status,
-                "message": record["message"], "skipped": False}
+        return {
+            "submission_id": record["submission_id"],
+            "file": name,
+            "status": status,
+            "message": record["message"],
+            "skipped": False,
+        }
 
     def _write_data_docs(self, kind: str, batch: list[_Pending], outcome: Any) -> None:
         """Data Docs are a view for people: failing to render one never stops the intake."""
@@ -263,15 +311,25 @@ class Intake:
         for site, members in by_site.items():
             rows = set(itertools.chain.from_iterable(range(offsets[i], offsets[i + 1]) for i in members))
             try:
-                data_docs.write_validation_page(self.settings.data_docs_dir, kind, site,
-                                                [batch[i].record["sha256"] for i in members],
-                                                data_docs.result_for_rows(outcome.result, rows))
+                data_docs.write_validation_page(
+                    self.settings.data_docs_dir,
+                    kind,
+                    site,
+                    [batch[i].record["sha256"] for i in members],
+                    data_docs.result_for_rows(outcome.result, rows),
+                )
             except Exception:  # noqa: BLE001
                 log.warning("Data Docs page for %s/%s could not be written", kind, site, exc_info=True)
 
     def _finish(self, pending: _Pending, failures: pd.DataFrame, outcome: Any) -> dict[str, Any]:
         """Judge one file from its rows' failures and write it: staging, quarantine, manifest."""
-        item, parsed, record, context, staged = pending.item, pending.parsed, pending.record, pending.context, pending.staged
+        item, parsed, record, context, staged = (
+            pending.item,
+            pending.parsed,
+            pending.record,
+            pending.context,
+            pending.staged,
+        )
         frame = parsed.frame
         if staged is None:
             raise RuntimeError(f"{item.relative_path} reached judging without its staged rows")
@@ -310,37 +368,69 @@ class Intake:
         if parsed.unknown_columns:
             message = f"ignored columns not in the contract: {', '.join(parsed.unknown_columns)}"
         if status == "no_rows_accepted":
-            message = (f"{item.relative_path}: no row accepted, every one of the {len(frame)} row(s) has an error "
-                       f"(the reasons are listed per row); correct them and send the file again")
+            message = (
+                f"{item.relative_path}: no row accepted, every one of the {len(frame)} row(s) has an error "
+                f"(the reasons are listed per row); correct them and send the file again"
+            )
         if len(warnings_):
-            note = (f"{warnings_['row_index'].nunique()} row(s) with an invalid optional value: the value was left "
-                    f"empty and the row counted (severity warning)")
+            note = (
+                f"{warnings_['row_index'].nunique()} row(s) with an invalid optional value: the value was left "
+                f"empty and the row counted (severity warning)"
+            )
             message = f"{message}; {note}" if message else note
         if site_mismatch:
             message = f"{item.relative_path}: site_code column differs from site folder {item.site_code}; file rejected"
-        record.update(status=status, rows_read=len(frame), rows_staged=int(good.sum()),
-                      rows_quarantined=rows_quarantined, encoding=parsed.encoding,
-                      header_row=parsed.header_row, message=message)
+        record.update(
+            status=status,
+            rows_read=len(frame),
+            rows_staged=int(good.sum()),
+            rows_quarantined=rows_quarantined,
+            encoding=parsed.encoding,
+            header_row=parsed.header_row,
+            message=message,
+        )
         counts = failures["expectation"].value_counts()
         validation = {
-            "submission_id": record["submission_id"], "suite": outcome.suite, "expectations": outcome.expectations,
-            "failed_expectations": int(counts.size), "success": bool(counts.empty),
-            "evaluated_rows": len(frame), "run_at": warehouse.shanghai_now(),
-            "results_json": json.dumps({"unexpected_rows_by_expectation": {k: int(v) for k, v in counts.items()}},
-                                       ensure_ascii=False),
+            "submission_id": record["submission_id"],
+            "suite": outcome.suite,
+            "expectations": outcome.expectations,
+            "failed_expectations": int(counts.size),
+            "success": bool(counts.empty),
+            "evaluated_rows": len(frame),
+            "run_at": warehouse.shanghai_now(),
+            "results_json": json.dumps(
+                {"unexpected_rows_by_expectation": {k: int(v) for k, v in counts.items()}}, ensure_ascii=False
+            ),
         }
         self._write(record, stage, validation, quarantine_rows, item.kind)
-        return {"submission_id": record["submission_id"], "file": item.relative_path, "status": status,
-                "rows_read": len(frame), "rows_staged": record["rows_staged"],
-                "rows_quarantined": rows_quarantined, "message": message, "skipped": False}
+        return {
+            "submission_id": record["submission_id"],
+            "file": item.relative_path,
+            "status": status,
+            "rows_read": len(frame),
+            "rows_staged": record["rows_staged"],
+            "rows_quarantined": rows_quarantined,
+            "message": message,
+            "skipped": False,
+        }
 
-    def _write(self, record: dict[str, Any], stage: pd.DataFrame | None, validation: dict[str, Any] | None,
-               quarantine_rows: pd.DataFrame | None, kind: str) -> None:
+    def _write(
+        self,
+        record: dict[str, Any],
+        stage: pd.DataFrame | None,
+        validation: dict[str, Any] | None,
+        quarantine_rows: pd.DataFrame | None,
+        kind: str,
+    ) -> None:
         """One transaction per file: a crash leaves either all of it or none of it."""
         sid = record["submission_id"]
         with self.engine.begin() as conn:
-            for table in (*warehouse.RAW_TABLES.values(), warehouse.quarantine, warehouse.validation_runs,
-                          warehouse.submissions):
+            for table in (
+                *warehouse.RAW_TABLES.values(),
+                warehouse.quarantine,
+                warehouse.validation_runs,
+                warehouse.submissions,
+            ):
                 conn.execute(table.delete().where(table.c.submission_id == sid))
             conn.execute(warehouse.submissions.insert(), [record])
             if stage is not None and len(stage):

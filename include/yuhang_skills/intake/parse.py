@@ -65,7 +65,7 @@ def header_lookup(kind_contract: ContractKind) -> dict[str, str]:
 # The delimiter and size limits of the CSV reader: a cell may be as large as the file (over-long text
 # is a row problem the suite reports, never a reason to refuse the file).
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-_FIX_CSV_EN = "save it again as \"CSV UTF-8 (comma delimited)\""
+_FIX_CSV_EN = 'save it again as "CSV UTF-8 (comma delimited)"'
 _FIX_CSV_ZH = "请另存为“CSV UTF-8(逗号分隔)”后重新报送"
 
 
@@ -146,8 +146,9 @@ def _sheet_has_header(ws: Any, lookup: dict[str, str], search: int, need: int) -
     return False
 
 
-def _read_xlsx_grid(path: Path, lookup: dict[str, str] | None = None, search: int = 15,
-                    need: int = 3) -> tuple[list[list[Any]], str]:
+def _read_xlsx_grid(
+    path: Path, lookup: dict[str, str] | None = None, search: int = 15, need: int = 3
+) -> tuple[list[list[Any]], str]:
     """All cells of the sheet holding the submission as a list of rows (CSV is read in
     ``read_submission``): the only visible sheet, or the only visible sheet with a header row;
     hidden sheets (drafts) are never read, and several candidate sheets are refused by name."""
@@ -166,8 +167,11 @@ def _read_xlsx_grid(path: Path, lookup: dict[str, str] | None = None, search: in
         try:
             visible = [ws for ws in wb.worksheets if getattr(ws, "sheet_state", "visible") == "visible"]
             if not visible:
-                raise FileRejected("the workbook has no visible sheet; unhide the sheet with the data",
-                                   "工作簿中没有可见的工作表;请取消隐藏数据所在的工作表", "file_readable")
+                raise FileRejected(
+                    "the workbook has no visible sheet; unhide the sheet with the data",
+                    "工作簿中没有可见的工作表;请取消隐藏数据所在的工作表",
+                    "file_readable",
+                )
             chosen = visible[0]
             if len(visible) > 1 and lookup is not None:
                 candidates = [ws for ws in visible if _sheet_has_header(ws, lookup, search, need)]
@@ -177,7 +181,8 @@ def _read_xlsx_grid(path: Path, lookup: dict[str, str] | None = None, search: in
                         f"the workbook has several visible sheets with a header row ({names}); keep the data in one "
                         f"sheet and delete or hide the others",
                         f"工作簿中有多个带表头的可见工作表({names});请只保留一个数据工作表,删除或隐藏其他工作表",
-                        "file_readable")
+                        "file_readable",
+                    )
                 if candidates:
                     chosen = candidates[0]
             # A sheet's stored dimension (A1:Q2) may understate its rows, and openpyxl's read-only mode
@@ -191,7 +196,8 @@ def _read_xlsx_grid(path: Path, lookup: dict[str, str] | None = None, search: in
                     f"sheet {chosen.title!r} has {stored} rows but {len(rows)} could be read; open it in Excel and "
                     f"save it again",
                     f"工作表 {chosen.title!r} 共有 {stored} 行,但只能读取 {len(rows)} 行;请用 Excel 打开后重新保存",
-                    "file_readable")
+                    "file_readable",
+                )
         finally:
             wb.close()
         while rows and all(v is None for v in rows[-1]):
@@ -206,8 +212,17 @@ def _csv_body(text: str, skip: int, width: int) -> pd.DataFrame | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)  # a wider record: never drop cells
-            return pd.read_csv(io.StringIO(text), header=None, skiprows=skip, names=list(range(width)), dtype=str,
-                               na_filter=False, skip_blank_lines=False, engine="c", index_col=False)
+            return pd.read_csv(
+                io.StringIO(text),
+                header=None,
+                skiprows=skip,
+                names=list(range(width)),
+                dtype=str,
+                na_filter=False,
+                skip_blank_lines=False,
+                engine="c",
+                index_col=False,
+            )
     except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError):
         return None
 
@@ -220,8 +235,11 @@ def _blank_rows(cells: pd.DataFrame) -> np.ndarray:
         if not len(candidates):
             break
         values = cells[column].to_numpy(dtype=object)[candidates]
-        empty = np.fromiter((v is None or v != v or (isinstance(v, str) and not v.strip()) for v in values),
-                            dtype=bool, count=len(values))
+        empty = np.fromiter(
+            (v is None or v != v or (isinstance(v, str) and not v.strip()) for v in values),
+            dtype=bool,
+            count=len(values),
+        )
         candidates = candidates[empty]
     blank = np.zeros(len(cells), dtype=bool)
     blank[candidates] = True
@@ -240,8 +258,10 @@ def _physical_lines(text: str) -> int:
 
 def _breaks(values: Any) -> np.ndarray:
     """Line breaks inside each cell of a sequence of cells."""
-    return np.fromiter((len(_LINE_BREAK.findall(v)) if isinstance(v, str) and ("\n" in v or "\r" in v) else 0
-                        for v in values), dtype=np.int64)
+    return np.fromiter(
+        (len(_LINE_BREAK.findall(v)) if isinstance(v, str) and ("\n" in v or "\r" in v) else 0 for v in values),
+        dtype=np.int64,
+    )
 
 
 def _other_delimiter(text: str, lookup: dict[str, str], need: int, search: int) -> str | None:
@@ -254,8 +274,14 @@ def _other_delimiter(text: str, lookup: dict[str, str], need: int, search: int) 
     return None
 
 
-def _check_swallowed_lines(text: str, row_lines: np.ndarray, row_breaks: np.ndarray,
-                           cells_of: Callable[[int], list[Any]], width: int, first_line: int) -> None:
+def _check_swallowed_lines(
+    text: str,
+    row_lines: np.ndarray,
+    row_breaks: np.ndarray,
+    cells_of: Callable[[int], list[Any]],
+    width: int,
+    first_line: int,
+) -> None:
     """Refuse a CSV whose parse does not account for its physical lines, or in which an unbalanced
     quote made several lines one cell (rows would be lost without anyone seeing them)."""
     physical = _physical_lines(text)
@@ -272,17 +298,19 @@ def _check_swallowed_lines(text: str, row_lines: np.ndarray, row_breaks: np.ndar
                     start = int(starts[i])
                     end = min(start + int(row_lines[i]) - 1, physical)
                     raise FileRejected(
-                        f"an unbalanced quote (\") in line {start} makes lines {start}-{end} a single cell, so "
+                        f'an unbalanced quote (") in line {start} makes lines {start}-{end} a single cell, so '
                         f"{end - start} row(s) would be lost; close or remove the quote in line {start}",
-                        f"第 {start} 行有未闭合的引号(\"),使第 {start}-{end} 行成为一个单元格,将丢失 {end - start} 行;"
+                        f'第 {start} 行有未闭合的引号("),使第 {start}-{end} 行成为一个单元格,将丢失 {end - start} 行;'
                         f"请闭合或删除第 {start} 行的引号",
-                        "file_readable")
+                        "file_readable",
+                    )
     if consumed != physical:
         raise FileRejected(
-            f"the file has {physical} lines but {consumed} were read as rows; check the quotes (\") and line ends; "
+            f'the file has {physical} lines but {consumed} were read as rows; check the quotes (") and line ends; '
             f"{_FIX_CSV_EN}",
-            f"文件共有 {physical} 行,但读到 {consumed} 行;请检查引号(\")和换行;{_FIX_CSV_ZH}",
-            "file_readable")
+            f'文件共有 {physical} 行,但读到 {consumed} 行;请检查引号(")和换行;{_FIX_CSV_ZH}',
+            "file_readable",
+        )
 
 
 def read_submission(path: Path, kind_contract: ContractKind, inbox_contract: Inbox) -> ParsedFile:
@@ -346,17 +374,22 @@ def read_submission(path: Path, kind_contract: ContractKind, inbox_contract: Inb
         )
     width = len(header)
     cells = None
-    head_lines = np.array([1 + int(_breaks(r).sum()) for r in grid[:header_idx + 1]], dtype=np.int64)
-    if text is not None and not any("\n" in c or "\r" in c for r in grid[:header_idx + 1] for c in r):
+    head_lines = np.array([1 + int(_breaks(r).sum()) for r in grid[: header_idx + 1]], dtype=np.int64)
+    if text is not None and not any("\n" in c or "\r" in c for r in grid[: header_idx + 1] for c in r):
         cells = _csv_body(text, header_idx + 1, width)
         if cells is not None and len(cells):
             row_breaks = np.zeros(len(cells), dtype=np.int64)
             if _physical_lines(text) != header_idx + 1 + len(cells):  # some cells hold line breaks
                 row_breaks = sum((_breaks(cells[c].to_numpy(dtype=object)) for c in cells), row_breaks)
             n_head, parsed_cells = len(head_lines), cells
-            _check_swallowed_lines(text, np.concatenate([head_lines, 1 + row_breaks]),
-                                   np.concatenate([np.zeros(n_head, dtype=np.int64), row_breaks]),
-                                   lambda i: parsed_cells.iloc[i - n_head].tolist() if i >= n_head else [], width, 1)
+            _check_swallowed_lines(
+                text,
+                np.concatenate([head_lines, 1 + row_breaks]),
+                np.concatenate([np.zeros(n_head, dtype=np.int64), row_breaks]),
+                lambda i: parsed_cells.iloc[i - n_head].tolist() if i >= n_head else [],
+                width,
+                1,
+            )
     if cells is None:
         if text is not None:  # the tolerant reader: every record, padded to the header's width
             try:
@@ -366,12 +399,18 @@ def read_submission(path: Path, kind_contract: ContractKind, inbox_contract: Inb
             breaks = np.array([int(_breaks(r).sum()) for r in grid], dtype=np.int64)
             _check_swallowed_lines(text, 1 + breaks, breaks, lambda i: grid[i], width, 1)
         # cells past the header's width belong to no column: every record is cut or padded to it
-        body = [[*r[:width], *([None] * (width - len(r)))] for r in grid[header_idx + 1:]]
+        body = [[*r[:width], *([None] * (width - len(r)))] for r in grid[header_idx + 1 :]]
         cells = pd.DataFrame(body, dtype=object) if body else pd.DataFrame(index=pd.RangeIndex(0), dtype=object)
     cells = cells.reset_index(drop=True)
     frame = pd.DataFrame(
-        {c: (cells[positions[c]] if c in positions and positions[c] in cells else pd.Series(None, index=cells.index, dtype=object))
-         for c in columns},
+        {
+            c: (
+                cells[positions[c]]
+                if c in positions and positions[c] in cells
+                else pd.Series(None, index=cells.index, dtype=object)
+            )
+            for c in columns
+        },
         index=cells.index,
     )
     frame["source_row"] = np.arange(header_idx + 2, header_idx + 2 + len(cells), dtype=np.int64)
@@ -381,8 +420,9 @@ def read_submission(path: Path, kind_contract: ContractKind, inbox_contract: Inb
         frame = frame.loc[~blank]
     if encoding == "xlsx":  # typed Excel cells become the text a person sees in them
         if "id_number" in frame:  # a number in Excel has lost the ID's last digits and any X
-            frame["_id_typed_number"] = frame["id_number"].map(
-                lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).astype(bool)
+            frame["_id_typed_number"] = (
+                frame["id_number"].map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).astype(bool)
+            )
         for canonical in columns:
             frame[canonical] = frame[canonical].map(render_cell, na_action="ignore")
     return ParsedFile(
@@ -417,8 +457,11 @@ def on_distinct(s: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series
         return fn(s)
     mapped = fn(pd.Series(uniques, dtype=s.dtype if len(uniques) else object))
     values = mapped.to_numpy()
-    out = pd.Series(values.take(np.where(codes < 0, 0, codes)) if len(values) else np.full(len(s), None, dtype=object),
-                    index=s.index, dtype=mapped.dtype if len(values) else object)
+    out = pd.Series(
+        values.take(np.where(codes < 0, 0, codes)) if len(values) else np.full(len(s), None, dtype=object),
+        index=s.index,
+        dtype=mapped.dtype if len(values) else object,
+    )
     return out.where(codes >= 0, None if out.dtype == object else pd.NA)
 
 

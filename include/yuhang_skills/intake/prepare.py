@@ -36,7 +36,9 @@ def _within(dates: pd.Series, frame: pd.DataFrame, tolerance: DateTolerance) -> 
     """Dates inside their folder's period, ``tolerance.before`` days before its first day and
     ``tolerance.after`` days after its last day included (policy intake.date_tolerance_days)."""
     before, after = pd.Timedelta(days=tolerance.before), pd.Timedelta(days=tolerance.after)
-    return (dates.isna() | ((dates >= frame["_period_first"] - before) & (dates <= frame["_period_last"] + after))).astype(bool)
+    return (
+        dates.isna() | ((dates >= frame["_period_first"] - before) & (dates <= frame["_period_last"] + after))
+    ).astype(bool)
 
 
 def _distinct_number(values: pd.Series) -> pd.Series:
@@ -49,8 +51,11 @@ def _prepare_roster(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
     enums = ctx["enums"]
     ids = identity.parse_ids(frame["id_number"], reference_date=ctx["today"])
     # An Excel number cell cannot hold an ID number: its own reason replaces the checks it would fail.
-    typed = (frame["_id_typed_number"].fillna(False).astype(bool) if "_id_typed_number" in frame
-             else pd.Series(False, index=frame.index))
+    typed = (
+        frame["_id_typed_number"].fillna(False).astype(bool)
+        if "_id_typed_number" in frame
+        else pd.Series(False, index=frame.index)
+    )
     fmt = ids["format_ok"].astype(bool) | typed
     checksum = ids["checksum_ok"].astype(bool) | ~fmt | typed
     birth_ok = ids["birth_date_ok"].astype(bool) | ~(fmt & checksum) | typed
@@ -62,8 +67,13 @@ def _prepare_roster(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
     birth, sex = ids["birth_date"].where(id_valid), ids["sex"].where(id_valid)
 
     def working_age_on(day: pd.Series) -> pd.DataFrame:
-        return identity.working_age_status(birth, sex, day, female_base=ctx["policy"].female_retirement_base,
-                                           minimum_age_years=ctx["policy"].minimum_working_age)
+        return identity.working_age_status(
+            birth,
+            sex,
+            day,
+            female_base=ctx["policy"].female_retirement_base,
+            minimum_age_years=ctx["policy"].minimum_working_age,
+        )
 
     age = working_age_on(start)
     in_age = age["in_working_age"].astype(bool)
@@ -223,4 +233,9 @@ def _prepare_outcomes(frame, ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
     return checked, staged
 
 
-PREPARERS = {"roster": _prepare_roster, "finance": _prepare_finance, "survey": _prepare_survey, "outcomes": _prepare_outcomes}
+PREPARERS = {
+    "roster": _prepare_roster,
+    "finance": _prepare_finance,
+    "survey": _prepare_survey,
+    "outcomes": _prepare_outcomes,
+}

@@ -77,8 +77,12 @@ class SuiteRunner:
         self._batch_definitions: dict[str, Any] = {}
         for kind in SUITE_KINDS:
             doc = load_suite_document(expectations_dir, kind)
-            configs = [ExpectationConfiguration(**{k: v for k, v in e.items() if k != "id"}) for e in doc["expectations"]]
-            suite = gx.ExpectationSuite(name=doc["name"], expectations=[c.to_domain_obj() for c in configs], meta=doc.get("meta"))
+            configs = [
+                ExpectationConfiguration(**{k: v for k, v in e.items() if k != "id"}) for e in doc["expectations"]
+            ]
+            suite = gx.ExpectationSuite(
+                name=doc["name"], expectations=[c.to_domain_obj() for c in configs], meta=doc.get("meta")
+            )
             if len(suite.expectations) != len(doc["expectations"]):
                 raise ValueError(
                     f"{suite_path(expectations_dir, kind)}: {len(doc['expectations'])} expectations written, "
@@ -109,7 +113,9 @@ class SuiteRunner:
             meta = config.meta or {}
             problem = _raised(r.exception_info)
             if problem:
-                raise RuntimeError(f"expectation {config.type} {config.kwargs.get('column', '')} on {kind} raised: {problem}")
+                raise RuntimeError(
+                    f"expectation {config.type} {config.kwargs.get('column', '')} on {kind} raised: {problem}"
+                )
             index = r.result.get("unexpected_index_list") or []
             if not index:
                 continue
@@ -151,8 +157,11 @@ class SuiteRunner:
 
 def _expectation_label(type_: str, kwargs: dict[str, Any]) -> str:
     """``expect_…(column)``: the checked column tells flag expectations apart."""
-    target = kwargs.get("column") or ",".join(kwargs.get("column_list") or []) or (
-        f"{kwargs.get('column_A')},{kwargs.get('column_B')}" if "column_A" in kwargs else "")
+    target = (
+        kwargs.get("column")
+        or ",".join(kwargs.get("column_list") or [])
+        or (f"{kwargs.get('column_A')},{kwargs.get('column_B')}" if "column_A" in kwargs else "")
+    )
     return f"{type_}({target})"
 
 

@@ -57,10 +57,15 @@ ON_FAILURE: list[Callable[[Context], None]] = [PipelineFailureNotifier()]
 
 def intake_deadline() -> DeadlineAlert:
     """Deadline Alert of the daily intake: not finished by INTAKE_DEADLINE of its day."""
-    interval = (dt.datetime.combine(dt.date(2025, 1, 1), INTAKE_DEADLINE)
-                - dt.datetime.combine(dt.date(2025, 1, 1), INTAKE_SCHEDULE_TIME))
-    return DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=interval,
-                         callback=AsyncCallback(intake_deadline_missed), name="intake_not_finished")
+    interval = dt.datetime.combine(dt.date(2025, 1, 1), INTAKE_DEADLINE) - dt.datetime.combine(
+        dt.date(2025, 1, 1), INTAKE_SCHEDULE_TIME
+    )
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=interval,
+        callback=AsyncCallback(intake_deadline_missed),
+        name="intake_not_finished",
+    )
 
 
 def apply_operations(dag):  # noqa: ANN001, ANN201 - an Airflow DAG, returned as given

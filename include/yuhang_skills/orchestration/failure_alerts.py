@@ -103,11 +103,18 @@ def record_task_failure(context: Any) -> None:
         lines = plan.policy.operations.failure_alerts.error_lines
         try:
             with engine.begin() as conn:
-                conn.execute(warehouse.task_failures.insert().values(
-                    dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id,
-                    map_index=ti.map_index if ti.map_index is not None else -1, try_number=ti.try_number or 0,
-                    error=error_text(context.get("exception"), lines), log_url=getattr(ti, "log_url", None),
-                    failed_at=warehouse.shanghai_now()))
+                conn.execute(
+                    warehouse.task_failures.insert().values(
+                        dag_id=ti.dag_id,
+                        run_id=ti.run_id,
+                        task_id=ti.task_id,
+                        map_index=ti.map_index if ti.map_index is not None else -1,
+                        try_number=ti.try_number or 0,
+                        error=error_text(context.get("exception"), lines),
+                        log_url=getattr(ti, "log_url", None),
+                        failed_at=warehouse.shanghai_now(),
+                    )
+                )
         finally:
             engine.dispose()
     except Exception:  # noqa: BLE001 - bookkeeping only
@@ -122,12 +129,14 @@ def run_failures(engine: Any, dag_id: str, run_id: str) -> list[Failure]:
 
     t = warehouse.task_failures
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(t).where(t.c.dag_id == dag_id, t.c.run_id == run_id)
-                            .order_by(t.c.failure_id)).all()
+        rows = conn.execute(
+            sa.select(t).where(t.c.dag_id == dag_id, t.c.run_id == run_id).order_by(t.c.failure_id)
+        ).all()
     latest: dict[tuple[str, int], Failure] = {}
     for r in rows:
-        latest[(r.task_id, r.map_index)] = Failure(r.dag_id, r.run_id, r.task_id, r.map_index, r.try_number, r.error,
-                                                   r.log_url)
+        latest[(r.task_id, r.map_index)] = Failure(
+            r.dag_id, r.run_id, r.task_id, r.map_index, r.try_number, r.error, r.log_url
+        )
     return [latest[k] for k in sorted(latest)]
 
 
@@ -139,24 +148,49 @@ class Message:
     payload: dict[str, Any]
 
 
-def failure_message(plan: Any, dag_id: str, dag_name: str | None, run_id: str, logical_date: Any,
-                    failures: list[Failure]) -> Message:
+def failure_message(
+    plan: Any, dag_id: str, dag_name: str | None, run_id: str, logical_date: Any, failures: list[Failure]
+) -> Message:
     """The failed run's message (templates ``run_failed.*.j2`` of the watchdog)."""
     from yuhang_skills.watchdog.messages import render
 
-    values = {"prefix": plan.policy.alerts.subject_prefix, "dag_id": dag_id, "run_id": run_id,
-              "title": f"{dag_name} ({dag_id})" if dag_name and dag_name != dag_id else dag_id,
-              "logical_date": logical_date, "failures": failures}
-    payload = {"source": "yuhang-pipeline", "event": "dag_run_failed", "dag_id": dag_id, "dag_display_name": dag_name,
-               "run_id": run_id, "logical_date": str(logical_date),
-               "tasks": [{"task_id": f.task_id, "map_index": f.map_index, "try_number": f.try_number, "error": f.error,
-                          "log_url": f.log_url} for f in failures]}
-    return Message(render("run_failed.subject.j2", **values), render("run_failed.md.j2", **values),
-                   render("run_failed.html.j2", **values), payload)
+    values = {
+        "prefix": plan.policy.alerts.subject_prefix,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "title": f"{dag_name} ({dag_id})" if dag_name and dag_name != dag_id else dag_id,
+        "logical_date": logical_date,
+        "failures": failures,
+    }
+    payload = {
+        "source": "yuhang-pipeline",
+        "event": "dag_run_failed",
+        "dag_id": dag_id,
+        "dag_display_name": dag_name,
+        "run_id": run_id,
+        "logical_date": str(logical_date),
+        "tasks": [
+            {
+                "task_id": f.task_id,
+                "map_index": f.map_index,
+                "try_number": f.try_number,
+                "error": f.error,
+                "log_url": f.log_url,
+            }
+            for f in failures
+        ],
+    }
+    return Message(
+        render("run_failed.subject.j2", **values),
+        render("run_failed.md.j2", **values),
+        render("run_failed.html.j2", **values),
+        payload,
+    )
 
 
-def tell_district(plan: Any, engine: Any, kind: str, dag_id: str, run_id: str, keys: list[str], message: Message,
-                  context: Any) -> dict[str, int]:
+def tell_district(
+    plan: Any, engine: Any, kind: str, dag_id: str, run_id: str, keys: list[str], message: Message, context: Any
+) -> dict[str, int]:
     """Send ``message`` to the district team on each of its channels, unless every key in it was
     told to that recipient on that channel within the resend interval; record each outcome."""
     import sqlalchemy as sa
@@ -177,29 +211,55 @@ def tell_district(plan: Any, engine: Any, kind: str, dag_id: str, run_id: str, k
             if engine is not None:
                 t = warehouse.failure_alerts
                 with engine.connect() as conn:
-                    told = {r[0] for r in conn.execute(
-                        sa.select(t.c.item_key).where(t.c.channel == name, t.c.recipient == recipient,
-                                                      t.c.outcome == "sent", t.c.sent_at >= now - interval,
-                                                      t.c.item_key.in_(keys)))}
+                    told = {
+                        r[0]
+                        for r in conn.execute(
+                            sa.select(t.c.item_key).where(
+                                t.c.channel == name,
+                                t.c.recipient == recipient,
+                                t.c.outcome == "sent",
+                                t.c.sent_at >= now - interval,
+                                t.c.item_key.in_(keys),
+                            )
+                        )
+                    }
             if keys and set(keys) <= told:
                 counts["deduplicated"] = counts.get("deduplicated", 0) + 1
                 continue
             if not channels.channel_configured(channel):
                 delivery = channels.Delivery("not_configured", 0, f"no Airflow connection {channel.connection_id!r}")
             else:
-                outgoing = channels.OutgoingMessage(recipient, message.subject, message.markdown, message.html,
-                                                     message.payload)
-                delivery = channels.deliver(channels.build_notifier(channel, outgoing, alerts.retry), context,
-                                             alerts.retry)
+                outgoing = channels.OutgoingMessage(
+                    recipient, message.subject, message.markdown, message.html, message.payload
+                )
+                delivery = channels.deliver(
+                    channels.build_notifier(channel, outgoing, alerts.retry), context, alerts.retry
+                )
             counts[delivery.outcome] = counts.get(delivery.outcome, 0) + 1
             if engine is None:
                 continue
             with engine.begin() as conn:
-                conn.execute(warehouse.failure_alerts.insert(), [
-                    {"kind": kind, "dag_id": dag_id, "run_id": run_id, "item_key": key, "channel": name,
-                     "recipient": recipient, "subject": message.subject[:300], "message": message.markdown,
-                     "attempts": delivery.attempts, "outcome": delivery.outcome, "error": delivery.error,
-                     "created_at": now, "sent_at": now if delivery.outcome == "sent" else None} for key in keys])
+                conn.execute(
+                    warehouse.failure_alerts.insert(),
+                    [
+                        {
+                            "kind": kind,
+                            "dag_id": dag_id,
+                            "run_id": run_id,
+                            "item_key": key,
+                            "channel": name,
+                            "recipient": recipient,
+                            "subject": message.subject[:300],
+                            "message": message.markdown,
+                            "attempts": delivery.attempts,
+                            "outcome": delivery.outcome,
+                            "error": delivery.error,
+                            "created_at": now,
+                            "sent_at": now if delivery.outcome == "sent" else None,
+                        }
+                        for key in keys
+                    ],
+                )
     log.info("failure alert %s for %s %s: %s", kind, dag_id, run_id, counts)
     return counts
 
@@ -239,15 +299,23 @@ class PipelineFailureNotifier(BaseNotifier):
 
                 plan = Plan.from_settings(load_settings(use_airflow=True))
         if not failures and ti is not None:
-            failures = [Failure(dag_id, run_id, ti.task_id, ti.map_index if ti.map_index is not None else -1,
-                                ti.try_number or 0, None, getattr(ti, "log_url", None))]
+            failures = [
+                Failure(
+                    dag_id,
+                    run_id,
+                    ti.task_id,
+                    ti.map_index if ti.map_index is not None else -1,
+                    ti.try_number or 0,
+                    None,
+                    getattr(ti, "log_url", None),
+                )
+            ]
         name = getattr(dag, "dag_display_name", None)
         logical = shanghai_time(context.get("logical_date") or getattr(dag_run, "logical_date", None))
         message = failure_message(plan, dag_id, name, run_id, logical, failures)
         message = Message(mask_personal_numbers(message.subject), message.markdown, message.html, message.payload)
         try:
-            tell_district(plan, engine, TASK_FAILURE, dag_id, run_id, [f.key for f in failures], message,
-                                 context)
+            tell_district(plan, engine, TASK_FAILURE, dag_id, run_id, [f.key for f in failures], message, context)
         finally:
             if engine is not None:
                 engine.dispose()
@@ -257,12 +325,27 @@ def deadline_message(plan: Any, dag_id: str, run_id: str, logical_date: Any, dea
     """The message of a run past its deadline (templates ``deadline_missed.*.j2`` of the watchdog)."""
     from yuhang_skills.watchdog.messages import render
 
-    values = {"prefix": plan.policy.alerts.subject_prefix, "dag_id": dag_id, "run_id": run_id,
-              "logical_date": logical_date, "deadline_time": deadline_time}
-    payload = {"source": "yuhang-pipeline", "event": "deadline_missed", "dag_id": dag_id, "run_id": run_id,
-               "logical_date": str(logical_date), "deadline": str(deadline_time)}
-    return Message(render("deadline_missed.subject.j2", **values), render("deadline_missed.md.j2", **values),
-                   render("deadline_missed.html.j2", **values), payload)
+    values = {
+        "prefix": plan.policy.alerts.subject_prefix,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "logical_date": logical_date,
+        "deadline_time": deadline_time,
+    }
+    payload = {
+        "source": "yuhang-pipeline",
+        "event": "deadline_missed",
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "logical_date": str(logical_date),
+        "deadline": str(deadline_time),
+    }
+    return Message(
+        render("deadline_missed.subject.j2", **values),
+        render("deadline_missed.md.j2", **values),
+        render("deadline_missed.html.j2", **values),
+        payload,
+    )
 
 
 def send_deadline_alert(context: dict[str, Any]) -> dict[str, int]:
@@ -278,11 +361,13 @@ def send_deadline_alert(context: dict[str, Any]) -> dict[str, int]:
         from yuhang_skills.core.settings import load_settings
 
         plan, engine = Plan.from_settings(load_settings(use_airflow=True)), None
-    message = deadline_message(plan, dag_id, run_id, shanghai_time(dag_run.get("logical_date")),
-                               shanghai_time(deadline.get("deadline_time")))
+    message = deadline_message(
+        plan, dag_id, run_id, shanghai_time(dag_run.get("logical_date")), shanghai_time(deadline.get("deadline_time"))
+    )
     try:
-        return tell_district(plan, engine, DEADLINE_MISSED, dag_id, run_id, [f"deadline/{dag_id}/{run_id}"], message,
-                             context)
+        return tell_district(
+            plan, engine, DEADLINE_MISSED, dag_id, run_id, [f"deadline/{dag_id}/{run_id}"], message, context
+        )
     finally:
         if engine is not None:
             engine.dispose()

@@ -18,10 +18,24 @@ from typing import Any
 
 # Text of database errors that a later try can get past (the driver's message, lower case).
 _TRANSIENT_DB_TEXT = (
-    "database is locked", "could not connect", "connection refused", "connection reset", "server closed the connection",
-    "terminating connection", "connection timed out", "could not translate host name", "the database system is starting up",
-    "the database system is shutting down", "too many clients", "could not serialize access", "deadlock detected",
-    "could not set lock", "conflicting lock", "timeout expired", "ssl syscall error", "connection already closed",
+    "database is locked",
+    "could not connect",
+    "connection refused",
+    "connection reset",
+    "server closed the connection",
+    "terminating connection",
+    "connection timed out",
+    "could not translate host name",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "too many clients",
+    "could not serialize access",
+    "deadlock detected",
+    "could not set lock",
+    "conflicting lock",
+    "timeout expired",
+    "ssl syscall error",
+    "connection already closed",
 )
 
 
@@ -49,15 +63,37 @@ def _transient_one(exc: BaseException) -> bool:
 
     if isinstance(exc, PrerequisiteMissing):
         return False
-    if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror, socket.timeout, smtplib.SMTPServerDisconnected,
-                        smtplib.SMTPConnectError)):
+    if isinstance(
+        exc,
+        (
+            ConnectionError,
+            TimeoutError,
+            socket.gaierror,
+            socket.timeout,
+            smtplib.SMTPServerDisconnected,
+            smtplib.SMTPConnectError,
+        ),
+    ):
         return True
     module = type(exc).__module__ or ""
     name = type(exc).__name__
     if module.startswith(("requests", "urllib3", "httpx", "httpcore")):
-        if name in ("ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout", "ProxyError", "NewConnectionError",
-                    "MaxRetryError", "ProtocolError", "ConnectError", "ReadError", "RemoteProtocolError",
-                    "PoolTimeout", "ConnectTimeout", "ChunkedEncodingError"):
+        if name in (
+            "ConnectionError",
+            "Timeout",
+            "ConnectTimeout",
+            "ReadTimeout",
+            "ProxyError",
+            "NewConnectionError",
+            "MaxRetryError",
+            "ProtocolError",
+            "ConnectError",
+            "ReadError",
+            "RemoteProtocolError",
+            "PoolTimeout",
+            "ConnectTimeout",
+            "ChunkedEncodingError",
+        ):
             return True
         response = getattr(exc, "response", None)  # requests.HTTPError: a server error may pass
         status = getattr(response, "status_code", None)

@@ -85,14 +85,18 @@ def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
             continue
         try:
             mtime = dt.datetime.fromtimestamp(os.lstat(f.fs_path()).st_mtime, tz).replace(tzinfo=None)
-            received = archive.received_time(mtime, now_wall, dt.date.fromisoformat(as_of)).replace(tzinfo=tz).timestamp()
+            received = (
+                archive.received_time(mtime, now_wall, dt.date.fromisoformat(as_of)).replace(tzinfo=tz).timestamp()
+            )
         except OSError as exc:
             skipped.append((f, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}"))
             continue
         if received < cutoff:
             ready.append(f)
         else:
-            skipped.append((f, "received_after_as_of", dt.datetime.fromtimestamp(received, tz).strftime("%Y-%m-%d %H:%M")))
+            skipped.append(
+                (f, "received_after_as_of", dt.datetime.fromtimestamp(received, tz).strftime("%Y-%m-%d %H:%M"))
+            )
     with engine.begin() as conn:
         conn.execute(warehouse.intake_not_processed.delete())
     discover.record_not_processed(engine, skipped, dt.date.fromisoformat(as_of))
@@ -100,10 +104,18 @@ def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
     for f, code, detail in skipped:
         log.warning("not processed: %s: %s%s", f.relative_path, code, f" ({detail})" if detail else "")
     batches = discover.site_batches(ready, plan.policy.intake.task_bytes, plan.policy.intake.task_max_sites)
-    log.info("%d submission file(s) from %d site folder(s) under %s, in %d task(s); %d not processed", len(ready),
-             len({f.site_code for f in ready}), inbox_dir, len(batches), len(skipped))
-    return [{"site_code": batch_label(batch), "files": [f.to_dict() for f in batch], "as_of": as_of}
-            for batch in sorted(batches, key=batch_label)]
+    log.info(
+        "%d submission file(s) from %d site folder(s) under %s, in %d task(s); %d not processed",
+        len(ready),
+        len({f.site_code for f in ready}),
+        inbox_dir,
+        len(batches),
+        len(skipped),
+    )
+    return [
+        {"site_code": batch_label(batch), "files": [f.to_dict() for f in batch], "as_of": as_of}
+        for batch in sorted(batches, key=batch_label)
+    ]
 
 
 def batch_label(batch: list[discover.InboxFile]) -> str:
@@ -127,8 +139,12 @@ def ingest_site(site_code: str, files: list[dict[str, Any]], as_of: str) -> dict
     failed = [{"file": r["file"], "message": r.get("message")} for r in results if r["status"] == "failed"]
     for f in failed:
         log.error("failed: %s", f["message"])
-    return {"site_code": site_code, "files": len(results), "failed_files": failed,
-            **{s: statuses.count(s) for s in sorted(set(statuses))}}
+    return {
+        "site_code": site_code,
+        "files": len(results),
+        "failed_files": failed,
+        **{s: statuses.count(s) for s in sorted(set(statuses))},
+    }
 
 
 class IntakeIncomplete(RuntimeError):
@@ -144,35 +160,51 @@ def mapped_results(results: Any) -> list[Any]:
     return [results[i] for i in range(len(results))]
 
 
-def intake_verdict(site_summaries: list[dict[str, Any] | None] | None, published: dict[str, Any] | None,
-                   batches: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def intake_verdict(
+    site_summaries: list[dict[str, Any] | None] | None,
+    published: dict[str, Any] | None,
+    batches: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The intake run's last word: what went in, and a failure naming every file that broke in
     processing and every site task that did not finish (``batches``: the tasks ``discover`` handed
     out; a task that failed for good left no summary and is named by its sites and files), raised
     after the good files were published so the evaluation runs for everyone else."""
     summaries = [s for s in (site_summaries or []) if s]
     finished = {s.get("site_code") for s in summaries}
-    unfinished = [{"site_code": b["site_code"], "files": [f["relative_path"] for f in b["files"]]}
-                  for b in (batches or []) if b["site_code"] not in finished]
+    unfinished = [
+        {"site_code": b["site_code"], "files": [f["relative_path"] for f in b["files"]]}
+        for b in (batches or [])
+        if b["site_code"] not in finished
+    ]
     failed = [f for s in summaries for f in s.get("failed_files", [])]
     totals: dict[str, int] = {}
     for s in summaries:
         for key, value in s.items():
             if key not in ("site_code", "failed_files") and isinstance(value, int):
                 totals[key] = totals.get(key, 0) + value
-    verdict = {"sites": len(summaries), **totals, "failed_files": failed,
-               "unfinished_tasks": [u["site_code"] for u in unfinished], "published": published is not None}
+    verdict = {
+        "sites": len(summaries),
+        **totals,
+        "failed_files": failed,
+        "unfinished_tasks": [u["site_code"] for u in unfinished],
+        "published": published is not None,
+    }
     if failed or unfinished or published is None:
         lines = [f"  {f['message'] or f['file']}" for f in failed[:50]]
         more = f"\n  … and {len(failed) - 50} more (table submissions, status failed)" if len(failed) > 50 else ""
-        tasks = [f"  {u['site_code']}: {len(u['files'])} file(s) not ingested, e.g. {', '.join(u['files'][:3])} "
-                 f"(the task failed after its retries: see its log; the files are taken again by the next run) / "
-                 f"该任务重试后仍失败，文件将在下次运行时重新处理" for u in unfinished]
+        tasks = [
+            f"  {u['site_code']}: {len(u['files'])} file(s) not ingested, e.g. {', '.join(u['files'][:3])} "
+            f"(the task failed after its retries: see its log; the files are taken again by the next run) / "
+            f"该任务重试后仍失败，文件将在下次运行时重新处理"
+            for u in unfinished
+        ]
         raise IntakeIncomplete(
             f"{len(failed)} file(s) failed in processing and {len(unfinished)} site task(s) did not finish (the other "
             f"files were published{'' if published is not None else ' - NOT: publish did not finish'}); "
             f"处理失败的文件 {len(failed)} 个，未完成的站点任务 {len(unfinished)} 个:\n"
-            + "\n".join(lines + tasks) + more)
+            + "\n".join(lines + tasks)
+            + more
+        )
     return verdict
 
 
@@ -208,16 +240,22 @@ def _has_rows(engine: Any, table: str) -> bool:
 def require_staged_data(engine: Any) -> None:
     """Stop with "run yuhang_intake first" (in Chinese and English) while nothing was ingested."""
     if not _has_rows(engine, "submissions"):
-        raise PrerequisiteMissing("yuhang_intake", "数据仓库还没有数据（没有任何已接收的报送文件）",
-                                  "no data yet (the warehouse has no submissions)")
+        raise PrerequisiteMissing(
+            "yuhang_intake",
+            "数据仓库还没有数据（没有任何已接收的报送文件）",
+            "no data yet (the warehouse has no submissions)",
+        )
 
 
 def require_indicators(engine: Any) -> None:
     """Stop with the DAG to run first while the indicator tables are missing or empty."""
     require_staged_data(engine)
     if not _has_rows(engine, "ind_site_year"):
-        raise PrerequisiteMissing("yuhang_indicators", "还没有年度指标（ind_site_year 为空或不存在）",
-                                  "no indicators yet (ind_site_year is missing or empty)")
+        raise PrerequisiteMissing(
+            "yuhang_indicators",
+            "还没有年度指标（ind_site_year 为空或不存在）",
+            "no indicators yet (ind_site_year is missing or empty)",
+        )
 
 
 def load_reference() -> dict[str, int]:
@@ -233,8 +271,15 @@ def run_integrity_checks() -> dict[str, Any]:
     settings, plan = _context()
     require_staged_data(warehouse.make_engine(settings.warehouse_url))
     results = integrity.run_checks(warehouse.make_engine(settings.warehouse_url), plan, SQL_DIR)
-    return {r.name: {"severity": r.severity, "findings": r.findings, "excluded_rows": r.excluded_rows,
-                     "seconds": round(r.seconds, 2)} for r in results}
+    return {
+        r.name: {
+            "severity": r.severity,
+            "findings": r.findings,
+            "excluded_rows": r.excluded_rows,
+            "seconds": round(r.seconds, 2),
+        }
+        for r in results
+    }
 
 
 def build_models() -> dict[str, int]:
@@ -260,10 +305,14 @@ def run_evaluation(evaluation_year: int | None, as_of: str, provisional: bool = 
     log.info("%d rectification decision(s) from %s", len(decisions.by_key), settings.rectifications_path)
     result = evaluate(engine, plan, year, as_of_day, decisions)
     counts = write_evaluation(
-        engine, result, settings.pii_key_is_demo, status=status,
+        engine,
+        result,
+        settings.pii_key_is_demo,
+        status=status,
         data_complete_on=runs.data_complete_on(plan, year),
         input_files={"policy": plan.policy.path, "sites": settings.sites_path, "contract": settings.contract_path},
-        rectifications_sha256=decisions.sha256)
+        rectifications_sha256=decisions.sha256,
+    )
     run_id = counts.pop("run_id")
     log.info("evaluation run %s (%s) written", run_id, status)
     return {**result.headline(), "run_id": run_id, "status": status, "tables": counts}
@@ -288,7 +337,8 @@ def _write_once(path: Path, write: Any, run_created_at: dt.datetime | None = Non
             raise FileExistsError(
                 f"{path} was written {written:%Y-%m-%d %H:%M:%S}, before this run existed "
                 f"({run_created_at:%Y-%m-%d %H:%M:%S}): it belongs to an earlier warehouse's run of the same id; "
-                "move it out of the output folder (a run's files are never replaced)")
+                "move it out of the output folder (a run's files are never replaced)"
+            )
         return path
     tmp = path.with_name(f".{path.name}.partial")
     tmp.unlink(missing_ok=True)
@@ -307,8 +357,10 @@ def _refuse_written(engine: Any, run_id: str, kinds: Any) -> None:
     recorded = json.loads(runs.get_run(engine, run_id).get("outputs") or "{}")
     done = [k for k in kinds if k in recorded]
     if done:
-        raise FileExistsError(f"{run_id}: {', '.join(recorded[k] for k in done)} already written; a run's "
-                              "outputs are written once and never replaced (run the evaluation again for a new run)")
+        raise FileExistsError(
+            f"{run_id}: {', '.join(recorded[k] for k in done)} already written; a run's "
+            "outputs are written once and never replaced (run the evaluation again for a new run)"
+        )
 
 
 def _pointer_copy(source: Path, target: Path) -> None:
@@ -320,8 +372,9 @@ def _pointer_copy(source: Path, target: Path) -> None:
     tmp.replace(target)
 
 
-def render_outputs(engine: Any, output_dir: Path, year: int, run_id: str, edition: str = "",
-                   plan: Plan | None = None) -> dict[str, Path]:
+def render_outputs(
+    engine: Any, output_dir: Path, year: int, run_id: str, edition: str = "", plan: Plan | None = None
+) -> dict[str, Path]:
     """The run's workbook, HTML report and official report (DOCX, and PDF when LibreOffice is
     installed), each written once under its run's name (``edition`` ``_signed``: the edition made
     when the run became final, with its signatures)."""
@@ -334,19 +387,29 @@ def render_outputs(engine: Any, output_dir: Path, year: int, run_id: str, editio
         return _write_once(path, write, created)
 
     files = {
-        "workbook": once(run_output_path(output_dir, year, run_id, "xlsx", edition),
-                                lambda p: write_workbook(engine, p, year, run_id)),
-        "report": once(run_output_path(output_dir, year, run_id, "html", edition),
-                              lambda p: write_html_report(engine, p, year, run_id)),
-        "official_docx": once(run_output_path(output_dir, year, run_id, "docx", edition),
-                                     lambda p: report_docx.write_report_docx(engine, plan, p, year, run_id)),
+        "workbook": once(
+            run_output_path(output_dir, year, run_id, "xlsx", edition),
+            lambda p: write_workbook(engine, p, year, run_id),
+        ),
+        "report": once(
+            run_output_path(output_dir, year, run_id, "html", edition),
+            lambda p: write_html_report(engine, p, year, run_id),
+        ),
+        "official_docx": once(
+            run_output_path(output_dir, year, run_id, "docx", edition),
+            lambda p: report_docx.write_report_docx(engine, plan, p, year, run_id),
+        ),
     }
     if report_docx.soffice() is None:
-        log.warning("LibreOffice (soffice) is not installed: the official report has no PDF (install "
-                    "libreoffice-writer; the Docker image and CI have it)")
+        log.warning(
+            "LibreOffice (soffice) is not installed: the official report has no PDF (install "
+            "libreoffice-writer; the Docker image and CI have it)"
+        )
     else:
-        files["official_pdf"] = once(run_output_path(output_dir, year, run_id, "pdf", edition),
-                                            lambda p: report_docx.convert_to_pdf(files["official_docx"], p))
+        files["official_pdf"] = once(
+            run_output_path(output_dir, year, run_id, "pdf", edition),
+            lambda p: report_docx.convert_to_pdf(files["official_docx"], p),
+        )
     return files
 
 
@@ -417,12 +480,24 @@ def sign_evaluation(run_id: str, role: str, name: str, comment: str | None, sign
     settings, plan = _context()
     engine = warehouse.make_engine(settings.warehouse_url)
     if signed_edition_missing(engine, run_id):  # a retry after the last signature's edition failed
-        return {"run_id": run_id, "role": role, "status": "final", "missing_roles": [], "superseded": None,
-                "files": publish_final(run_id)}
+        return {
+            "run_id": run_id,
+            "role": role,
+            "status": "final",
+            "missing_roles": [],
+            "superseded": None,
+            "files": publish_final(run_id),
+        }
     result = runs.sign(engine, run_id, role, name, comment, signed_by=signed_by, policy=plan.policy)
     files = publish_final(run_id) if result.became_final else {}
-    return {"run_id": run_id, "role": role, "status": result.status, "missing_roles": result.missing_roles,
-            "superseded": result.superseded, "files": files}
+    return {
+        "run_id": run_id,
+        "role": role,
+        "status": result.status,
+        "missing_roles": result.missing_roles,
+        "superseded": result.superseded,
+        "files": files,
+    }
 
 
 def as_of_from_context(context: Any) -> str:

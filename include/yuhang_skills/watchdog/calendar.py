@@ -112,8 +112,9 @@ def rule_periods(rule: SubmissionRule, site: Site, as_of: dt.date) -> list[tuple
         last_year, last_month = year, month + step - 1
         end = _month_end(last_year, last_month)
         due_year, due_month = _next_month(last_year, last_month)
-        periods.append((f"{last_year}-{last_month:02d}", dt.date(year, month, 1), end,
-                        dt.date(due_year, due_month, rule.due_day)))
+        periods.append(
+            (f"{last_year}-{last_month:02d}", dt.date(year, month, 1), end, dt.date(due_year, due_month, rule.due_day))
+        )
         year, month = _next_month(last_year, last_month)
     return [p for p in periods if p[2] >= site.active_from]
 
@@ -129,6 +130,9 @@ def expected_submissions(plan: Plan, as_of: dt.date, days: WorkingDays | None = 
                 continue
             for period, start, end, nominal in rule_periods(rule, site, as_of):
                 due, source, official = days.due_date(nominal)
-                expected.append(ExpectedSubmission(site.site_code, rule.kind, period, site.programme, start, end,
-                                                   nominal, due, source, official))
+                expected.append(
+                    ExpectedSubmission(
+                        site.site_code, rule.kind, period, site.programme, start, end, nominal, due, source, official
+                    )
+                )
     return expected

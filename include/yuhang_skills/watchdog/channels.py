@@ -80,8 +80,17 @@ class DingTalkNotifier(BaseNotifier):
 
     template_fields = ()
 
-    def __init__(self, *, dingtalk_conn_id: str, title: str, text: str, timeout_seconds: float = 20,
-                 max_bytes: int | None = None, clock: Callable[[], float] = time.time, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        dingtalk_conn_id: str,
+        title: str,
+        text: str,
+        timeout_seconds: float = 20,
+        max_bytes: int | None = None,
+        clock: Callable[[], float] = time.time,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.dingtalk_conn_id = dingtalk_conn_id
         self.title = title
@@ -99,8 +108,9 @@ class DingTalkNotifier(BaseNotifier):
         if secret:
             timestamp = int(self.clock() * 1000)
             params = {"timestamp": str(timestamp), "sign": dingtalk_signature(secret, timestamp)}
-        response = hook.run(json=self.payload(), params=params,
-                            extra_options={"timeout": self.timeout_seconds, "check_response": True})
+        response = hook.run(
+            json=self.payload(), params=params, extra_options={"timeout": self.timeout_seconds, "check_response": True}
+        )
         try:
             answer = response.json()
         except ValueError:
@@ -118,9 +128,14 @@ class WebhookNotifier(HttpNotifier):
     template_fields = ()  # type: ignore[assignment]
 
     def __init__(self, *, http_conn_id: str, payload: dict[str, Any], timeout_seconds: float = 20, **kwargs: Any):
-        super().__init__(http_conn_id=http_conn_id, method="POST", json=payload,
-                         headers={"Content-Type": "application/json; charset=utf-8"},
-                         extra_options={"timeout": timeout_seconds, "check_response": True}, **kwargs)
+        super().__init__(
+            http_conn_id=http_conn_id,
+            method="POST",
+            json=payload,
+            headers={"Content-Type": "application/json; charset=utf-8"},
+            extra_options={"timeout": timeout_seconds, "check_response": True},
+            **kwargs,
+        )
 
 
 class AlertEmailNotifier(SmtpNotifier):
@@ -143,15 +158,21 @@ class OutgoingMessage:
 def build_notifier(channel: AlertChannel, message: OutgoingMessage, retry: RetryPolicy) -> BaseNotifier:
     """The notifier that sends ``message`` on ``channel`` (its kind decides which)."""
     if channel.kind == "smtp":
-        return AlertEmailNotifier(to=message.recipient, subject=message.subject, html_content=message.html,
-                                  smtp_conn_id=channel.connection_id)
+        return AlertEmailNotifier(
+            to=message.recipient, subject=message.subject, html_content=message.html, smtp_conn_id=channel.connection_id
+        )
     if channel.kind == "dingtalk":
-        return DingTalkNotifier(dingtalk_conn_id=channel.connection_id, title=message.subject,
-                                text=message.markdown, timeout_seconds=retry.timeout_seconds,
-                                max_bytes=channel.max_message_bytes)
+        return DingTalkNotifier(
+            dingtalk_conn_id=channel.connection_id,
+            title=message.subject,
+            text=message.markdown,
+            timeout_seconds=retry.timeout_seconds,
+            max_bytes=channel.max_message_bytes,
+        )
     if channel.kind == "webhook":
-        return WebhookNotifier(http_conn_id=channel.connection_id, payload=message.payload,
-                               timeout_seconds=retry.timeout_seconds)
+        return WebhookNotifier(
+            http_conn_id=channel.connection_id, payload=message.payload, timeout_seconds=retry.timeout_seconds
+        )
     raise ValueError(f"unknown channel kind {channel.kind!r}")
 
 
@@ -190,8 +211,9 @@ def refused_message(exc: BaseException) -> bool:
     return False
 
 
-def deliver(notifier: BaseNotifier, context: Any, retry: RetryPolicy,
-            sleep: Callable[[float], None] = time.sleep) -> Delivery:
+def deliver(
+    notifier: BaseNotifier, context: Any, retry: RetryPolicy, sleep: Callable[[float], None] = time.sleep
+) -> Delivery:
     """Send with ``retry.attempts`` tries and growing waits between them; never raises for a
     channel failure (the error of the last attempt is returned for the alerts log). A message the
     server refuses on its own is not retried and does not mark the channel down."""

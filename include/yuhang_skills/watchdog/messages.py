@@ -60,15 +60,25 @@ class Composed:
 
     @property
     def items(self) -> list[tuple[str, str]]:
-        return ([(MISSING, m.key) for m in self.overdue] + [(RESOLVED, m.key) for m in self.resolved]
-                + [(REJECTED, f.submission_id) for f in self.files] + [(EARLY_WARNING, w.key) for w in self.warnings])
+        return (
+            [(MISSING, m.key) for m in self.overdue]
+            + [(RESOLVED, m.key) for m in self.resolved]
+            + [(REJECTED, f.submission_id) for f in self.files]
+            + [(EARLY_WARNING, w.key) for w in self.warnings]
+        )
 
     def __bool__(self) -> bool:
         return bool(self.overdue or self.resolved or self.files or self.warnings)
 
 
-def compose(plan: Plan, as_of: dt.date, missing: list[MissingItem], files: list[FileToFix],
-            warnings: list[EarlyWarning], history: History) -> list[Composed]:
+def compose(
+    plan: Plan,
+    as_of: dt.date,
+    missing: list[MissingItem],
+    files: list[FileToFix],
+    warnings: list[EarlyWarning],
+    history: History,
+) -> list[Composed]:
     """What each recipient is due to hear as of ``as_of``: open items not told to it within the resend
     interval (site contacts: every open item of their sites; town office and district team: those
     escalated), resolutions of items it was told about, files to fix (site contacts) and early
@@ -93,8 +103,12 @@ def compose(plan: Plan, as_of: dt.date, missing: list[MissingItem], files: list[
                 if told is not None and announced is None:
                     c.resolved.append(item)
         if recipient.role == "site_contact":
-            c.files = [f for f in files if f.site_code in scope
-                       and history.delivered_on(recipient.channel, recipient.address, REJECTED, f.submission_id) is None]
+            c.files = [
+                f
+                for f in files
+                if f.site_code in scope
+                and history.delivered_on(recipient.channel, recipient.address, REJECTED, f.submission_id) is None
+            ]
         if recipient.role == "district_team":
             interval = alerts.early_warning.resend_interval_days
             for w in warnings:
@@ -161,9 +175,14 @@ def _escape_html(eval_ctx: EvalContext, value: Any) -> Any:
 def environment() -> Environment:
     """The Jinja2 environment of the alert templates (``templates/``): HTML templates (``*.html.j2``)
     autoescaped, any undefined name an error."""
-    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
-                      autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
-                      trim_blocks=True, lstrip_blocks=True, finalize=_escape_html)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=_escape_html,
+    )
     env.filters.update(md=markdown_text, num=number_text, pct=percent_text)
     env.globals.update(catalogue_zh=catalogue.zh)
     return env
@@ -238,20 +257,26 @@ class Renderer:
                 lines = []
                 for code in sorted({m.site_code for m in c.overdue}):
                     lines.append((0, w.site_in_town(self, code, self.plan.sites_by_code[code].town)))
-                    lines += [(1, w.overdue(self, m)) for m in sorted(c.overdue, key=_item_order) if m.site_code == code]
+                    lines += [
+                        (1, w.overdue(self, m)) for m in sorted(c.overdue, key=_item_order) if m.site_code == code
+                    ]
             note = w.already_told(self, len(c.already_told), latest) if c.already_told else None
             blocks.append(Block(w.overdue_heading(self, len(c.overdue), site_view), lines, note))
             summary.append(w.overdue_summary(len(c.overdue)))
         elif c.already_told:  # nothing new to list, but the message must not read as if all was in
-            blocks.append(Block(w.still_overdue_heading(len(c.already_told)), [],
-                                w.already_told(self, len(c.already_told), latest)))
+            blocks.append(
+                Block(
+                    w.still_overdue_heading(len(c.already_told)), [], w.already_told(self, len(c.already_told), latest)
+                )
+            )
         if c.files:
             lines = [line for f in c.files for line in self.file_lines(f)]
             blocks.append(Block(w.files_heading(len(c.files)), lines, w.files_note()))
             summary.append(w.files_summary(len(c.files)))
         if c.resolved:
-            lines = [(1, w.resolved(self, m, not site_view or len(t.sites) > 1))
-                     for m in sorted(c.resolved, key=_item_order)]
+            lines = [
+                (1, w.resolved(self, m, not site_view or len(t.sites) > 1)) for m in sorted(c.resolved, key=_item_order)
+            ]
             blocks.append(Block(w.resolved_heading(len(c.resolved)), lines))
             summary.append(w.resolved_summary(len(c.resolved)))
         if c.warnings:
@@ -266,16 +291,39 @@ class Renderer:
         values = {"subject": subject, "opening": opening, "blocks": blocks, "footer": self.words.footer()}
         markdown = render("alert.md.j2", **values)
         payload = {
-            "source": "yuhang_watchdog", "as_of": self.as_of.isoformat(), "recipient_role": c.recipient.role,
-            "recipient": c.recipient.address, "town": c.recipient.town, "title": subject, "text": markdown,
+            "source": "yuhang_watchdog",
+            "as_of": self.as_of.isoformat(),
+            "recipient_role": c.recipient.role,
+            "recipient": c.recipient.address,
+            "town": c.recipient.town,
+            "title": subject,
+            "text": markdown,
             "missing": [_item_json(m) for m in c.overdue],
             "resolved": [_item_json(m) for m in c.resolved],
-            "files_to_fix": [{"submission_id": f.submission_id, "site_code": f.site_code, "period": f.period,
-                              "kind": f.kind, "file": f.original_name, "status": f.status,
-                              "rows": sorted({p[0] for p in f.problems if p[0] is not None})} for f in c.files],
-            "early_warnings": [{"site_code": w.site_code, "year": w.year, "indicator": w.indicator,
-                                "months_reported": w.months_reported, "actual_to_date": str(w.actual_to_date),
-                                "projected": str(w.projected), "target": str(w.target)} for w in c.warnings],
+            "files_to_fix": [
+                {
+                    "submission_id": f.submission_id,
+                    "site_code": f.site_code,
+                    "period": f.period,
+                    "kind": f.kind,
+                    "file": f.original_name,
+                    "status": f.status,
+                    "rows": sorted({p[0] for p in f.problems if p[0] is not None}),
+                }
+                for f in c.files
+            ],
+            "early_warnings": [
+                {
+                    "site_code": w.site_code,
+                    "year": w.year,
+                    "indicator": w.indicator,
+                    "months_reported": w.months_reported,
+                    "actual_to_date": str(w.actual_to_date),
+                    "projected": str(w.projected),
+                    "target": str(w.target),
+                }
+                for w in c.warnings
+            ],
         }
         return subject, markdown, render("alert.html.j2", **values), payload
 
@@ -285,6 +333,14 @@ def _item_order(m: MissingItem) -> tuple[str, str, str]:
 
 
 def _item_json(m: MissingItem) -> dict[str, Any]:
-    return {"site_code": m.site_code, "kind": m.kind, "period": m.period, "due_date": m.due_date.isoformat(),
-            "nominal_due": m.nominal_due.isoformat(), "calendar_official": m.calendar_official,
-            "days_overdue": m.days_overdue, "escalated": m.escalated, "status": m.status}
+    return {
+        "site_code": m.site_code,
+        "kind": m.kind,
+        "period": m.period,
+        "due_date": m.due_date.isoformat(),
+        "nominal_due": m.nominal_due.isoformat(),
+        "calendar_official": m.calendar_official,
+        "days_overdue": m.days_overdue,
+        "escalated": m.escalated,
+        "status": m.status,
+    }

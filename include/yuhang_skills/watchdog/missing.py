@@ -58,16 +58,26 @@ def load_manifest(conn: sa.Connection, as_of: dt.date) -> list[dict[str, Any]]:
     """Every file version received on or before the as-of day (Asia/Shanghai)."""
     s = warehouse.submissions
     rows = conn.execute(
-        sa.select(s.c.submission_id, s.c.site_code, s.c.period, s.c.kind, s.c.original_name, s.c.received_at,
-                  s.c.status, s.c.rows_read, s.c.rows_quarantined)
+        sa.select(
+            s.c.submission_id,
+            s.c.site_code,
+            s.c.period,
+            s.c.kind,
+            s.c.original_name,
+            s.c.received_at,
+            s.c.status,
+            s.c.rows_read,
+            s.c.rows_quarantined,
+        )
         .where(s.c.received_at < cutoff(as_of))
         .order_by(s.c.received_at, s.c.original_name, s.c.submission_id)
     ).mappings()
     return [dict(r) for r in rows]
 
 
-def find_missing(expected: Iterable[ExpectedSubmission], manifest: list[dict[str, Any]], plan: Plan,
-                 as_of: dt.date) -> list[MissingItem]:
+def find_missing(
+    expected: Iterable[ExpectedSubmission], manifest: list[dict[str, Any]], plan: Plan, as_of: dt.date
+) -> list[MissingItem]:
     """Expected submissions overdue as of ``as_of``: still open, or received after the due date."""
     escalation = plan.policy.alerts.escalation_days
     first_received: dict[str, dt.datetime] = {}
@@ -90,12 +100,23 @@ def find_missing(expected: Iterable[ExpectedSubmission], manifest: list[dict[str
         else:
             status, days = "resolved", (received.date() - e.due_date).days
         refused = [r for r in rejected.get(e.key, []) if received is None or r <= received]
-        items.append(MissingItem(
-            site_code=e.site_code, kind=e.kind, period=e.period, programme=e.programme,
-            town=plan.sites_by_code[e.site_code].town, nominal_due=e.nominal_due, due_date=e.due_date,
-            calendar_official=e.calendar_official, status=status, days_overdue=days, escalated=days >= escalation,
-            last_rejected_at=max(refused) if refused else None, resolved_at=received,
-        ))
+        items.append(
+            MissingItem(
+                site_code=e.site_code,
+                kind=e.kind,
+                period=e.period,
+                programme=e.programme,
+                town=plan.sites_by_code[e.site_code].town,
+                nominal_due=e.nominal_due,
+                due_date=e.due_date,
+                calendar_official=e.calendar_official,
+                status=status,
+                days_overdue=days,
+                escalated=days >= escalation,
+                last_rejected_at=max(refused) if refused else None,
+                resolved_at=received,
+            )
+        )
     return items
 
 
@@ -121,10 +142,21 @@ def files_to_fix(conn: sa.Connection, manifest: list[dict[str, Any]], plan: Plan
     latest: dict[tuple[str, str, str], dict[str, Any]] = {}
     for row in manifest:  # ordered by received time, then name: the last one wins
         latest[(row["site_code"], row["period"], row["kind"])] = row
-    files = {r["submission_id"]: FileToFix(r["submission_id"], r["site_code"], r["period"], r["kind"],
-                                           r["original_name"], r["received_at"], r["status"], int(r["rows_read"]),
-                                           int(r["rows_quarantined"]))
-             for r in latest.values() if r["status"] in FIX_STATUSES and r["site_code"] in plan.sites_by_code}
+    files = {
+        r["submission_id"]: FileToFix(
+            r["submission_id"],
+            r["site_code"],
+            r["period"],
+            r["kind"],
+            r["original_name"],
+            r["received_at"],
+            r["status"],
+            int(r["rows_read"]),
+            int(r["rows_quarantined"]),
+        )
+        for r in latest.values()
+        if r["status"] in FIX_STATUSES and r["site_code"] in plan.sites_by_code
+    }
     if not files:
         return []
     q = warehouse.quarantine
@@ -132,7 +164,7 @@ def files_to_fix(conn: sa.Connection, manifest: list[dict[str, Any]], plan: Plan
     for start in range(0, len(ids), 500):
         rows = conn.execute(
             sa.select(q.c.submission_id, q.c.source_row, q.c.column_name, q.c.reason_zh, q.c.reason_en, q.c.value)
-            .where(q.c.submission_id.in_(ids[start:start + 500]))
+            .where(q.c.submission_id.in_(ids[start : start + 500]))
             .order_by(q.c.submission_id, q.c.source_row, q.c.column_name, q.c.quarantine_id)
         )
         for sid, source_row, column, reason_zh, reason_en, value in rows:

@@ -34,8 +34,14 @@ def recipients(plan: Plan) -> list[Recipient]:
         raise ValueError(f"alerts.town_offices has no address for the registry's towns {unknown}")
     out: list[Recipient] = []
 
-    def add(role: AlertRole, scope: str, email: str | None, sites: tuple[str, ...], town: str | None,
-            names: tuple[str, ...] = ()) -> None:
+    def add(
+        role: AlertRole,
+        scope: str,
+        email: str | None,
+        sites: tuple[str, ...],
+        town: str | None,
+        names: tuple[str, ...] = (),
+    ) -> None:
         for name in alerts.recipients[role].channels:
             channel = alerts.channels[name]
             if channel.kind == "smtp":
@@ -55,8 +61,13 @@ def recipients(plan: Plan) -> list[Recipient]:
         names = tuple(sorted({s.contact_name for s in sites if s.contact_name}))
         add("site_contact", email, email, tuple(s.site_code for s in sites), None, names)
     for town in towns:
-        add("town_office", town, alerts.town_offices.get(town),
-            tuple(s.site_code for s in plan.sites if s.town == town), town)
+        add(
+            "town_office",
+            town,
+            alerts.town_offices.get(town),
+            tuple(s.site_code for s in plan.sites if s.town == town),
+            town,
+        )
     every = tuple(s.site_code for s in plan.sites)
     for address in alerts.recipients["district_team"].emails or (None,):
         add("district_team", "district", address, every, None)

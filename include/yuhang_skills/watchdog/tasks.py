@@ -50,8 +50,9 @@ def build_calendar(as_of: str) -> dict[str, Any]:
     shifted = sum(e.due_date != e.nominal_due for e in expected)
     unofficial = sorted({e.due_date.year for e in expected if not e.calendar_official})
     if unofficial:
-        log.info("due dates in %s were computed without an official holiday calendar (policy provisional list)",
-                 unofficial)
+        log.info(
+            "due dates in %s were computed without an official holiday calendar (policy provisional list)", unofficial
+        )
     return {"as_of": as_of, "expected": written, "shifted": shifted, "unofficial_years": unofficial}
 
 
@@ -71,8 +72,13 @@ def build_missing_list(as_of: str) -> dict[str, Any]:
         warehouse.replace_rows(conn, warehouse.missing_submissions, missing_rows(items, history, day))
         warehouse.replace_rows(conn, warehouse.early_warnings, warning_rows(warnings, day))
     open_items = [m for m in items if m.status == "open"]
-    return {"as_of": as_of, "open": len(open_items), "escalated": sum(m.escalated for m in open_items),
-            "resolved_late": len(items) - len(open_items), "early_warnings_at_risk": sum(w.at_risk for w in warnings)}
+    return {
+        "as_of": as_of,
+        "open": len(open_items),
+        "escalated": sum(m.escalated for m in open_items),
+        "resolved_late": len(items) - len(open_items),
+        "early_warnings_at_risk": sum(w.at_risk for w in warnings),
+    }
 
 
 def is_live(plan: Plan, as_of: dt.date, today: dt.date) -> bool:
@@ -96,8 +102,10 @@ def send_alerts(as_of: str, today: str | None, send: bool, context: Any) -> dict
     if not send:
         reason = "send_alerts is off"
     elif not is_live(plan, day, now_day):
-        reason = (f"as-of {day} is not between {plan.policy.alerts.backfill_grace_days} day(s) before today "
-                  f"{now_day} and today")
+        reason = (
+            f"as-of {day} is not between {plan.policy.alerts.backfill_grace_days} day(s) before today "
+            f"{now_day} and today"
+        )
     elif newer is not None and as_date(newer) > day:
         reason = f"a run as of {as_date(newer)} has already sent alerts; an earlier as-of speaks for the past"
     if reason:
@@ -115,8 +123,9 @@ def send_alerts(as_of: str, today: str | None, send: bool, context: Any) -> dict
         t = warehouse.missing_submissions
         for key, state in history.item_state.items():
             site_code, kind, period = key.split("/")
-            conn.execute(t.update().where(t.c.site_code == site_code, t.c.kind == kind, t.c.period == period)
-                         .values(**state))
+            conn.execute(
+                t.update().where(t.c.site_code == site_code, t.c.kind == kind, t.c.period == period).values(**state)
+            )
     return {"as_of": as_of, "mode": "live", "messages": len(composed), **outcomes}
 
 
@@ -130,8 +139,11 @@ def dispatch(engine: sa.Engine, plan: Plan, as_of: dt.date, composed: list[Compo
 
     alerts = plan.policy.alerts
     renderer = Renderer(plan, as_of)
-    configured = {name: channels.channel_configured(ch) for name, ch in alerts.channels.items()
-                  if any(c.recipient.channel == name for c in composed)}
+    configured = {
+        name: channels.channel_configured(ch)
+        for name, ch in alerts.channels.items()
+        if any(c.recipient.channel == name for c in composed)
+    }
     down: dict[str, str] = {}
     counts: dict[str, int] = defaultdict(int)
     this_run: set[tuple[str, str]] = set()
@@ -140,8 +152,9 @@ def dispatch(engine: sa.Engine, plan: Plan, as_of: dt.date, composed: list[Compo
         subject, markdown, page, payload = renderer.render(c)
         message = channels.OutgoingMessage(t.address, subject, markdown, page, payload)
         if not configured[t.channel]:
-            delivery = channels.Delivery("not_configured", 0,
-                                          f"no Airflow connection {alerts.channels[t.channel].connection_id!r}")
+            delivery = channels.Delivery(
+                "not_configured", 0, f"no Airflow connection {alerts.channels[t.channel].connection_id!r}"
+            )
         elif t.channel in down:
             delivery = channels.Delivery("failed", 0, f"channel failed earlier in this run: {down[t.channel]}")
         else:
@@ -155,6 +168,7 @@ def dispatch(engine: sa.Engine, plan: Plan, as_of: dt.date, composed: list[Compo
     settle_no_longer_due(engine, as_of, this_run)
     for outcome in ("failed", "not_configured"):
         if counts.get(outcome):
-            log.warning("%d message(s) %s; recorded in the alerts table, due again at the next run",
-                        counts[outcome], outcome)
+            log.warning(
+                "%d message(s) %s; recorded in the alerts table, due again at the next run", counts[outcome], outcome
+            )
     return dict(counts)

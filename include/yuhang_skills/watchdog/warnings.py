@@ -53,8 +53,9 @@ class EarlyWarning:
         return f"{self.site_code}/{self.year}/{self.indicator}"
 
 
-def early_warnings(conn: sa.Connection, plan: Plan, as_of: dt.date,
-                   expected: Iterable[ExpectedSubmission]) -> list[EarlyWarning]:
+def early_warnings(
+    conn: sa.Connection, plan: Plan, as_of: dt.date, expected: Iterable[ExpectedSubmission]
+) -> list[EarlyWarning]:
     """Yearly targets of stations and bases projected from this year's months due so far (months
     whose roster was due before ``as_of``; a month not sent counts as nothing trained). The
     targets, pro-rated in the first year, are those of int_site_year_targets; none while the
@@ -83,19 +84,41 @@ def early_warnings(conn: sa.Connection, plan: Plan, as_of: dt.date,
         rows = [r for r in months.get(site.site_code, []) if r["period"] in closed]
         person_times = sum(int(r["person_times"]) for r in rows)
         rate = Decimal(person_times) / len(closed)
-        warnings.append(EarlyWarning(
-            site.site_code, year, "person_times", site.programme, active, len(closed),
-            actual_to_date=Decimal(person_times), run_rate_per_month=rate.quantize(FOUR_PLACES),
-            projected=(rate * active).quantize(FOUR_PLACES), target=target.quantize(FOUR_PLACES)))
+        warnings.append(
+            EarlyWarning(
+                site.site_code,
+                year,
+                "person_times",
+                site.programme,
+                active,
+                len(closed),
+                actual_to_date=Decimal(person_times),
+                run_rate_per_month=rate.quantize(FOUR_PLACES),
+                projected=(rate * active).quantize(FOUR_PLACES),
+                target=target.quantize(FOUR_PLACES),
+            )
+        )
         pass_rate = targets.get((site.site_code, "pass_rate"))
         if pass_rate is not None:
             assessed = sum(int(r["assessed"] or 0) for r in rows)
             passed = sum(int(r["passed"] or 0) for r in rows)
             if assessed:
                 share = (Decimal(passed) / assessed).quantize(FOUR_PLACES)
-                warnings.append(EarlyWarning(
-                    site.site_code, year, "pass_rate", site.programme, active, len(closed), actual_to_date=share,
-                    projected=share, target=pass_rate.quantize(FOUR_PLACES), numerator=passed, denominator=assessed))
+                warnings.append(
+                    EarlyWarning(
+                        site.site_code,
+                        year,
+                        "pass_rate",
+                        site.programme,
+                        active,
+                        len(closed),
+                        actual_to_date=share,
+                        projected=share,
+                        target=pass_rate.quantize(FOUR_PLACES),
+                        numerator=passed,
+                        denominator=assessed,
+                    )
+                )
     return warnings
 
 
@@ -105,8 +128,14 @@ def site_year_targets(conn: sa.Connection, year: int) -> dict[tuple[str, str], D
     if not sa.inspect(conn).has_table("int_site_year_targets"):
         log.warning("no early warnings: int_site_year_targets is not built yet (run yuhang_indicators)")
         return {}
-    rows = conn.execute(sa.text(
-        "select site_code, indicator, target_numerator, target_denominator from int_site_year_targets"
-        " where year = :year and basis = 'counted'"), {"year": year})
-    return {(site, indicator): Decimal(int(numerator)) / Decimal(int(denominator))
-            for site, indicator, numerator, denominator in rows}
+    rows = conn.execute(
+        sa.text(
+            "select site_code, indicator, target_numerator, target_denominator from int_site_year_targets"
+            " where year = :year and basis = 'counted'"
+        ),
+        {"year": year},
+    )
+    return {
+        (site, indicator): Decimal(int(numerator)) / Decimal(int(denominator))
+        for site, indicator, numerator, denominator in rows
+    }

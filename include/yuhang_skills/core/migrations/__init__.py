@@ -102,15 +102,20 @@ def _migrate_locked(engine: sa.Engine, head: str) -> str:
         if conn.dialect.name == "postgresql":
             # One migration at a time per schema (tests give every warehouse a schema of its own);
             # released when this transaction ends.
-            conn.execute(sa.text("select pg_advisory_xact_lock(hashtext('yuhang warehouse migrations ' || current_schema()))"))
+            conn.execute(
+                sa.text("select pg_advisory_xact_lock(hashtext('yuhang warehouse migrations ' || current_schema()))")
+            )
         # SQLite: the engine's transactions begin immediate, so this one holds the write lock.
         current = _current(conn)
         if current == head:
             return head
         if current is None and _holds_warehouse_tables(conn):
             adopted = _bring_to_baseline(conn)
-            log.warning("warehouse made before migrations: brought to the baseline (%s), stamped %s",
-                        "; ".join(adopted) or "nothing to change", BASELINE)
+            log.warning(
+                "warehouse made before migrations: brought to the baseline (%s), stamped %s",
+                "; ".join(adopted) or "nothing to change",
+                BASELINE,
+            )
             command.stamp(alembic_config(conn), BASELINE)
         command.upgrade(alembic_config(conn), "head")
         log.info("warehouse migrated from %s to %s", current or "an empty database", head)

@@ -33,15 +33,26 @@ depends_on = None
 # Staging tables are WITHOUT ROWID on SQLite (their key is the table's b-tree); PostgreSQL ignores it.
 STAGING_TABLE_OPTIONS: dict[str, Any] = {"sqlite_with_rowid": False}
 # The evaluation tables that gained run_id in their key when evaluation runs came.
-PRE_RUN_TABLES = ("eval_indicator", "eval_site", "eval_district", "eval_gap", "eval_release",
-                  "eval_rectification", "eval_plan_2027", "eval_excellent_station", "eval_integrity",
-                  "eval_village", "eval_submissions")
+PRE_RUN_TABLES = (
+    "eval_indicator",
+    "eval_site",
+    "eval_district",
+    "eval_gap",
+    "eval_release",
+    "eval_rectification",
+    "eval_plan_2027",
+    "eval_excellent_station",
+    "eval_integrity",
+    "eval_village",
+    "eval_submissions",
+)
 
 
 def baseline_metadata() -> sa.MetaData:
     meta = sa.MetaData()
     sa.Table(
-        "ref_sites", meta,
+        "ref_sites",
+        meta,
         sa.Column("site_code", sa.String(length=8), primary_key=True),
         sa.Column("programme", sa.String(length=16), nullable=False),
         sa.Column("name_zh", sa.String(length=200), nullable=False),
@@ -55,7 +66,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("plan_district_fen", sa.BigInteger(), nullable=False),
     )
     sa.Table(
-        "ref_site_years", meta,
+        "ref_site_years",
+        meta,
         sa.Column("site_code", sa.String(length=8), primary_key=True),
         sa.Column("year", sa.Integer(), primary_key=True),
         sa.Column("programme", sa.String(length=16), nullable=False),
@@ -63,30 +75,35 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("target_months", sa.Integer(), nullable=False),
     )
     sa.Table(
-        "ref_provincial_received", meta,
+        "ref_provincial_received",
+        meta,
         sa.Column("year", sa.Integer(), primary_key=True),
         sa.Column("received_fen", sa.BigInteger(), nullable=False),
     )
     sa.Table(
-        "ref_base_rule", meta,
+        "ref_base_rule",
+        meta,
         sa.Column("share_numerator", sa.BigInteger(), nullable=False),
         sa.Column("share_denominator", sa.BigInteger(), nullable=False),
         sa.Column("cap_fen", sa.BigInteger(), nullable=False),
     )
     sa.Table(
-        "ref_targets", meta,
+        "ref_targets",
+        meta,
         sa.Column("programme", sa.String(length=16), primary_key=True),
         sa.Column("indicator", sa.String(length=40), primary_key=True),
         sa.Column("target", sa.Numeric(precision=14, scale=4), nullable=False),
         sa.Column("per_year", sa.Boolean(), nullable=False),
     )
     sa.Table(
-        "ref_codes", meta,
+        "ref_codes",
+        meta,
         sa.Column("code_list", sa.String(length=40), primary_key=True),
         sa.Column("code", sa.String(length=40), primary_key=True),
     )
     sa.Table(
-        "submissions", meta,
+        "submissions",
+        meta,
         sa.Column("submission_id", sa.String(length=120), primary_key=True),
         sa.Column("sha256", sa.String(length=64), nullable=False, index=True),
         sa.Column("site_code", sa.String(length=16), nullable=False),
@@ -108,7 +125,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("message", sa.Text()),
     )
     sa.Table(
-        "quarantine", meta,
+        "quarantine",
+        meta,
         sa.Column("quarantine_id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("submission_id", sa.String(length=120), nullable=False, index=True),
         sa.Column("sha256", sa.String(length=64), nullable=False),
@@ -125,7 +143,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("severity", sa.String(length=8), nullable=False, server_default="error"),
     )
     sa.Table(
-        "submission_arrivals", meta,
+        "submission_arrivals",
+        meta,
         sa.Column("arrival_id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("relative_path", sa.Text(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False, index=True),
@@ -134,7 +153,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("file_mtime", sa.DateTime()),
     )
     sa.Table(
-        "intake_not_processed", meta,
+        "intake_not_processed",
+        meta,
         sa.Column("relative_path", sa.Text(), nullable=False),
         sa.Column("reason_code", sa.String(length=40), nullable=False),
         sa.Column("reason_zh", sa.Text(), nullable=False),
@@ -143,7 +163,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("seen_at", sa.DateTime(), nullable=False),
     )
     sa.Table(
-        "validation_runs", meta,
+        "validation_runs",
+        meta,
         sa.Column("submission_id", sa.String(length=120), primary_key=True),
         sa.Column("suite", sa.String(length=60), nullable=False),
         sa.Column("expectations", sa.Integer(), nullable=False),
@@ -154,7 +175,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("results_json", sa.Text(), nullable=False),
     )
     sa.Table(
-        "stg_roster", meta,
+        "stg_roster",
+        meta,
         sa.Column("submission_id", sa.String(length=120), primary_key=True),
         sa.Column("source_row", sa.Integer(), primary_key=True),
         sa.Column("site_code", sa.String(length=8), nullable=False),
@@ -181,7 +203,8 @@ def baseline_metadata() -> sa.MetaData:
         **STAGING_TABLE_OPTIONS,
     )
     sa.Table(
-        "stg_finance", meta,
+        "stg_finance",
+        meta,
         sa.Column("submission_id", sa.String(length=120), primary_key=True),
         sa.Column("source_row", sa.Integer(), primary_key=True),
         sa.Column("site_code", sa.String(length=8), nullable=False),
@@ -197,7 +220,8 @@ def baseline_metadata() -> sa.MetaData:
         **STAGING_TABLE_OPTIONS,
     )
     sa.Table(
-        "stg_survey", meta,
+        "stg_survey",
+        meta,
         sa.Column("submission_id", sa.String(length=120), primary_key=True),
         sa.Column("source_row", sa.Integer(), primary_key=True),
         sa.Column("site_code", sa.String(length=8), nullable=False),
@@ -208,7 +232,8 @@ def baseline_metadata() -> sa.MetaData:
         **STAGING_TABLE_OPTIONS,
     )
     sa.Table(
-        "stg_outcomes", meta,
+        "stg_outcomes",
+        meta,
         sa.Column("submission_id", sa.String(length=120), primary_key=True),
         sa.Column("source_row", sa.Integer(), primary_key=True),
         sa.Column("site_code", sa.String(length=8), nullable=False),
@@ -221,30 +246,35 @@ def baseline_metadata() -> sa.MetaData:
         **STAGING_TABLE_OPTIONS,
     )
     sa.Table(
-        "ref_integrity_params", meta,
+        "ref_integrity_params",
+        meta,
         sa.Column("check_name", sa.String(length=40), primary_key=True),
         sa.Column("parameter", sa.String(length=40), primary_key=True),
         sa.Column("value", sa.Numeric(precision=18, scale=4), nullable=False),
     )
     sa.Table(
-        "ref_implementation_period", meta,
+        "ref_implementation_period",
+        meta,
         sa.Column("start_date", sa.Date(), nullable=False),
         sa.Column("end_date", sa.Date(), nullable=False),
     )
     sa.Table(
-        "ref_calendar", meta,
+        "ref_calendar",
+        meta,
         sa.Column("day", sa.Date(), primary_key=True),
         sa.Column("day_number", sa.Integer(), nullable=False, unique=True),
         sa.Column("year", sa.Integer(), nullable=False),
     )
     sa.Table(
-        "ref_retirement", meta,
+        "ref_retirement",
+        meta,
         sa.Column("sex", sa.String(length=1), primary_key=True),
         sa.Column("birth_date", sa.Date(), primary_key=True),
         sa.Column("retirement_date", sa.Date(), nullable=False),
     )
     sa.Table(
-        "integrity_findings", meta,
+        "integrity_findings",
+        meta,
         sa.Column("finding_id", sa.Integer(), primary_key=True, autoincrement=False),
         sa.Column("check_name", sa.String(length=40), nullable=False, index=True),
         sa.Column("severity", sa.String(length=10), nullable=False),
@@ -263,7 +293,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("explanation_en", sa.Text(), nullable=False),
     )
     sa.Table(
-        "integrity_exclusions", meta,
+        "integrity_exclusions",
+        meta,
         sa.Column("kind", sa.String(length=16), primary_key=True),
         sa.Column("submission_id", sa.String(length=120), primary_key=True),
         sa.Column("source_row", sa.Integer(), primary_key=True),
@@ -271,7 +302,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("finding_id", sa.Integer(), nullable=False),
     )
     sa.Table(
-        "eval_runs", meta,
+        "eval_runs",
+        meta,
         sa.Column("run_id", sa.String(length=40), primary_key=True),
         sa.Column("evaluation_year", sa.Integer(), nullable=False),
         sa.Column("as_of", sa.Date(), nullable=False),
@@ -291,7 +323,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("outputs", sa.Text()),
     )
     sa.Table(
-        "eval_signoffs", meta,
+        "eval_signoffs",
+        meta,
         sa.Column("run_id", sa.String(length=40), primary_key=True),
         sa.Column("role", sa.String(length=20), primary_key=True),
         sa.Column("name", sa.String(length=100), nullable=False),
@@ -300,7 +333,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("signed_by", sa.String(length=100)),
     )
     sa.Table(
-        "eval_indicator", meta,
+        "eval_indicator",
+        meta,
         sa.Column("run_id", sa.String(length=40), primary_key=True),
         sa.Column("evaluation_year", sa.Integer(), primary_key=True),
         sa.Column("indicator", sa.String(length=60), primary_key=True),
@@ -318,7 +352,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("margin_actual", sa.Numeric(precision=14, scale=4)),
     )
     sa.Table(
-        "eval_site", meta,
+        "eval_site",
+        meta,
         sa.Column("run_id", sa.String(length=40), primary_key=True),
         sa.Column("evaluation_year", sa.Integer(), primary_key=True),
         sa.Column("site_code", sa.String(length=8), primary_key=True),
@@ -338,7 +373,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("actual_reported", sa.Numeric(precision=14, scale=4)),
     )
     sa.Table(
-        "eval_district", meta,
+        "eval_district",
+        meta,
         sa.Column("run_id", sa.String(length=40), primary_key=True),
         sa.Column("evaluation_year", sa.Integer(), primary_key=True),
         sa.Column("as_of", sa.Date(), nullable=False),
@@ -361,7 +397,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("evaluated_at", sa.DateTime(), nullable=False),
     )
     sa.Table(
-        "eval_gap", meta,
+        "eval_gap",
+        meta,
         sa.Column("run_id", sa.String(length=40), primary_key=True),
         sa.Column("evaluation_year", sa.Integer(), primary_key=True),
         sa.Column("gap_id", sa.Integer(), primary_key=True),
@@ -377,7 +414,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("release_gain_fen", sa.BigInteger(), nullable=False),
     )
     sa.Table(
-        "eval_release", meta,
+        "eval_release",
+        meta,
         sa.Column("run_id", sa.String(length=40), primary_key=True),
         sa.Column("evaluation_year", sa.Integer(), primary_key=True),
         sa.Column("component", sa.String(length=40), primary_key=True),
@@ -393,7 +431,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("basis", sa.Text(), nullable=False),
     )
     sa.Table(
-        "eval_rectification", meta,
+        "eval_rectification",
+        meta,
         sa.Column("run_id", sa.String(length=40), primary_key=True),
         sa.Column("evaluation_year", sa.Integer(), primary_key=True),
         sa.Column("site_code", sa.String(length=8), primary_key=True),
@@ -413,7 +452,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("source_rows", sa.Integer(), nullable=False),
     )
     sa.Table(
-        "eval_plan_2027", meta,
+        "eval_plan_2027",
+        meta,
         sa.Column("run_id", sa.String(length=40), primary_key=True),
         sa.Column("evaluation_year", sa.Integer(), primary_key=True),
         sa.Column("site_code", sa.String(length=8), primary_key=True),
@@ -425,7 +465,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("remaining_after_fen", sa.BigInteger(), nullable=False),
     )
     sa.Table(
-        "eval_excellent_station", meta,
+        "eval_excellent_station",
+        meta,
         sa.Column("run_id", sa.String(length=40), primary_key=True),
         sa.Column("evaluation_year", sa.Integer(), primary_key=True),
         sa.Column("site_code", sa.String(length=8), primary_key=True),
@@ -436,7 +477,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("source_rows", sa.Integer(), nullable=False),
     )
     sa.Table(
-        "eval_integrity", meta,
+        "eval_integrity",
+        meta,
         sa.Column("run_id", sa.String(length=40), primary_key=True),
         sa.Column("evaluation_year", sa.Integer(), primary_key=True),
         sa.Column("check_name", sa.String(length=40), primary_key=True),
@@ -448,7 +490,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("sites", sa.Text()),
     )
     sa.Table(
-        "eval_village", meta,
+        "eval_village",
+        meta,
         sa.Column("run_id", sa.String(length=40), primary_key=True),
         sa.Column("evaluation_year", sa.Integer(), primary_key=True),
         sa.Column("site_code", sa.String(length=8), primary_key=True),
@@ -462,7 +505,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("outcomes_reported", sa.Boolean(), nullable=False),
     )
     sa.Table(
-        "eval_submissions", meta,
+        "eval_submissions",
+        meta,
         sa.Column("run_id", sa.String(length=40), primary_key=True),
         sa.Column("evaluation_year", sa.Integer(), primary_key=True),
         sa.Column("item", sa.Integer(), primary_key=True),
@@ -476,7 +520,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("detail", sa.Text()),
     )
     sa.Table(
-        "eval_run_inputs", meta,
+        "eval_run_inputs",
+        meta,
         sa.Column("run_id", sa.String(length=40), primary_key=True),
         sa.Column("input", sa.String(length=300), primary_key=True),
         sa.Column("sha256", sa.String(length=64), primary_key=True),
@@ -485,7 +530,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("period", sa.String(length=10)),
     )
     sa.Table(
-        "eval_diff", meta,
+        "eval_diff",
+        meta,
         sa.Column("run_a", sa.String(length=40), primary_key=True),
         sa.Column("run_b", sa.String(length=40), primary_key=True),
         sa.Column("item", sa.Integer(), primary_key=True),
@@ -497,14 +543,16 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("created_at", sa.DateTime(), nullable=False),
     )
     sa.Table(
-        "eval_report_evidence", meta,
+        "eval_report_evidence",
+        meta,
         sa.Column("run_id", sa.String(length=40), primary_key=True),
         sa.Column("frame", sa.String(length=60), primary_key=True),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
     )
     sa.Table(
-        "expected_submissions", meta,
+        "expected_submissions",
+        meta,
         sa.Column("site_code", sa.String(length=8), primary_key=True),
         sa.Column("kind", sa.String(length=16), primary_key=True),
         sa.Column("period", sa.String(length=7), primary_key=True),
@@ -519,7 +567,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("as_of", sa.Date(), nullable=False),
     )
     sa.Table(
-        "missing_submissions", meta,
+        "missing_submissions",
+        meta,
         sa.Column("site_code", sa.String(length=8), primary_key=True),
         sa.Column("kind", sa.String(length=16), primary_key=True),
         sa.Column("period", sa.String(length=7), primary_key=True),
@@ -539,7 +588,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("as_of", sa.Date(), nullable=False),
     )
     sa.Table(
-        "alerts", meta,
+        "alerts",
+        meta,
         sa.Column("alert_id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("as_of", sa.Date(), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
@@ -558,13 +608,15 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("follow_up_alert_id", sa.Integer()),
     )
     sa.Table(
-        "alert_items", meta,
+        "alert_items",
+        meta,
         sa.Column("alert_id", sa.Integer(), primary_key=True),
         sa.Column("item_type", sa.String(length=16), primary_key=True),
         sa.Column("item_key", sa.String(length=160), primary_key=True),
     )
     sa.Table(
-        "early_warnings", meta,
+        "early_warnings",
+        meta,
         sa.Column("site_code", sa.String(length=8), primary_key=True),
         sa.Column("year", sa.Integer(), primary_key=True),
         sa.Column("indicator", sa.String(length=40), primary_key=True),
@@ -582,7 +634,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("as_of", sa.Date(), nullable=False),
     )
     sa.Table(
-        "task_failures", meta,
+        "task_failures",
+        meta,
         sa.Column("failure_id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("dag_id", sa.String(length=100), nullable=False),
         sa.Column("run_id", sa.String(length=250), nullable=False),
@@ -594,7 +647,8 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("failed_at", sa.DateTime(), nullable=False),
     )
     sa.Table(
-        "failure_alerts", meta,
+        "failure_alerts",
+        meta,
         sa.Column("failure_alert_id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("dag_id", sa.String(length=100), nullable=False),
@@ -611,8 +665,13 @@ def baseline_metadata() -> sa.MetaData:
         sa.Column("sent_at", sa.DateTime()),
     )
     eval_runs = meta.tables["eval_runs"]
-    sa.Index("uq_eval_runs_one_final_per_year", eval_runs.c.evaluation_year, unique=True,
-             postgresql_where=sa.text("status = 'final'"), sqlite_where=sa.text("status = 'final'"))
+    sa.Index(
+        "uq_eval_runs_one_final_per_year",
+        eval_runs.c.evaluation_year,
+        unique=True,
+        postgresql_where=sa.text("status = 'final'"),
+        sqlite_where=sa.text("status = 'final'"),
+    )
     return meta
 
 

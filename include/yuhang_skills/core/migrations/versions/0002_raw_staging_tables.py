@@ -25,13 +25,21 @@ branch_labels = None
 depends_on = None
 
 KINDS = ("roster", "finance", "survey", "outcomes")
-CHECK_INDEXES = ("ix_{layer}_roster_person", "ix_{layer}_roster_class", "ix_{layer}_roster_end",
-                 "ix_{layer}_finance_invoice", "ix_{layer}_finance_site")
+CHECK_INDEXES = (
+    "ix_{layer}_roster_person",
+    "ix_{layer}_roster_class",
+    "ix_{layer}_roster_end",
+    "ix_{layer}_finance_invoice",
+    "ix_{layer}_finance_site",
+)
 
 
 def _ref_targets(with_fraction: bool) -> None:
     bind = op.get_bind()
-    rows = [dict(r._mapping) for r in bind.execute(sa.text("select programme, indicator, target, per_year from ref_targets"))]
+    rows = [
+        dict(r._mapping)
+        for r in bind.execute(sa.text("select programme, indicator, target, per_year from ref_targets"))
+    ]
     columns: list[sa.Column] = [
         sa.Column("programme", sa.String(length=16), primary_key=True),
         sa.Column("indicator", sa.String(length=40), primary_key=True),
@@ -39,8 +47,10 @@ def _ref_targets(with_fraction: bool) -> None:
         sa.Column("per_year", sa.Boolean(), nullable=False),
     ]
     if with_fraction:
-        columns += [sa.Column("target_numerator", sa.BigInteger(), nullable=False),
-                    sa.Column("target_denominator", sa.BigInteger(), nullable=False)]
+        columns += [
+            sa.Column("target_numerator", sa.BigInteger(), nullable=False),
+            sa.Column("target_denominator", sa.BigInteger(), nullable=False),
+        ]
     op.drop_table("ref_targets")
     table = op.create_table("ref_targets", *columns)
     if with_fraction:
