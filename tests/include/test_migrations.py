@@ -135,6 +135,30 @@ def test_reference_targets_keep_their_rows_with_the_target_as_an_exact_fraction(
     engine.dispose()
 
 
+
+def test_revision_0002_goes_back_and_forth_keeping_the_staged_rows(warehouse_url):
+    """Downgrading 0002 gives the intake's tables their old names back (the staging views go first),
+    and upgrading again keeps every row."""
+    from alembic import command
+
+    engine = warehouse.make_engine(warehouse_url)
+    migrate(engine)
+    columns, before = fill(engine, ["raw_roster", "raw_finance", "ref_targets"])
+    with engine.begin() as conn:  # a staging view of the current layout, as the indicators run builds it
+        conn.execute(sa.text("create view stg_roster as select * from raw_roster"))
+    with engine.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), migrations.BASELINE)
+    tables = set(sa.inspect(engine).get_table_names())
+    assert {"stg_roster", "stg_finance"} <= tables and not {"raw_roster", "raw_finance"} & tables
+    assert "target_numerator" not in columns_of(engine, "ref_targets")
+    assert snapshot(engine, {"stg_roster": columns["raw_roster"]})["stg_roster"] == before["raw_roster"]
+
+    assert migrate(engine) == head_revision()
+    kept = {name: cols for name, cols in columns.items() if name != "ref_targets"}
+    assert snapshot(engine, kept) == {name: before[name] for name in kept}
+    assert differences(engine) == []
+    engine.dispose()
+
 # --- (b) older shapes: before evaluation runs, before quarantine.severity and the newer eval_gap columns
 def test_a_warehouse_made_before_evaluation_runs_keeps_its_evaluation_beside_the_new_tables(warehouse_url):
     engine = warehouse.make_engine(warehouse_url)
