@@ -17,16 +17,25 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import html
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 
-def _render(document_source: Any, renderer: str) -> str:
-    from great_expectations.render import renderer as renderers
+@lru_cache(maxsize=1)
+def _page_view() -> Any:
+    """One page view per process: its Jinja environment compiles GX's templates once and keeps
+    them; a view made per page compiled them again for every page (most of the intake's CPU)."""
     from great_expectations.render.view import DefaultJinjaPageView
 
+    return DefaultJinjaPageView()
+
+
+def _render(document_source: Any, renderer: str) -> str:
+    from great_expectations.render import renderer as renderers
+
     document = getattr(renderers, renderer)().render(document_source)
-    return DefaultJinjaPageView().render(document)
+    return str(_page_view().render(document))
 
 
 _VALUE_KEYS = ("unexpected_list", "partial_unexpected_list")
