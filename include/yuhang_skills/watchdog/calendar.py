@@ -27,6 +27,9 @@ class WorkingDays:
         self._calendar = chinese_calendar
         self.official_source = f"chinese-calendar {getattr(chinese_calendar, '__version__', '')}".strip()
         self._cache: dict[dt.date, tuple[bool, str, bool]] = {}
+        # The years the package's official lists cover (the State Council publishes each year's in
+        # the autumn before); outside them the policy's provisional list, or weekends only, apply.
+        self.official_years = range(min(chinese_calendar.holidays).year, max(chinese_calendar.holidays).year + 1)
 
     def lookup(self, day: dt.date) -> tuple[bool, str, bool]:
         """(is a working day, calendar source, official) for ``day``."""
@@ -35,10 +38,8 @@ class WorkingDays:
         return self._cache[day]
 
     def _lookup(self, day: dt.date) -> tuple[bool, str, bool]:
-        try:
+        if day.year in self.official_years:
             return bool(self._calendar.is_workday(day)), self.official_source, True
-        except NotImplementedError:  # a year the State Council has not published (or before 2004)
-            pass
         holidays = self.policy.provisional_holidays.get(day.year)
         if holidays is None:
             return day.weekday() < 5, f"weekends only, no holiday list for {day.year}", False

@@ -683,7 +683,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("the baseline is not undone: restore the warehouse from its backup")
+    # Irreversible by design: below the baseline is a warehouse made before migrations existed.
+    raise RuntimeError("the baseline is not undone: restore the warehouse from its backup")
 
 
 def adopt(conn: sa.Connection) -> list[str]:
