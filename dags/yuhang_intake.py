@@ -32,6 +32,11 @@ from yuhang_skills.orchestration.assets import (
 )
 
 
+def task_arguments(batch: dict) -> dict:
+    """What a mapped ``ingest_site`` is given: its batch's label and position, not its files."""
+    return {"site_code": batch["site_code"], "batch": batch["batch"], "as_of": batch["as_of"]}
+
+
 @dag(
     dag_id="yuhang_intake",
     dag_display_name="站点报送入库 (yuhang_intake)",
@@ -79,10 +84,15 @@ def yuhang_intake():
         return tasks.discover_submissions(context["params"]["inbox"], tasks.as_of_from_context(context))
 
     @task(map_index_template="{{ task.op_kwargs['site_code'] }}")
-    def ingest_site(site_code: str, files: list[dict], as_of: str) -> dict:
+    def ingest_site(site_code: str, batch: int, as_of: str) -> dict:
+        """One batch of site folders. Its file list is read from ``discover``'s result rather than
+        handed in as an argument: Airflow renders every string of a task's arguments as a Jinja
+        template and stores the result, which for a thousand file paths costs seconds and would
+        break on a file name holding ``{{``."""
         from yuhang_skills.orchestration import tasks
 
-        return tasks.ingest_site(site_code, files, as_of)
+        handed_out = get_current_context()["ti"].xcom_pull(task_ids="discover")
+        return tasks.ingest_site(site_code, tasks.batch_files(handed_out, batch, site_code), as_of)
 
     @task(trigger_rule="all_done", outlets=[STAGING])
     def publish() -> dict:
@@ -100,7 +110,7 @@ def yuhang_intake():
 
     batches = discover()
     migrate() >> batches
-    ingested = ingest_site.expand_kwargs(batches)
+    ingested = ingest_site.expand_kwargs(batches.map(task_arguments))
     published = publish()
     ingested >> published
     # a task's output (XComArg) is its return value by run time; Airflow ships no mypy plugin for that

@@ -60,6 +60,9 @@ def poison(inbox: Path, outside: Path) -> dict[str, str]:
         "2026-06/S06/finance_v9.csv": (b"PK\x03\x04" + b"\x00" * 64, "rejected"),
         "2026-06/S07/finance_v9.csv": (_csv(FINANCE, [["S07", "记-X7", "2026-06-10", "10.00", "省级", "师资培训", "某公司",
                                                        "FPX7", ""]], delimiter=";"), "rejected"),
+        # a file name holding Jinja markup: handed to a task as a name, never rendered as a template
+        "2026-06/S10/{{ 1 / 0 }}.csv": (_csv(FINANCE, [["S10", "记-X8", "2026-06-10", "10.00", "省级", "师资培训",
+                                                        "某公司", "FPX8", ""]]), "rejected"),
     }
     expected = {}
     for rel, (data, status) in files.items():

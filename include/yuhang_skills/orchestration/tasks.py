@@ -113,9 +113,20 @@ def discover_submissions(inbox: str | None, as_of: str) -> list[dict[str, Any]]:
         len(skipped),
     )
     return [
-        {"site_code": batch_label(batch), "files": [f.to_dict() for f in batch], "as_of": as_of}
-        for batch in sorted(batches, key=batch_label)
+        {"site_code": batch_label(batch), "batch": position, "files": [f.to_dict() for f in batch], "as_of": as_of}
+        for position, batch in enumerate(sorted(batches, key=batch_label))
     ]
+
+
+def batch_files(handed_out: list[dict[str, Any]] | None, position: int, site_code: str) -> list[dict[str, Any]]:
+    """The files of batch ``position`` of what ``discover`` handed out, checked against the label the
+    mapped task was given (a mismatch means the two were not of the same run)."""
+    batches = handed_out or []
+    if not 0 <= position < len(batches) or batches[position]["site_code"] != site_code:
+        raise RuntimeError(
+            f"batch {position} ({site_code}) is not among the {len(batches)} batch(es) discover handed out"
+        )
+    return list(batches[position]["files"])
 
 
 def batch_label(batch: list[discover.InboxFile]) -> str:
