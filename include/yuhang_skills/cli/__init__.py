@@ -14,8 +14,10 @@ import json
 import os
 import sys
 import time
+from concurrent.futures import Future
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from yuhang_skills.core.settings import DEFAULT_VAR_DIR, PROJECT_DIR
 
@@ -258,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     inbox = getattr(args, "inbox", None)
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
     airflow_home = var_dir / "airflow"
+    sample: Future[dict[str, Any]] | None = None
     if args.command == "demo":
         import shutil
 
@@ -282,10 +285,16 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["AIRFLOW_HOME"] = str(airflow_home.resolve())
         os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{airflow_home.resolve() / 'airflow.db'}"
         inbox = var_dir / "inbox"
-        summary = generate(inbox, SampleOptions(seed=args.seed, scale=args.scale))
-        print(f"sample inbox: {inbox} ({summary['files']['total']:,} files, seed {args.seed})")
+        # The sample is written by a second process while this one gets Airflow and the warehouse
+        # ready (imports, migrations): on two cores the two overlap instead of adding up.
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        sampler = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+        sample = sampler.submit(generate, inbox, SampleOptions(seed=args.seed, scale=args.scale))
+        sampler.shutdown(wait=False)  # the process ends once the sample is written
         as_of = as_of or dt.date(2027, 2, 15)
-    if inbox is not None and not inbox.is_dir():
+    elif inbox is not None and not inbox.is_dir():
         print(f"yuhang-pipeline: inbox folder {inbox} does not exist", file=sys.stderr)
         return 2
     if not args.verbose:
@@ -297,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     as_of = as_of or as_of_date(None)
     migrate_airflow_db(template_dir=var_dir.parent / "cache" if args.command == "demo" else None)
     migrate_warehouse()
+    if sample is not None:
+        import great_expectations  # noqa: F401 - the intake's first task needs it; imported while the sample is written
+
+        summary = sample.result()
+        print(f"sample inbox: {inbox} ({summary['files']['total']:,} files, seed {args.seed})")
     result = run_dags(as_of, args.evaluation_year, inbox, bool(getattr(args, "provisional", False)))
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
