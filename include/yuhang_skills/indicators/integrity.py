@@ -138,6 +138,8 @@ INDEXES = (
     ("ix_raw_finance_site", "raw_finance", "site_code, category"),
 )
 
+ANALYZED = ("raw_roster", "raw_finance", "submissions", "integrity_exclusions")
+
 
 @dataclass
 class CheckResult:
@@ -167,9 +169,12 @@ def run_checks(engine: sa.Engine, plan: Plan, sql_dir: Path) -> list[CheckResult
     with engine.begin() as conn:
         for name, table, columns in INDEXES:
             conn.execute(sa.text(f"create index if not exists {name} on {table} ({columns})"))
-        if conn.dialect.name == "postgresql":  # fresh statistics, or the planner guesses after a big intake
-            for table in ("raw_roster", "raw_finance", "integrity_exclusions"):
-                conn.execute(sa.text(f"analyze {table}"))
+        # Fresh statistics, or the planner guesses after a big intake: SQLite without them drives
+        # every staging view by its list of current submissions and sorts a million rows that an
+        # index already holds in order.
+        for table in ANALYZED:
+            conn.execute(sa.text(f"analyze {table}"))
+        warehouse.analytics_session(conn)
         names: dict[str, str] = dict(
             conn.execute(sa.text("select submission_id, original_name from submissions")).all()
         )

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from yuhang_skills.core import warehouse
+
 LAYER_ORDER = ("staging", "intermediate", "marts")  # a model reads its own layer or the ones before
 MATERIALISATIONS = ("table", "view")
 _HEADER = re.compile(r"^--\s*materiali[sz]ed:\s*(\w+)\s*$", re.MULTILINE)
@@ -131,6 +133,7 @@ def build_models(
         if model.layer not in wanted:
             continue
         with engine.begin() as conn:
+            warehouse.analytics_session(conn)
             _drop(conn, model)
             started = time.perf_counter()
             conn.execute(sa.text(f"create {model.materialized} {model.name} as {model.sql}"))
