@@ -325,6 +325,11 @@ def make_engine(url: str, exclusive_transactions: bool = False) -> Engine:
             # power loss; every file can be re-ingested from the raw archive.
             cur.execute("pragma synchronous=normal")
             cur.execute("pragma cache_size=-65536")  # 64 MB: staging inserts touch random keys
+            # The checks and models group and sort a million staged rows: their temporary b-trees
+            # stay in memory, and the file is read through the page cache rather than copied
+            # into this connection's cache (the OS drops mapped pages it needs back).
+            cur.execute("pragma temp_store=memory")
+            cur.execute(f"pragma mmap_size={SQLITE_MMAP_BYTES}")
             cur.close()
 
         if exclusive_transactions:
@@ -335,6 +340,19 @@ def make_engine(url: str, exclusive_transactions: bool = False) -> Engine:
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+SQLITE_MMAP_BYTES = 1 << 30
+POSTGRESQL_ANALYTICS_WORK_MEM = "256MB"
+
+
+def analytics_session(conn: sa.Connection) -> None:
+    """Settings for a transaction that groups and sorts the staged rows (integrity checks, models):
+    on PostgreSQL, ``work_mem`` for this transaction only, so its sorts and hashes of a million
+    rows stay in memory instead of spilling to disk at the 4 MB default. SQLite's are per
+    connection (``make_engine``)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text(f"set local work_mem = '{POSTGRESQL_ANALYTICS_WORK_MEM}'"))
 
 
 def replace_rows(conn: sa.Connection, table: sa.Table, rows: Iterable[dict[str, Any]]) -> int:

@@ -69,9 +69,14 @@ select
     r.site_code as row_site,
     r.period as row_period,
     0 as would_exclude
+-- the flagged windows drive the evidence (joined in this order, which SQLite keeps for a cross
+-- join): the few passed rows of a flagged window through the site and end date index, never a
+-- scan of the whole roster
 from flagged as f
 cross join params as p
-inner join ref_calendar as c
-    on c.day_number >= f.first_day and c.day_number < f.first_day + p.window_days
-inner join stg_roster as r on r.site_code = f.site_code and r.end_date = c.day
-where f.rank_in_year = 1 and r.assessed and r.passed
+cross join ref_calendar as c
+cross join stg_roster as r
+where f.rank_in_year = 1
+    and c.day_number >= f.first_day and c.day_number < f.first_day + p.window_days
+    and r.site_code = f.site_code and r.end_date = c.day
+    and r.assessed and r.passed

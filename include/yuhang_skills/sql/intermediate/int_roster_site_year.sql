@@ -3,17 +3,9 @@
 -- the submitted period. Key groups and key industries come from ref_codes (policy file).
 -- Two rows per site-year: basis 'counted' leaves out the rows an integrity check excludes
 -- (integrity_exclusions), basis 'reported' counts every staged row, so the evaluation can
--- show both.
-with roster as (
-    select
-        r.*,
-        case when x.submission_id is null then 1 else 0 end as counted
-    from stg_roster as r
-    left join integrity_exclusions as x
-        on x.kind = 'roster' and x.submission_id = r.submission_id and x.source_row = r.source_row
-),
-
-key_groups as (
+-- show both. Both come from one pass over the roster: its rows are grouped into person-times
+-- once and the person-times into site-years once.
+with key_groups as (
     select code from ref_codes where code_list = 'key_groups'
 ),
 
@@ -21,70 +13,92 @@ key_industries as (
     select code from ref_codes where code_list = 'key_industries'
 ),
 
-rows_flagged as (
+-- a person-time counts when any of its rows counts; its flags come from the rows that count
+-- (counted) or from all its rows (reported)
+person_times as (
     select
         r.site_code,
         cast(substr(r.period, 1, 4) as integer) as year,
         r.class_id,
         r.person_key,
-        r.submission_id,
-        r.counted,
-        case when r.person_group in (select code from key_groups) then 1 else 0 end as is_key_group,
-        case when r.industry in (select code from key_industries) then 1 else 0 end as is_key_industry,
-        case when r.assessed then 1 else 0 end as was_assessed,
-        case when r.assessed and r.passed then 1 else 0 end as has_passed
-    from roster as r
+        max(case when x.submission_id is null then 1 else 0 end) as counted,
+        max(case when x.submission_id is null and r.person_group in (select code from key_groups)
+            then 1 else 0 end) as is_key_group,
+        max(case when x.submission_id is null and r.industry in (select code from key_industries)
+            then 1 else 0 end) as is_key_industry,
+        max(case when x.submission_id is null and r.assessed then 1 else 0 end) as was_assessed,
+        max(case when x.submission_id is null and r.assessed and r.passed then 1 else 0 end) as has_passed,
+        sum(case when x.submission_id is null then 1 else 0 end) as source_rows,
+        max(case when r.person_group in (select code from key_groups) then 1 else 0 end) as is_key_group_reported,
+        max(case when r.industry in (select code from key_industries) then 1 else 0 end) as is_key_industry_reported,
+        max(case when r.assessed then 1 else 0 end) as was_assessed_reported,
+        max(case when r.assessed and r.passed then 1 else 0 end) as has_passed_reported,
+        count(*) as source_rows_reported
+    from stg_roster as r
+    left join integrity_exclusions as x
+        on x.kind = 'roster' and x.submission_id = r.submission_id and x.source_row = r.source_row
+    group by r.site_code, cast(substr(r.period, 1, 4) as integer), r.class_id, r.person_key
 ),
 
--- a person-time counts when any of its rows counts; its flags come from the rows that count
--- (counted) or from all its rows (reported)
-person_times as (
+site_years as (
     select
         site_code,
         year,
-        class_id,
-        person_key,
-        max(counted) as counted,
-        max(is_key_group * counted) as is_key_group,
-        max(is_key_industry * counted) as is_key_industry,
-        max(was_assessed * counted) as was_assessed,
-        max(has_passed * counted) as has_passed,
-        sum(counted) as source_rows,
-        max(is_key_group) as is_key_group_reported,
-        max(is_key_industry) as is_key_industry_reported,
-        max(was_assessed) as was_assessed_reported,
-        max(has_passed) as has_passed_reported,
-        count(*) as source_rows_reported
-    from rows_flagged
-    group by site_code, year, class_id, person_key
+        sum(counted) as person_times,
+        sum(is_key_group) as key_group_person_times,
+        sum(is_key_industry) as key_industry_person_times,
+        sum(was_assessed) as assessed,
+        sum(has_passed) as passed,
+        sum(source_rows) as roster_rows,
+        count(*) as person_times_reported,
+        sum(is_key_group_reported) as key_group_person_times_reported,
+        sum(is_key_industry_reported) as key_industry_person_times_reported,
+        sum(was_assessed_reported) as assessed_reported,
+        sum(has_passed_reported) as passed_reported,
+        sum(source_rows_reported) as roster_rows_reported
+    from person_times
+    group by site_code, year
+),
+
+-- a trainee of a site-year counts when any of their person-times counts
+trainees as (
+    select site_code, year, person_key, max(counted) as counted
+    from person_times
+    group by site_code, year, person_key
+),
+
+trainees_site_year as (
+    select site_code, year, sum(counted) as distinct_trainees, count(*) as distinct_trainees_reported
+    from trainees
+    group by site_code, year
 )
 
 select
-    site_code,
-    year,
+    s.site_code,
+    s.year,
     'counted' as basis,
-    sum(counted) as person_times,
-    count(distinct case when counted = 1 then person_key end) as distinct_trainees,
-    sum(is_key_group) as key_group_person_times,
-    sum(is_key_industry) as key_industry_person_times,
-    sum(was_assessed) as assessed,
-    sum(has_passed) as passed,
-    sum(source_rows) as roster_rows
-from person_times
-group by site_code, year
+    s.person_times,
+    t.distinct_trainees,
+    s.key_group_person_times,
+    s.key_industry_person_times,
+    s.assessed,
+    s.passed,
+    s.roster_rows
+from site_years as s
+inner join trainees_site_year as t on t.site_code = s.site_code and t.year = s.year
 
 union all
 
 select
-    site_code,
-    year,
+    s.site_code,
+    s.year,
     'reported' as basis,
-    count(*) as person_times,
-    count(distinct person_key) as distinct_trainees,
-    sum(is_key_group_reported) as key_group_person_times,
-    sum(is_key_industry_reported) as key_industry_person_times,
-    sum(was_assessed_reported) as assessed,
-    sum(has_passed_reported) as passed,
-    sum(source_rows_reported) as roster_rows
-from person_times
-group by site_code, year
+    s.person_times_reported,
+    t.distinct_trainees_reported,
+    s.key_group_person_times_reported,
+    s.key_industry_person_times_reported,
+    s.assessed_reported,
+    s.passed_reported,
+    s.roster_rows_reported
+from site_years as s
+inner join trainees_site_year as t on t.site_code = s.site_code and t.year = s.year
