@@ -737,10 +737,9 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame | list
     The frame's columns must be columns of ``table``; missing values become NULL. Values are
     passed as plain Python objects (ints, floats, bools, str), dates and times as the ISO text
     both databases read for their date columns (see ``_driver_values``). A list of frames with the
-    same columns is inserted in one statement, in order, each frame's values converted on its own.
+    same columns is inserted in order, one statement per frame.
     """
     import io
-    import itertools
 
     frames = [f for f in (frame if isinstance(frame, list) else [frame]) if not f.empty]
     if not frames:
@@ -751,26 +750,26 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame | list
         raise ValueError(f"{table.name} has no column(s) {unknown}")
     if any(list(f.columns) != columns for f in frames):
         raise ValueError(f"the frames for {table.name} differ in their columns")
-    rows = itertools.chain.from_iterable(zip(*(_driver_values(f[c]) for c in columns), strict=True) for f in frames)
-    if conn.dialect.name == "postgresql":
-        import csv
+    names = ", ".join(f'"{c}"' for c in columns)
+    for f in frames:  # one statement per frame: memory is bounded by the largest frame, not all of them
+        rows = zip(*(_driver_values(f[c]) for c in columns), strict=True)
+        if conn.dialect.name == "postgresql":
+            import csv
 
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows(rows)  # None → empty field → NULL
-        buffer.seek(0)
-        names = ", ".join(f'"{c}"' for c in columns)
-        driver = conn.connection.driver_connection
-        if driver is None:
-            raise RuntimeError("the PostgreSQL connection is closed")
-        cursor = driver.cursor()
-        try:
-            cursor.copy_expert(f'copy "{table.name}" ({names}) from stdin with (format csv)', buffer)
-        finally:
-            cursor.close()
-    else:
-        placeholders = ", ".join("?" for _ in columns)
-        sql = f'insert into "{table.name}" ({", ".join(columns)}) values ({placeholders})'
-        conn.exec_driver_sql(sql, list(rows))
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\n").writerows(rows)  # None → empty field → NULL
+            buffer.seek(0)
+            driver = conn.connection.driver_connection
+            if driver is None:
+                raise RuntimeError("the PostgreSQL connection is closed")
+            cursor = driver.cursor()
+            try:
+                cursor.copy_expert(f'copy "{table.name}" ({names}) from stdin with (format csv)', buffer)
+            finally:
+                cursor.close()
+        else:
+            placeholders = ", ".join("?" for _ in columns)
+            conn.exec_driver_sql(f'insert into "{table.name}" ({names}) values ({placeholders})', list(rows))
     return sum(len(f) for f in frames)
 
 

@@ -50,6 +50,11 @@ class _Pending:
     context: dict[str, Any]
 
 
+# Small files of one suite run are written together, up to this many rows per statement (memory
+# stays bounded by the larger of this and the largest file).
+_WRITE_ROWS = 20_000
+
+
 @dataclass
 class _Judged:
     """A validated file, judged and ready to write."""
@@ -322,6 +327,8 @@ class Intake:
 
         for j in judged:
             if j.stage is None:
+                if run and sum(len(r.good) for r in run) + len(j.good) > _WRITE_ROWS:
+                    flush()
                 run.append(j)
             else:
                 flush()
