@@ -18,6 +18,7 @@ import itertools
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,8 @@ class _Pending:
     context: dict[str, Any]
 
 
-# Small files of one suite run are written together, up to this many rows per statement (memory
-# stays bounded by the larger of this and the largest file).
+# Small files of one suite run are written together, up to this many rows per statement (the rows
+# being written are bounded by the larger of this and the largest file).
 _WRITE_ROWS = 20_000
 
 
@@ -63,7 +64,7 @@ class _Judged:
     record: dict[str, Any]
     good: np.ndarray  # the file's rows that are staged
     first: int  # where the file's rows start in its suite run's frame
-    stage: pd.DataFrame | None  # its staged rows when a value was emptied, else taken from the run's
+    emptied: dict[str, np.ndarray]  # invalid optional values left empty: column -> the file's rows
     validation: dict[str, Any]
     quarantine_rows: pd.DataFrame | None
     result: dict[str, Any]
@@ -298,21 +299,20 @@ class Intake:
 
     @staticmethod
     def _stage_of(j: _Judged, staged: pd.DataFrame) -> pd.DataFrame:
-        """One file's staged rows with where they came from in front."""
-        if j.stage is not None:
-            return j.stage
-        stage = staged.iloc[j.first : j.first + len(j.good)].reset_index(drop=True).loc[j.good]
-        return _with_origin(stage, j.record["submission_id"], j.pending, j.pending.parsed.frame["source_row"])
+        """One file's staged rows, invalid optional values left empty, with where they came from in front."""
+        mine = staged.iloc[j.first : j.first + len(j.good)].reset_index(drop=True)
+        for column, rows_ in j.emptied.items():
+            mine.loc[mine.index[rows_], column] = None
+        return _with_origin(
+            mine.loc[j.good], j.record["submission_id"], j.pending, j.pending.parsed.frame["source_row"]
+        )
 
     def _write_many(self, kind: str, judged: list[_Judged], staged: pd.DataFrame, source_rows: np.ndarray) -> None:
-        """One transaction for several files: each table's rows in one statement, in the files' order."""
-        pieces: list[pd.DataFrame] = []
-        run: list[_Judged] = []
+        """One transaction for several files: each table's rows in few statements, in the files' order;
+        the staged rows are made piece by piece as they are written, so no second copy of them all."""
 
-        def flush() -> None:
-            # Files staged as the suite run prepared them (no value emptied): one slice of the batch.
-            if not run:
-                return
+        def run_stage(run: list[_Judged]) -> pd.DataFrame:
+            # Files staged as the suite run prepared them (no value emptied): one slice of the run.
             take = np.zeros(len(staged), dtype=bool)
             for j in run:
                 take[j.first : j.first + len(j.good)] = j.good
@@ -322,18 +322,24 @@ class Intake:
             stage.insert(1, "source_row", source_rows[take])
             stage.insert(2, "site_code", np.repeat(np.array([j.pending.item.site_code for j in run], object), counts))
             stage.insert(3, "period", np.repeat(np.array([j.pending.item.period for j in run], object), counts))
-            pieces.append(stage)
-            run.clear()
+            return stage
 
-        for j in judged:
-            if j.stage is None:
+        def pieces() -> Iterator[pd.DataFrame]:
+            run: list[_Judged] = []
+            for j in judged:
+                if j.emptied:
+                    if run:
+                        yield run_stage(run)
+                        run = []
+                    yield self._stage_of(j, staged)
+                    continue
                 if run and sum(len(r.good) for r in run) + len(j.good) > _WRITE_ROWS:
-                    flush()
+                    yield run_stage(run)
+                    run = []
                 run.append(j)
-            else:
-                flush()
-                pieces.append(j.stage)
-        flush()
+            if run:
+                yield run_stage(run)
+
         sids = [j.record["submission_id"] for j in judged]
         with self.engine.begin() as conn:
             for table in (
@@ -345,7 +351,8 @@ class Intake:
                 for start in range(0, len(sids), 500):
                     conn.execute(table.delete().where(table.c.submission_id.in_(sids[start : start + 500])))
             conn.execute(warehouse.submissions.insert(), [j.record for j in judged])
-            warehouse.bulk_insert(conn, warehouse.RAW_TABLES[kind], [p for p in pieces if len(p)])
+            for piece in pieces():
+                warehouse.bulk_insert(conn, warehouse.RAW_TABLES[kind], piece)
             quarantined = [j.quarantine_rows for j in judged if j.quarantine_rows is not None]
             warehouse.bulk_insert(conn, warehouse.quarantine, [q for q in quarantined if len(q)])
             conn.execute(warehouse.validation_runs.insert(), [j.validation for j in judged])
@@ -459,7 +466,7 @@ class Intake:
         frame = parsed.frame
         n_rows = len(frame)
         failed_rows = np.zeros(n_rows, dtype=bool)
-        stage = None
+        emptied: dict[str, np.ndarray] = {}
         site_mismatch = False
         warnings_ = failures.iloc[:0]
         quarantine_rows = None
@@ -473,20 +480,14 @@ class Intake:
             warnings_ = failures[failures["severity"] == "warning"]
             failed_rows[errors["row_index"].to_numpy(dtype=np.int64)] = True
             # A bad optional value: the row still counts, the value is not staged (its reason is kept).
-            mine = None
             for column, idx in warnings_.groupby("column_name").indices.items():
                 if column in staged:
-                    if mine is None:
-                        mine = staged.iloc[first : first + n_rows].reset_index(drop=True)
-                    rows_ = warnings_["row_index"].to_numpy(dtype=np.int64)[idx]
-                    mine.loc[mine.index[rows_], column] = None
+                    emptied[str(column)] = warnings_["row_index"].to_numpy(dtype=np.int64)[idx]
             site_mismatch = bool(errors["expectation"].str.endswith("(site_code_matches_folder)").any())
             if site_mismatch:
                 # The folder says one site and the rows another: nothing in the file can be trusted.
                 failed_rows[:] = True
             quarantine_rows = quarantine.row_reasons(frame, failures, failed_rows, site_mismatch, pending.context)
-            if mine is not None:
-                stage = _with_origin(mine.loc[~failed_rows], record["submission_id"], pending, frame["source_row"])
         if site_mismatch:
             status = "rejected"
         elif failed_rows.all() and n_rows:
@@ -545,7 +546,7 @@ class Intake:
             "message": message,
             "skipped": False,
         }
-        return _Judged(pending, record, good, first, stage, validation, quarantine_rows, result)
+        return _Judged(pending, record, good, first, emptied, validation, quarantine_rows, result)
 
     def _write(
         self,
