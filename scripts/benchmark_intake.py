@@ -7,7 +7,9 @@ Runs the same code path as the ``yuhang_intake`` DAG: the same site batches (one
 small folders packed together by the policy), spread over
 ``--workers`` processes as the executor spreads the mapped tasks over the machine's cores (2
 here), then publish. Prints roster rows, seconds, rows/s and peak resident memory (the largest
-worker and the sum of all). A figure, not a pass/fail: timing tests flake, benchmarks are read.
+worker and the sum of all), then runs the bare floor (``scripts/benchmark_floor.py``) over the same
+inbox in a fresh process and prints intake CPU / floor CPU and intake CPU per file.
+A figure, not a pass/fail: timing tests flake, benchmarks are read.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         default=os.cpu_count() or 1,
         help="parallel mapped tasks, as an executor would run them (default: CPU count)",
     )
+    parser.add_argument("--no-floor", action="store_true", help="skip the bare floor (scripts/benchmark_floor.py)")
     args = parser.parse_args(argv)
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="yuhang-bench-"))
@@ -121,7 +124,20 @@ def main(argv: list[str] | None = None) -> int:
         f"peak RSS           {worker_peak_mb:,.0f} MB largest worker, {parent_mb:,.0f} MB coordinator, "
         f"{worker_peak_mb * args.workers + parent_mb:,.0f} MB all together at most"
     )
+    print(f"intake per file    {1000 * cpu_seconds / len(files):.1f} ms CPU ({len(files):,} files)")
     print(f"rows reconcile     {'yes' if not lost else f'NO: {lost}'}")
+    if not args.no_floor:
+        import benchmark_floor
+
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+            floor = pool.submit(
+                benchmark_floor.floor_of_inbox, str(inbox), str(workdir / "floor.sqlite"), settings.pii_key
+            ).result()
+        print(
+            f"bare floor         {floor.rows:,} roster rows of {floor.files:,} files: {floor.cpu_seconds:.1f} CPU "
+            f"seconds, {floor.wall_seconds:.1f} s, peak RSS {floor.peak_rss_mb:,.0f} MB (one process)"
+        )
+        print(f"intake / floor     {cpu_seconds / floor.cpu_seconds:.2f} (CPU seconds)")
     return 0 if not lost else 1
 
 

@@ -432,6 +432,31 @@ def test_a_processing_error_fails_that_file_only_and_the_run_names_it(box, monke
                                    {"submissions": 1})["accepted"] == 1
 
 
+def test_a_file_that_cannot_be_written_fails_alone_though_its_suite_run_is_written_together(box, monkeypatch):
+    """The files of one suite run are written in one transaction; when that fails, each is written on
+    its own, so only the file whose rows cannot be written is `failed` and the others land."""
+    poisoned = box.csv(f"{PERIOD}/S04/survey.csv", "survey", [survey_row("S04")])
+    good = box.csv(f"{PERIOD}/B03/survey.csv", "survey", [survey_row("B03"), survey_row("B03")])
+    real = warehouse.bulk_insert
+    tried: list[int] = []
+
+    def refuses_s04(conn, table, frame):
+        frames = frame if isinstance(frame, list) else [frame]
+        if table is warehouse.raw_survey and any((f["site_code"] == "S04").any() for f in frames):
+            tried.append(len(frames))
+            raise ValueError("value too long for the column")
+        return real(conn, table, frame)
+
+    monkeypatch.setattr(warehouse, "bulk_insert", refuses_s04)
+    box.run()
+    assert len(tried) == 2  # the suite run's files together, then the file on its own
+    sub = box.sub(poisoned)
+    assert (sub["status"], bool(sub["is_current"])) == ("failed", False)
+    assert "ValueError: value too long for the column" in sub["message"]
+    box.assert_lands(good, "survey", 2)
+    box.assert_nothing_lost()
+
+
 # ------------------------------------------------------------------------- 2. nothing counted twice
 
 @pytest.mark.parametrize("name,en,zh", [

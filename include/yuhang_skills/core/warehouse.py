@@ -749,42 +749,46 @@ early_warnings = sa.Table(  # yearly targets projected from the run rate so far,
 WATCHDOG_TABLES = (expected_submissions, missing_submissions, alerts, alert_items, early_warnings)
 
 
-def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:
+def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame | list[pd.DataFrame]) -> int:
     """Insert a DataFrame's rows fast: COPY on PostgreSQL, a driver-level executemany elsewhere.
 
     The frame's columns must be columns of ``table``; missing values become NULL. Values are
     passed as plain Python objects (ints, floats, bools, str), dates and times as the ISO text
-    both databases read for their date columns (see ``_driver_values``).
+    both databases read for their date columns (see ``_driver_values``). A list of frames with the
+    same columns is inserted in order, one statement per frame.
     """
     import io
 
-    if frame.empty:
+    frames = [f for f in (frame if isinstance(frame, list) else [frame]) if not f.empty]
+    if not frames:
         return 0
-    columns = list(frame.columns)
+    columns = list(frames[0].columns)
     unknown = [c for c in columns if c not in table.c]
     if unknown:
         raise ValueError(f"{table.name} has no column(s) {unknown}")
-    rows = zip(*(_driver_values(frame[c]) for c in columns), strict=True)
-    if conn.dialect.name == "postgresql":
-        import csv
+    if any(list(f.columns) != columns for f in frames):
+        raise ValueError(f"the frames for {table.name} differ in their columns")
+    names = ", ".join(f'"{c}"' for c in columns)
+    for f in frames:  # one statement per frame: memory is bounded by the largest frame, not all of them
+        rows = zip(*(_driver_values(f[c]) for c in columns), strict=True)
+        if conn.dialect.name == "postgresql":
+            import csv
 
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows(rows)  # None → empty field → NULL
-        buffer.seek(0)
-        names = ", ".join(f'"{c}"' for c in columns)
-        driver = conn.connection.driver_connection
-        if driver is None:
-            raise RuntimeError("the PostgreSQL connection is closed")
-        cursor = driver.cursor()
-        try:
-            cursor.copy_expert(f'copy "{table.name}" ({names}) from stdin with (format csv)', buffer)
-        finally:
-            cursor.close()
-    else:
-        placeholders = ", ".join("?" for _ in columns)
-        sql = f'insert into "{table.name}" ({", ".join(columns)}) values ({placeholders})'
-        conn.exec_driver_sql(sql, list(rows))
-    return len(frame)
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\n").writerows(rows)  # None → empty field → NULL
+            buffer.seek(0)
+            driver = conn.connection.driver_connection
+            if driver is None:
+                raise RuntimeError("the PostgreSQL connection is closed")
+            cursor = driver.cursor()
+            try:
+                cursor.copy_expert(f'copy "{table.name}" ({names}) from stdin with (format csv)', buffer)
+            finally:
+                cursor.close()
+        else:
+            placeholders = ", ".join("?" for _ in columns)
+            conn.exec_driver_sql(f'insert into "{table.name}" ({names}) values ({placeholders})', list(rows))
+    return sum(len(f) for f in frames)
 
 
 def _driver_values(column: pd.Series) -> list[Any]:

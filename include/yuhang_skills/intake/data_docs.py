@@ -59,8 +59,14 @@ def result_for_rows(result: Any, rows: set[int]) -> Any:
     import copy
     from collections import Counter
 
-    result = copy.deepcopy(result)
+    # A copy of the suite result and of each expectation's result dict; everything below replaces
+    # values rather than changing them in place, so the rest (configurations, meta) is shared, not
+    # deep-copied for every page.
+    result = copy.copy(result)
+    result.results = [copy.copy(r) for r in result.results]
     for r in result.results:
+        if r.result is not None:
+            r.result = dict(r.result)
         data = r.result or {}
         index = data.get("unexpected_index_list")
         if index is None:

@@ -18,6 +18,7 @@ import itertools
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,36 @@ class _Pending:
     parsed: ParsedFile
     record: dict[str, Any]
     context: dict[str, Any]
-    staged: pd.DataFrame | None = None
+
+
+# Small files of one suite run are written together, up to this many rows per statement (the rows
+# being written are bounded by the larger of this and the largest file).
+_WRITE_ROWS = 20_000
+
+
+@dataclass
+class _Judged:
+    """A validated file, judged and ready to write."""
+
+    pending: _Pending
+    record: dict[str, Any]
+    good: np.ndarray  # the file's rows that are staged
+    first: int  # where the file's rows start in its suite run's frame
+    emptied: dict[str, np.ndarray]  # invalid optional values left empty: column -> the file's rows
+    validation: dict[str, Any]
+    quarantine_rows: pd.DataFrame | None
+    result: dict[str, Any]
+
+
+def _with_origin(stage: pd.DataFrame, submission_id: str, pending: _Pending, source_row: pd.Series) -> pd.DataFrame:
+    """Staged rows with the submission, source row, site and period in front."""
+    good = stage.index.to_numpy()
+    stage = stage.reset_index(drop=True)
+    stage.insert(0, "submission_id", submission_id)
+    stage.insert(1, "source_row", source_row.to_numpy()[good])
+    stage.insert(2, "site_code", pending.item.site_code)
+    stage.insert(3, "period", pending.item.period)
+    return stage
 
 
 class Intake:
@@ -106,11 +136,15 @@ class Intake:
 
     def _arrive(
         self, item: InboxFile, sha: str, submission_id: str, mtime: dt.datetime | None
-    ) -> tuple[dt.datetime, bool]:
+    ) -> tuple[dt.datetime, bool, str | None]:
         """Record the arrival of these bytes at this path unless they are what the path held when last
-        seen; returns when the pipeline first saw the path hold them (this time), and whether that is now."""
+        seen; returns when the pipeline first saw the path hold them (this time), whether that is now,
+        and the status of the submission if it is known already (one transaction for both)."""
         a = warehouse.submission_arrivals
         with self.engine.begin() as conn:
+            known = conn.execute(
+                sa.select(warehouse.submissions.c.status).where(warehouse.submissions.c.submission_id == submission_id)
+            ).scalar()
             last = conn.execute(
                 sa.select(a.c.sha256, a.c.first_seen_at)
                 .where(a.c.relative_path == item.relative_path)
@@ -118,7 +152,7 @@ class Intake:
                 .limit(1)
             ).first()
             if last is not None and last.sha256 == sha:
-                return last.first_seen_at.replace(microsecond=0), False
+                return last.first_seen_at.replace(microsecond=0), False, known
             now = self.run_started  # one instant per run: files arriving together are ordered by their time
             conn.execute(
                 a.insert(),
@@ -132,7 +166,7 @@ class Intake:
                     }
                 ],
             )
-            return now.replace(microsecond=0), True
+            return now.replace(microsecond=0), True, known
 
     def _start(self, item: InboxFile) -> dict[str, Any] | _Pending:
         if item.skip:
@@ -145,11 +179,7 @@ class Intake:
             return self._not_processed(item, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}")
         submission_id = f"{sha}:{item.site_code or '-'}:{item.period or '-'}:{item.kind}"
         self._copies[item.path] = (archived, sha, size, mtime)
-        first_seen, arrived_now = self._arrive(item, sha, submission_id, mtime)
-        with self.engine.connect() as conn:
-            known = conn.execute(
-                sa.select(warehouse.submissions.c.status).where(warehouse.submissions.c.submission_id == submission_id)
-            ).scalar()
+        first_seen, arrived_now, known = self._arrive(item, sha, submission_id, mtime)
         # Known bytes are skipped, unless they arrive again after other versions (a resend of v1
         # after v2): then they are read again from the archive to become current once more.
         if known is not None and known != "failed" and not (arrived_now and known in USABLE_STATUSES):
@@ -172,8 +202,6 @@ class Intake:
             parsed = read_submission(archived, self.plan.contract.kind(item.kind), self.plan.contract.inbox)
         except FileRejected as rejected:
             return self._reject(record, context, rejected)
-        first, last = period_bounds(item.period, item.kind, self.plan.policy.submission_rule(item.kind).cadence)
-        parsed.frame = parsed.frame.assign(_folder_site=item.site_code, _period_first=first, _period_last=last)
         return _Pending(item, parsed, record, context)
 
     def _wall_time(self, timestamp: float) -> dt.datetime:
@@ -187,7 +215,16 @@ class Intake:
 
         runner = runner_for(str(self.settings.expectations_dir))
         try:
-            rows = pd.concat([p.parsed.frame.assign(file_key=i) for i, p in enumerate(batch)], ignore_index=True)
+            rows = pd.concat([p.parsed.frame for p in batch], ignore_index=True)
+            # Where each row came from, set once on the run's frame instead of on every file's frame
+            sizes = [len(p.parsed.frame) for p in batch]
+            periods = [
+                period_bounds(p.item.period, kind, self.plan.policy.submission_rule(kind).cadence) for p in batch
+            ]
+            rows["_folder_site"] = np.repeat(np.array([p.item.site_code for p in batch], dtype=object), sizes)
+            rows["_period_first"] = pd.Series([b[0] for b in periods]).repeat(sizes).to_numpy()
+            rows["_period_last"] = pd.Series([b[1] for b in periods]).repeat(sizes).to_numpy()
+            rows["file_key"] = np.repeat(np.arange(len(batch)), sizes)
             for column in self.plan.contract.kind(kind).columns:
                 rows[column] = clean_text(rows[column])
             ctx = {
@@ -209,17 +246,116 @@ class Intake:
         offsets = np.cumsum([0] + [len(p.parsed.frame) for p in batch])
         failures = outcome.failures
         file_of = combined["file_key"].to_numpy()[failures["row_index"].to_numpy(dtype=np.int64)]
-        results = []
+        # Each file's failures in their order: one stable sort instead of a mask per file.
+        order = np.argsort(file_of, kind="stable")
+        bounds = np.searchsorted(file_of[order], np.arange(len(batch) + 1))
+        no_failures = failures.iloc[:0]
+        results: list[dict[str, Any] | None] = []
+        judged: list[tuple[int, _Judged]] = []
         for i, p in enumerate(batch):
-            mine = failures[file_of == i].copy()
-            mine["row_index"] = mine["row_index"] - offsets[i]
-            p.staged = staged.iloc[offsets[i] : offsets[i + 1]].reset_index(drop=True)
+            if bounds[i] == bounds[i + 1]:
+                mine = no_failures
+            else:
+                mine = failures.iloc[order[bounds[i] : bounds[i + 1]]].copy()
+                mine["row_index"] = mine["row_index"] - offsets[i]
             try:
-                results.append(self._finish(p, mine, outcome))
+                judged.append((len(results), self._judge(p, mine, outcome, staged, int(offsets[i]))))
+                results.append(None)
             except Exception as exc:  # noqa: BLE001 - recorded as rejected with the error
                 log.exception("%s could not be written", p.item.relative_path)
                 results.append(self.record_failure(p.item, exc))
-        return results
+        for n, result in self._write_judged(kind, [j for _, j in judged], staged, rows["source_row"].to_numpy()):
+            results[judged[n][0]] = result
+        return [r for r in results if r is not None]
+
+    def _write_judged(
+        self, kind: str, judged: list[_Judged], staged: pd.DataFrame, source_rows: np.ndarray
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Write the judged files of one suite run in one transaction (a crash leaves all of them or
+        none); when that fails for any reason but a lost connection, each file is written on its own,
+        so one file that cannot be written is recorded as failed without touching the others."""
+        if not judged:
+            return []
+        try:
+            self._write_many(kind, judged, staged, source_rows)
+            return [(n, j.result) for n, j in enumerate(judged)]
+        except Exception as exc:  # noqa: BLE001 - retried file by file below
+            if operations.is_transient(exc):
+                raise
+            if len(judged) == 1:
+                log.exception("%s could not be written", judged[0].pending.item.relative_path)
+                return [(0, self.record_failure(judged[0].pending.item, exc))]
+        written = []
+        for n, j in enumerate(judged):
+            try:
+                self._write(j.record, self._stage_of(j, staged), j.validation, j.quarantine_rows, kind)
+                written.append((n, j.result))
+            except Exception as exc:  # noqa: BLE001 - recorded as failed with the error
+                if operations.is_transient(exc):
+                    raise
+                log.exception("%s could not be written", j.pending.item.relative_path)
+                written.append((n, self.record_failure(j.pending.item, exc)))
+        return written
+
+    @staticmethod
+    def _stage_of(j: _Judged, staged: pd.DataFrame) -> pd.DataFrame:
+        """One file's staged rows, invalid optional values left empty, with where they came from in front."""
+        mine = staged.iloc[j.first : j.first + len(j.good)].reset_index(drop=True)
+        for column, rows_ in j.emptied.items():
+            mine.loc[mine.index[rows_], column] = None
+        return _with_origin(
+            mine.loc[j.good], j.record["submission_id"], j.pending, j.pending.parsed.frame["source_row"]
+        )
+
+    def _write_many(self, kind: str, judged: list[_Judged], staged: pd.DataFrame, source_rows: np.ndarray) -> None:
+        """One transaction for several files: each table's rows in few statements, in the files' order;
+        the staged rows are made piece by piece as they are written, so no second copy of them all."""
+
+        def run_stage(run: list[_Judged]) -> pd.DataFrame:
+            # Files staged as the suite run prepared them (no value emptied): one slice of the run.
+            take = np.zeros(len(staged), dtype=bool)
+            for j in run:
+                take[j.first : j.first + len(j.good)] = j.good
+            stage = staged.loc[take]
+            counts = [int(j.good.sum()) for j in run]
+            stage.insert(0, "submission_id", np.repeat([j.record["submission_id"] for j in run], counts))
+            stage.insert(1, "source_row", source_rows[take])
+            stage.insert(2, "site_code", np.repeat(np.array([j.pending.item.site_code for j in run], object), counts))
+            stage.insert(3, "period", np.repeat(np.array([j.pending.item.period for j in run], object), counts))
+            return stage
+
+        def pieces() -> Iterator[pd.DataFrame]:
+            run: list[_Judged] = []
+            for j in judged:
+                if j.emptied:
+                    if run:
+                        yield run_stage(run)
+                        run = []
+                    yield self._stage_of(j, staged)
+                    continue
+                if run and sum(len(r.good) for r in run) + len(j.good) > _WRITE_ROWS:
+                    yield run_stage(run)
+                    run = []
+                run.append(j)
+            if run:
+                yield run_stage(run)
+
+        sids = [j.record["submission_id"] for j in judged]
+        with self.engine.begin() as conn:
+            for table in (
+                *warehouse.RAW_TABLES.values(),
+                warehouse.quarantine,
+                warehouse.validation_runs,
+                warehouse.submissions,
+            ):
+                for start in range(0, len(sids), 500):
+                    conn.execute(table.delete().where(table.c.submission_id.in_(sids[start : start + 500])))
+            conn.execute(warehouse.submissions.insert(), [j.record for j in judged])
+            for piece in pieces():
+                warehouse.bulk_insert(conn, warehouse.RAW_TABLES[kind], piece)
+            quarantined = [j.quarantine_rows for j in judged if j.quarantine_rows is not None]
+            warehouse.bulk_insert(conn, warehouse.quarantine, [q for q in quarantined if len(q)])
+            conn.execute(warehouse.validation_runs.insert(), [j.validation for j in judged])
 
     def record_failure(self, item: InboxFile, exc: Exception) -> dict[str, Any]:
         """Record a file whose processing broke unexpectedly as ``failed``, with the error (the
@@ -321,55 +457,53 @@ class Intake:
             except Exception:  # noqa: BLE001
                 log.warning("Data Docs page for %s/%s could not be written", kind, site, exc_info=True)
 
-    def _finish(self, pending: _Pending, failures: pd.DataFrame, outcome: Any) -> dict[str, Any]:
-        """Judge one file from its rows' failures and write it: staging, quarantine, manifest."""
-        item, parsed, record, context, staged = (
-            pending.item,
-            pending.parsed,
-            pending.record,
-            pending.context,
-            pending.staged,
-        )
+    def _judge(
+        self, pending: _Pending, failures: pd.DataFrame, outcome: Any, staged: pd.DataFrame, first: int
+    ) -> _Judged:
+        """Judge one file from its rows' failures: its status, quarantine rows, manifest and
+        validation records; ``staged`` holds the suite run's staged rows, this file's from ``first``."""
+        item, parsed, record = pending.item, pending.parsed, pending.record
         frame = parsed.frame
-        if staged is None:
-            raise RuntimeError(f"{item.relative_path} reached judging without its staged rows")
-        columns = self.plan.contract.kind(item.kind).columns
-        warning_columns = {c for c, spec in columns.items() if spec.invalid == "warning"}
-        failures = failures.assign(severity=np.where(failures["column_name"].isin(warning_columns), "warning", "error"))
-        errors = failures[failures["severity"] == "error"]
-        warnings_ = failures[failures["severity"] == "warning"]
-        failed_rows = np.zeros(len(frame), dtype=bool)
-        failed_rows[errors["row_index"].to_numpy(dtype=np.int64)] = True
-        # A bad optional value: the row still counts, the value is not staged (its reason is kept).
-        for column, idx in warnings_.groupby("column_name").indices.items():
-            if column in staged:
-                rows_ = warnings_["row_index"].to_numpy(dtype=np.int64)[idx]
-                staged.loc[staged.index[rows_], column] = None
-        site_mismatch = bool(errors["expectation"].str.endswith("(site_code_matches_folder)").any())
+        n_rows = len(frame)
+        failed_rows = np.zeros(n_rows, dtype=bool)
+        emptied: dict[str, np.ndarray] = {}
+        site_mismatch = False
+        warnings_ = failures.iloc[:0]
+        quarantine_rows = None
+        if len(failures):
+            columns = self.plan.contract.kind(item.kind).columns
+            warning_columns = {c for c, spec in columns.items() if spec.invalid == "warning"}
+            failures = failures.assign(
+                severity=np.where(failures["column_name"].isin(warning_columns), "warning", "error")
+            )
+            errors = failures[failures["severity"] == "error"]
+            warnings_ = failures[failures["severity"] == "warning"]
+            failed_rows[errors["row_index"].to_numpy(dtype=np.int64)] = True
+            # A bad optional value: the row still counts, the value is not staged (its reason is kept).
+            for column, idx in warnings_.groupby("column_name").indices.items():
+                if column in staged:
+                    emptied[str(column)] = warnings_["row_index"].to_numpy(dtype=np.int64)[idx]
+            site_mismatch = bool(errors["expectation"].str.endswith("(site_code_matches_folder)").any())
+            if site_mismatch:
+                # The folder says one site and the rows another: nothing in the file can be trusted.
+                failed_rows[:] = True
+            quarantine_rows = quarantine.row_reasons(frame, failures, failed_rows, site_mismatch, pending.context)
         if site_mismatch:
-            # The folder says one site and the rows another: nothing in the file can be trusted.
-            failed_rows[:] = True
             status = "rejected"
-        elif failed_rows.all() and len(frame):
+        elif failed_rows.all() and n_rows:
             status = "no_rows_accepted"
         elif failed_rows.any():
             status = "partially_accepted"
         else:
             status = "accepted"
-        quarantine_rows = quarantine.row_reasons(frame, failures, failed_rows, site_mismatch, context)
         good = ~failed_rows
-        stage = staged.loc[good].copy()
-        stage.insert(0, "submission_id", record["submission_id"])
-        stage.insert(1, "source_row", frame.loc[good, "source_row"].to_numpy())
-        stage.insert(2, "site_code", item.site_code)
-        stage.insert(3, "period", item.period)
         rows_quarantined = int(failed_rows.sum())
         message = None
         if parsed.unknown_columns:
             message = f"ignored columns not in the contract: {', '.join(parsed.unknown_columns)}"
         if status == "no_rows_accepted":
             message = (
-                f"{item.relative_path}: no row accepted, every one of the {len(frame)} row(s) has an error "
+                f"{item.relative_path}: no row accepted, every one of the {n_rows} row(s) has an error "
                 f"(the reasons are listed per row); correct them and send the file again"
             )
         if len(warnings_):
@@ -382,37 +516,37 @@ class Intake:
             message = f"{item.relative_path}: site_code column differs from site folder {item.site_code}; file rejected"
         record.update(
             status=status,
-            rows_read=len(frame),
-            rows_staged=int(good.sum()),
+            rows_read=n_rows,
+            rows_staged=n_rows - rows_quarantined,
             rows_quarantined=rows_quarantined,
             encoding=parsed.encoding,
             header_row=parsed.header_row,
             message=message,
         )
-        counts = failures["expectation"].value_counts()
+        counts: Any = failures["expectation"].value_counts() if len(failures) else {}
         validation = {
             "submission_id": record["submission_id"],
             "suite": outcome.suite,
             "expectations": outcome.expectations,
-            "failed_expectations": int(counts.size),
-            "success": bool(counts.empty),
-            "evaluated_rows": len(frame),
+            "failed_expectations": len(counts),
+            "success": not len(counts),
+            "evaluated_rows": n_rows,
             "run_at": warehouse.shanghai_now(),
             "results_json": json.dumps(
                 {"unexpected_rows_by_expectation": {k: int(v) for k, v in counts.items()}}, ensure_ascii=False
             ),
         }
-        self._write(record, stage, validation, quarantine_rows, item.kind)
-        return {
+        result = {
             "submission_id": record["submission_id"],
             "file": item.relative_path,
             "status": status,
-            "rows_read": len(frame),
+            "rows_read": n_rows,
             "rows_staged": record["rows_staged"],
             "rows_quarantined": rows_quarantined,
             "message": message,
             "skipped": False,
         }
+        return _Judged(pending, record, good, first, emptied, validation, quarantine_rows, result)
 
     def _write(
         self,

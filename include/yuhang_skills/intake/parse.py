@@ -19,6 +19,7 @@ import unicodedata
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +50,32 @@ class ParsedFile:
 
 def fold(text: Any) -> str:
     """The comparison form of a header or code: NFKC, no white space, lower case, ( ) brackets."""
-    s = unicodedata.normalize("NFKC", str(text))
+    return _fold(text if isinstance(text, str) else str(text))
+
+
+@lru_cache(maxsize=8192)
+def _fold(text: str) -> str:
+    # Kept per text: every file's header names the same columns.
+    s = unicodedata.normalize("NFKC", text)
     s = re.sub(r"\s+", "", s).lower()
     return s.replace("（", "(").replace("）", ")")
 
 
+_LOOKUPS: dict[int, tuple[ContractKind, dict[str, str]]] = {}
+
+
 def header_lookup(kind_contract: ContractKind) -> dict[str, str]:
+    """Folded header spelling -> canonical column, made once per contract kind (read-only)."""
+    known = _LOOKUPS.get(id(kind_contract))
+    if known is not None and known[0] is kind_contract:
+        return known[1]
     lookup: dict[str, str] = {}
     for column, spec in kind_contract.columns.items():
         for spelling in [column, *spec.aliases]:
             lookup[fold(spelling)] = column
+    if len(_LOOKUPS) > 64:
+        _LOOKUPS.clear()
+    _LOOKUPS[id(kind_contract)] = (kind_contract, lookup)
     return lookup
 
 
@@ -412,11 +429,12 @@ def read_submission(path: Path, kind_contract: ContractKind, inbox_contract: Inb
             for c in columns
         },
         index=cells.index,
+        copy=False,  # the columns are the parser's own: no copy of each
     )
     frame["source_row"] = np.arange(header_idx + 2, header_idx + 2 + len(cells), dtype=np.int64)
     # Blank lines (every cell empty) are layout, not data: dropped, and counted nowhere.
     blank = _blank_rows(cells) if len(cells) else np.zeros(0, dtype=bool)
-    if len(cells):
+    if blank.any():
         frame = frame.loc[~blank]
     if encoding == "xlsx":  # typed Excel cells become the text a person sees in them
         if "id_number" in frame:  # a number in Excel has lost the ID's last digits and any X

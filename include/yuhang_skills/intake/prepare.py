@@ -4,6 +4,8 @@ hashed here: ID numbers and names leave as keyed hashes with the birth date, sex
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 
@@ -12,8 +14,10 @@ from yuhang_skills.intake import identity
 from yuhang_skills.intake.parse import number_text, on_distinct, to_codes, to_dates, to_fen, to_numbers
 
 
+@lru_cache(maxsize=1024)
 def period_bounds(period: str, kind: str, cadence: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """First and last day the data of a submission may describe."""
+    """First and last day the data of a submission may describe (kept per period: every file of a
+    month asks, and pandas' periods are slow to make)."""
     month = pd.Period(period, freq="M")
     if cadence == "quarterly":
         first = (month - 2).start_time
