@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PROJECT = Path(__file__).parents[1]
+PROJECT = Path(__file__).parents[2]
 
 
 def test_pipeline_benchmark_prints_one_row_per_scale_with_the_evaluations_score(tmp_path):
