@@ -15,11 +15,19 @@ candidates as (
     having count(*) > (select max_per_year from params)
 ),
 
+-- their rows, read once for the person-times and the evidence: with no candidate the roster is
+-- not read again (PostgreSQL otherwise hashed all of it for the evidence before it found no
+-- person-time)
+candidate_rows as (
+    select submission_id, source_row, site_code, period, class_id, person_key, start_date
+    from stg_roster
+    where person_key in (select person_key from candidates)
+),
+
 person_times as (
     select person_key, site_code, class_id, min(start_date) as start_date
-    from stg_roster as r
-    where person_key in (select person_key from candidates)
-        and not exists (  -- rows an earlier check (policy order) excluded do not count toward the limit
+    from candidate_rows as r
+    where not exists (  -- rows an earlier check (policy order) excluded do not count toward the limit
             select 1 from integrity_exclusions as x
             where x.kind = 'roster' and x.submission_id = r.submission_id and x.source_row = r.source_row
         )
@@ -55,6 +63,6 @@ select
     case when k.nth > l.max_per_year then 1 else 0 end as would_exclude
 from ranked as k
 cross join params as l
-inner join stg_roster as r
+inner join candidate_rows as r
     on r.person_key = k.person_key and r.site_code = k.site_code and r.class_id = k.class_id
 where k.in_year > l.max_per_year
