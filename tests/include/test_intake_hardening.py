@@ -737,3 +737,58 @@ def test_a_file_rewritten_while_it_is_read_is_hashed_archived_and_parsed_as_one_
     assert hashlib.sha256(archived).hexdigest() == sub["sha256"] == Path(sub["archive_path"]).name.split(".")[0]
     assert box.path(rel).read_bytes() == other != archived
     assert box.staged("roster", rel)["class_id"].tolist() == ["FIRST"] * 3
+
+
+def test_a_task_splits_its_suite_runs_at_the_policys_row_limit_and_stages_the_same_rows(tmp_path, plan):
+    """A suite run takes a kind's files until the next would pass ``intake.suite_run_rows``, so a
+    task's memory is bounded by that and its largest file; the rows staged and quarantined, with
+    their reasons and row numbers, are the same as in one run per kind."""
+    import dataclasses
+
+    from yuhang_sample.generator import SampleOptions, generate
+    from yuhang_skills.core.migrations import migrate
+    from yuhang_skills.core.policy import Plan
+    from yuhang_skills.core.settings import load_settings
+    from yuhang_skills.intake.ingest import Intake
+
+    inbox = tmp_path / "inbox"
+    generate(inbox, SampleOptions(scale=0.05, start="2026-01", end="2026-06"))  # with the usual mess
+    files = [f for f in discover(inbox, plan) if f.site_code in ("B01", "S01", "V01") and not f.skip]
+    limit = 60
+    small = Plan(plan.policy.model_copy(update={"intake": plan.policy.intake.model_copy(
+        update={"suite_run_rows": limit})}), plan.sites, plan.contract)
+    dumps, runs = {}, {}
+    for label, run_plan in (("whole", plan), ("split", small)):
+        url = f"sqlite:///{tmp_path / label}.sqlite"
+        settings = dataclasses.replace(load_settings(), warehouse_url=url, var_dir=tmp_path / label,
+                                       archive_dir=tmp_path / "archive", data_docs_dir=tmp_path / label / "docs")
+        engine = warehouse.make_engine(url)
+        migrate(engine)
+        intake = Intake(settings, run_plan, engine=engine, today=dt.date(2027, 2, 15))
+        real, sizes = intake._validate_batch, []
+
+        def counted(kind, batch, real=real, sizes=sizes):
+            sizes.append((kind, [len(p.parsed.frame) for p in batch]))
+            return real(kind, batch)
+
+        intake._validate_batch = counted
+        intake.ingest_many(files)
+        runs[label] = sizes
+        with engine.connect() as conn:
+            def table(sql):
+                frame = pd.read_sql(sa.text(sql), conn)
+                return frame.drop(columns=[c for c in frame.columns if c.endswith("_at") or c == "quarantine_id"])
+            dumps[label] = {
+                "submissions": table("select * from submissions order by submission_id"),
+                "raw_roster": table("select * from raw_roster order by submission_id, source_row"),
+                "raw_finance": table("select * from raw_finance order by submission_id, source_row"),
+                "quarantine": table("select * from quarantine order by submission_id, source_row, column_name, "
+                                    "expectation"),
+            }
+        engine.dispose()
+    assert len(runs["split"]) > len(runs["whole"]) >= 2
+    for _, rows in runs["split"]:
+        assert sum(rows) <= limit or len(rows) == 1, rows  # only a file larger than the limit runs alone
+    assert (dumps["whole"]["quarantine"]["source_row"].notna()).any()  # the mess is there: rows were quarantined
+    for name, frame in dumps["whole"].items():
+        pd.testing.assert_frame_equal(frame, dumps["split"][name], obj=name)

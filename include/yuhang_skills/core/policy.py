@@ -341,6 +341,7 @@ class IntakeRules(Frozen):
     max_class_hours: int = Field(gt=0)
     task_bytes: int = Field(gt=0)
     task_max_sites: int = Field(gt=0)
+    suite_run_rows: int = Field(gt=0)
 
     def tolerance(self, kind: str) -> DateTolerance:
         return self.date_tolerance_days.get(kind, DateTolerance(before=0, after=0))  # type: ignore[call-overload]

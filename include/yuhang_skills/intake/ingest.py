@@ -105,6 +105,15 @@ class Intake:
         self.run_started = dt.datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
         results: list[dict[str, Any] | None] = [None] * len(items)
         pending: dict[str, list[tuple[int, _Pending]]] = {}
+        pending_rows: dict[str, int] = {}
+        limit = self.plan.policy.intake.suite_run_rows
+
+        def run_suite(kind: str) -> None:
+            batch = pending.pop(kind)
+            pending_rows.pop(kind)
+            for n, result in zip([n for n, _ in batch], self._validate_batch(kind, [p for _, p in batch]), strict=True):
+                results[n] = result
+
         for n, item in enumerate(items):
             try:
                 started = self._start(item)
@@ -114,12 +123,18 @@ class Intake:
                 log.exception("%s could not be ingested", item.relative_path)
                 started = self.record_failure(item, exc)
             if isinstance(started, _Pending):
+                rows = len(started.parsed.frame)
+                # A suite run holds its files' rows in memory: it takes files until the next would
+                # pass the policy's limit, so a task's memory is bounded by the larger of that limit
+                # and its largest file, not by its site folder.
+                if item.kind in pending and pending_rows[item.kind] + rows > limit:
+                    run_suite(item.kind)
                 pending.setdefault(item.kind, []).append((n, started))
+                pending_rows[item.kind] = pending_rows.get(item.kind, 0) + rows
             else:
                 results[n] = started
-        for kind, batch in pending.items():
-            for n, result in zip([n for n, _ in batch], self._validate_batch(kind, [p for _, p in batch]), strict=True):
-                results[n] = result
+        for kind in list(pending):
+            run_suite(kind)
         return [r for r in results if r is not None]
 
     def _not_processed(self, item: InboxFile, code: str, detail: str | None = None) -> dict[str, Any]:
