@@ -7,9 +7,11 @@ Every morning (Asia/Shanghai) picks up the files sites dropped under the inbox
 (`<inbox>/<YYYY-MM>/<site code>/<kind>.csv|xlsx`), archives each one by sha256, parses and
 validates it against its Great Expectations suite (`include/yuhang_skills/expectations/<kind>_suite.json`), stages the
 rows that pass and quarantines the rest with their reasons. One mapped task per site folder
-(folders with little new data share one), and one transaction per file: a bad file never fails
-the others: a file that breaks is recorded as `failed` and the last task fails the run naming it,
-after everything else was published. Files received after the run's as-of day wait for a later
+(folders with little new data share one). A kind's files are validated together in suite runs of
+up to `intake.suite_run_rows` rows and written in one transaction per suite run, so a crash leaves
+each file whole or absent; a bad file never fails the others: a file that cannot be written is
+written again on its own and, if it breaks, recorded as `failed`, and the last task fails the run
+naming it, after everything else was published. Files received after the run's as-of day wait for a later
 run; they and anything else not processed (links, special files) are listed in
 `intake_not_processed`.
 
