@@ -226,16 +226,16 @@ def test_every_measure_the_policy_may_name_is_registered():
 def test_a_misspelt_measure_is_named_with_its_file_line_and_key(tmp_path):
     bad, line = _edited(tmp_path, "      measure: mean_site_year_attainment", "      measure: mean_site_year_attainmnet",
                         occurrence=2)
-    assert line == 159
+    assert line == 163
     assert _error(Policy.load, bad) == (
-        f"{bad}:159: evaluation.indicators[2].measure: 'mean_site_year_attainmnet' is not one of "
+        f"{bad}:163: evaluation.indicators[2].measure: 'mean_site_year_attainmnet' is not one of "
         "'provincial_execution_rate', 'mean_site_year_attainment', 'village_outcome_reporting_rate', "
         "'share_of_person_times', 'village_skill_coverage' or 'satisfaction_rate'")
 
 
 def test_a_measure_without_the_keys_it_reads_is_refused(tmp_path):
     bad, _ = _edited(tmp_path, "      column: key_group_person_times", "")
-    assert _error(Policy.load, bad) == (f"{bad}:177: evaluation.indicators[5].column: missing key (measure "
+    assert _error(Policy.load, bad) == (f"{bad}:181: evaluation.indicators[5].column: missing key (measure "
                                         f"share_of_person_times reads it)")
     bad, line = _edited(tmp_path, "      respondent_type: worker", "      respondent_type: worker\n      column: key_group_person_times")
     assert _error(Policy.load, bad) == (f"{bad}:{line + 1}: evaluation.indicators[8].column: not read by measure "
@@ -244,8 +244,8 @@ def test_a_measure_without_the_keys_it_reads_is_refused(tmp_path):
 
 def test_an_indicator_without_a_yearly_target_is_named(tmp_path):
     bad, line = _edited(tmp_path, "      indicator: pass_rate", "      indicator: dropout_rate")
-    assert line == 169
-    assert _error(Policy.load, bad) == (f"{bad}:169: evaluation.indicators[3].indicator: targets.base sets no "
+    assert line == 173
+    assert _error(Policy.load, bad) == (f"{bad}:173: evaluation.indicators[3].indicator: targets.base sets no "
                                         f"yearly target 'dropout_rate'")
 
 
@@ -264,8 +264,8 @@ def test_a_value_of_the_wrong_type_is_named(tmp_path):
 def test_weights_that_do_not_sum_to_100_are_named(tmp_path):
     bad, line = _edited(tmp_path, "    outputs:          {name_zh: 产出, weight: 50}",
                         "    outputs:          {name_zh: 产出, weight: 51}")
-    assert line == 137
-    assert _error(Policy.load, bad) == f"{bad}:135: evaluation.dimensions: dimension weights sum to 101, not 100"
+    assert line == 141
+    assert _error(Policy.load, bad) == f"{bad}:139: evaluation.dimensions: dimension weights sum to 101, not 100"
 
 
 def test_a_date_that_does_not_exist_is_named(tmp_path):
@@ -293,10 +293,10 @@ def test_rules_across_sections_are_named(tmp_path):
     bad, line = _edited(tmp_path, "  rule: banded", "  rule: stepped")
     assert _error(Policy.load, bad) == f"{bad}:{line}: release.rule: 'stepped' is not one of 'banded', 'linear' or 'dli'"
     bad, line = _edited(tmp_path, "          amount_yuan: 600000", "          amount_yuan: 500000")
-    assert _error(Policy.load, bad) == (f"{bad}:237: release.rules.dli.tranches: release.rules.dli tranches sum to "
+    assert _error(Policy.load, bad) == (f"{bad}:241: release.rules.dli.tranches: release.rules.dli tranches sum to "
                                         f"1900000 yuan, the performance tranche is 2000000")
     bad, line = _edited(tmp_path, "    - {grade: 良, min_score: 80}", "    - {grade: 良, min_score: 95}")
-    assert _error(Policy.load, bad) == (f"{bad}:130: evaluation.grades: grade bands must be listed highest first, "
+    assert _error(Policy.load, bad) == (f"{bad}:134: evaluation.grades: grade bands must be listed highest first, "
                                         f"each with its own min_score")
     bad, line = _edited(tmp_path, "      severity: review            # (already left out of the execution rate, which "
                                   "counts eligible uses only)", "      severity: ignore")
