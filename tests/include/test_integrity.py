@@ -352,3 +352,26 @@ def test_a_class_filed_again_under_another_period_is_found_and_its_repeat_exclud
             "on s.submission_id = x.submission_id")).all()
     assert [(n, r, c) for n, r, c in excluded] == [(*repeat, "resubmitted_in_another_period")]
     engine.dispose()
+
+
+def test_a_check_index_with_other_columns_is_built_again(warehouse_url):
+    """A check index left by an older version with other columns (here the person index on the
+    person key alone) is dropped and created with the columns the checks use now."""
+    plan = Plan.from_settings(load_settings())
+    engine = warehouse.make_engine(warehouse_url)
+    migrate(engine)
+    models.load_reference(engine, plan)
+    with engine.begin() as conn:
+        conn.execute(sa.text("create index ix_raw_roster_person on raw_roster (person_key)"))
+    integrity.run_checks(engine, plan, SQL_DIR)
+    wanted = dict((name, columns) for name, _, columns in integrity.INDEXES)
+    if engine.dialect.name == "sqlite":
+        wanted.update(integrity.SQLITE_COLUMNS)
+    with engine.connect() as conn:
+        found = {
+            index["name"]: ", ".join(str(c) for c in index["column_names"])
+            for table in ("raw_roster", "raw_finance")
+            for index in sa.inspect(conn).get_indexes(table)
+        }
+    assert {name: found.get(name) for name in wanted} == wanted
+    assert wanted["ix_raw_roster_person"].startswith("person_key, start_date")
