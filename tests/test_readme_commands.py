@@ -56,6 +56,11 @@ COVERAGE: list[tuple[str, str]] = [
      "tests/test_readme_commands.py::test_connection_examples_are_valid_connections"),
     (r"\.venv/bin/yuhang-sample .*", "tests/include/test_sample.py"),
     (r"\.venv/bin/python scripts/benchmark_(intake|integrity)\.py .*", "not run by the tests: minutes at scale 115"),
+    (r"\.venv/bin/python scripts/benchmark_floor\.py .*",
+     "tests/scripts/test_benchmark_floor.py (the floor of a tiny generated inbox; minutes at scale 115)"),
+    (r"\.venv/bin/python scripts/benchmark_pipeline\.py .*",
+     "tests/scripts/test_benchmark_pipeline.py::test_pipeline_benchmark_prints_one_row_per_scale_with_the_evaluations_score "
+     "(the same script at scale 0.05; at scales 12, 115 and 350 it takes minutes)"),
     (r"cp \.env\.example \.env && chmod 600 \.env", "tests/test_docker_compose.py"),
     (r"\$EDITOR \.env", "manual step"),
     (r"docker compose .*", "tests/test_docker_compose.py (static: no Docker daemon on the test machine)"),
