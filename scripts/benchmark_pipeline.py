@@ -9,8 +9,8 @@ over ``--workers`` processes, as the executor spreads the mapped tasks, then pub
 indicators (reference tables, integrity checks, models) and the evaluation (scores, the run, the
 workbook, report and official document). Prints, per scale: roster rows, seconds per stage, CPU
 seconds, microseconds per roster row (flat when the cost grows no faster than the rows) and the
-peak resident memory of the largest process. A figure, not a pass/fail: timing tests flake,
-benchmarks are read.
+peak resident memory of the largest process (an upper bound: Linux starts a child's peak from its
+parent's at the fork). A figure, not a pass/fail: timing tests flake, benchmarks are read.
 """
 
 from __future__ import annotations
