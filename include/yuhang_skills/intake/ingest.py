@@ -70,6 +70,20 @@ class _Judged:
     result: dict[str, Any]
 
 
+def _replace_submissions(conn: sa.Connection, records: list[dict[str, Any]]) -> None:
+    """Whatever an earlier attempt left of these submissions goes, and their manifest rows go in."""
+    sids = [r["submission_id"] for r in records]
+    for table in (
+        *warehouse.RAW_TABLES.values(),
+        warehouse.quarantine,
+        warehouse.validation_runs,
+        warehouse.submissions,
+    ):
+        for start in range(0, len(sids), 500):
+            conn.execute(table.delete().where(table.c.submission_id.in_(sids[start : start + 500])))
+    conn.execute(warehouse.submissions.insert(), records)
+
+
 def _with_origin(stage: pd.DataFrame, submission_id: str, pending: _Pending, source_row: pd.Series) -> pd.DataFrame:
     """Staged rows with the submission, source row, site and period in front."""
     good = stage.index.to_numpy()
@@ -96,8 +110,9 @@ class Intake:
         return self.ingest_many([item])[0]
 
     def ingest_many(self, items: list[InboxFile]) -> list[dict[str, Any]]:
-        """Ingest files, validating all files of one kind in one suite run (GX's fixed cost per
-        run dominates small files); each file is still parsed, judged and written on its own, and
+        """Ingest files, validating a kind's files together in suite runs of up to the policy's
+        ``intake.suite_run_rows`` rows (GX's fixed cost per run dominates small files) and writing
+        each suite run's files in one transaction; each file is parsed and judged on its own, and
         an error in one file becomes that file's ``failed`` row without touching the others."""
         from zoneinfo import ZoneInfo
 
@@ -303,7 +318,7 @@ class Intake:
         written = []
         for n, j in enumerate(judged):
             try:
-                self._write(j.record, self._stage_of(j, staged), j.validation, j.quarantine_rows, kind)
+                self._write_many(kind, [j], staged, source_rows)
                 written.append((n, j.result))
             except Exception as exc:  # noqa: BLE001 - recorded as failed with the error
                 if operations.is_transient(exc):
@@ -355,17 +370,8 @@ class Intake:
             if run:
                 yield run_stage(run)
 
-        sids = [j.record["submission_id"] for j in judged]
         with self.engine.begin() as conn:
-            for table in (
-                *warehouse.RAW_TABLES.values(),
-                warehouse.quarantine,
-                warehouse.validation_runs,
-                warehouse.submissions,
-            ):
-                for start in range(0, len(sids), 500):
-                    conn.execute(table.delete().where(table.c.submission_id.in_(sids[start : start + 500])))
-            conn.execute(warehouse.submissions.insert(), [j.record for j in judged])
+            _replace_submissions(conn, [j.record for j in judged])
             for piece in pieces():
                 warehouse.bulk_insert(conn, warehouse.RAW_TABLES[kind], piece)
             quarantined = [j.quarantine_rows for j in judged if j.quarantine_rows is not None]
@@ -441,7 +447,7 @@ class Intake:
         record.update(
             status=status, rows_read=0, rows_staged=0, rows_quarantined=0, message=f"{name}: {rejected.reason_en}"
         )
-        self._write(record, None, None, quarantine.file_reason(context, name, rejected), record["kind"])
+        self._write_rejected(record, quarantine.file_reason(context, name, rejected))
         return {
             "submission_id": record["submission_id"],
             "file": name,
@@ -563,28 +569,9 @@ class Intake:
         }
         return _Judged(pending, record, good, first, emptied, validation, quarantine_rows, result)
 
-    def _write(
-        self,
-        record: dict[str, Any],
-        stage: pd.DataFrame | None,
-        validation: dict[str, Any] | None,
-        quarantine_rows: pd.DataFrame | None,
-        kind: str,
-    ) -> None:
-        """One transaction per file: a crash leaves either all of it or none of it."""
-        sid = record["submission_id"]
+    def _write_rejected(self, record: dict[str, Any], quarantine_rows: pd.DataFrame) -> None:
+        """A file refused as a whole: its manifest row and its reason, in one transaction."""
         with self.engine.begin() as conn:
-            for table in (
-                *warehouse.RAW_TABLES.values(),
-                warehouse.quarantine,
-                warehouse.validation_runs,
-                warehouse.submissions,
-            ):
-                conn.execute(table.delete().where(table.c.submission_id == sid))
-            conn.execute(warehouse.submissions.insert(), [record])
-            if stage is not None and len(stage):
-                warehouse.bulk_insert(conn, warehouse.RAW_TABLES[kind], stage)
-            if quarantine_rows is not None and len(quarantine_rows):
+            _replace_submissions(conn, [record])
+            if len(quarantine_rows):
                 warehouse.bulk_insert(conn, warehouse.quarantine, quarantine_rows)
-            if validation is not None:
-                conn.execute(warehouse.validation_runs.insert(), [validation])
