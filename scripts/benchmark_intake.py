@@ -26,7 +26,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 
-def _warm_up() -> None:
+def warm_up() -> None:
     """What a long-lived worker has already paid: importing GX and building the suites."""
     from yuhang_skills.core.settings import load_settings
     from yuhang_skills.intake.validate import runner_for
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     migrate(engine)  # as every DAG's first task does
     files = discover(inbox, plan)
     groups = site_batches(files, plan.policy.intake.task_bytes, plan.policy.intake.task_max_sites)
-    with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn"), initializer=_warm_up) as pool:
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn"), initializer=warm_up) as pool:
         warm = time.perf_counter()
         list(pool.map(time.sleep, [0.5] * args.workers * 2))  # every worker started and warmed up
         print(f"worker warm-up      {time.perf_counter() - warm:.1f} s (Great Expectations import, suites; not timed)")

@@ -38,13 +38,6 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _warm_up() -> None:
-    from yuhang_skills.core.settings import load_settings
-    from yuhang_skills.intake.validate import runner_for
-
-    runner_for(str(load_settings().expectations_dir))
-
-
 def _ingest_batch(files: list[dict]) -> None:
     from yuhang_skills.orchestration import tasks
 
@@ -58,13 +51,17 @@ def run_one(inbox: Path, workdir: Path, workers: int) -> dict:
     os.environ["YUHANG_VAR_DIR"] = str(workdir)
     os.environ.pop("YUHANG_WAREHOUSE_URL", None)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import benchmark_intake
+
     from yuhang_skills.orchestration import tasks
 
     figures: dict[str, float] = {}
     wall, cpu = time.perf_counter(), _cpu()
     tasks.migrate_warehouse()
     batches = tasks.discover_submissions(str(inbox), AS_OF.isoformat())
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_warm_up) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=benchmark_intake.warm_up
+    ) as pool:
         list(pool.map(_ingest_batch, [b["files"] for b in batches]))
     published = tasks.publish_staging()
     figures["intake"] = time.perf_counter() - wall
